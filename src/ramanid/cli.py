@@ -1,0 +1,93 @@
+"""The ``ramanid`` command: a thin layer over the library's functions."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ramanid.errors import RamanIdError
+
+
+class _FriendlyGroup(click.Group):
+    """Report ramanid's own errors as one clear line and exit code 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RamanIdError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ramanid")
+def main():
+    """Identify minerals, their elements and other sample classes from Raman spectra."""
+
+
+@main.group()
+def build():
+    """Build a dataset file (a SpectraSet) from spectra on disk."""
+
+
+def _wavelengths(values: tuple[str, ...]):
+    if any(v.lower() == "all" for v in values):
+        return None
+    try:
+        return [float(v) for v in values]
+    except ValueError as exc:
+        raise click.BadParameter(f"{values}: expected numbers in nm, or 'all'") from exc
+
+
+@build.command("rruff")
+@click.option("--source", required=True, type=click.Path(exists=True),
+              help="The official RRUFF zip (read without unpacking) or a folder of .txt files.")
+@click.option("--wavelength", "wavelengths", multiple=True, default=("780",), show_default=True,
+              help="Excitation wavelength in nm; repeat for several, or 'all'.")
+@click.option("--kind", type=click.Choice(["processed", "raw", "all"]), default="processed", show_default=True)
+@click.option("--min-per-mineral", type=click.IntRange(1), default=2, show_default=True,
+              help="Drop minerals with fewer spectra (10 for the RamanNet protocol).")
+@click.option("--grid", default="100:1400:1024", show_default=True,
+              help="START:STOP:POINTS in cm-1, or auto:SHARE:POINTS for the range SHARE of the spectra cover.")
+@click.option("--resample", "method", type=click.Choice(["linear", "cubic", "pchip"]), default="linear",
+              show_default=True)
+@click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Drop spectra that cover less than this share of the grid.")
+@click.option("--preprocess", default="minmax", show_default=True,
+              help="A preset name or a comma-separated list of steps applied after resampling.")
+@click.option("--jobs", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+def build_rruff_command(source, wavelengths, kind, min_per_mineral, grid, method, min_coverage, preprocess,
+                        jobs, strict, out):
+    """Build a RRUFF set: read, filter, resample onto one grid, scale, save."""
+    from ramanid.datasets.rruff import build_rruff
+    from ramanid.preprocessing.presets import make_pipeline
+
+    result = build_rruff(
+        source, wavelengths=_wavelengths(wavelengths), kind=kind, min_per_mineral=min_per_mineral,
+        grid=grid, method=method, min_coverage=min_coverage, preprocess=make_pipeline(preprocess),
+        jobs=jobs, strict=strict, progress=True,
+    )
+    result.spectra.save(out)
+    click.echo(result.summary())
+    click.echo(f"written: {out}")
+
+
+
+@build.command("covid")
+@click.option("--source", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder with train_x.npy, train_y.npy, test_x.npy, test_y.npy, wavenumber.npy, label.json.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+def build_covid_command(source, out):
+    """Build the COVID-19 serum set (Yin et al. 2021): all 465 spectra in one file."""
+    from ramanid.datasets.covid_serum import load_covid_serum
+
+    spectra = load_covid_serum(source)
+    spectra.save(out)
+    click.echo(f"spectra: {len(spectra)}; labels: {spectra.meta['label'].value_counts().to_dict()}")
+    click.echo(f"written: {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

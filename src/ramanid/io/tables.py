@@ -1,0 +1,107 @@
+"""Readers for the formats users have: two-column text/CSV, wide CSV, and ``.npy`` matrices."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ramanid.errors import SpectrumFormatError
+from ramanid.io.text import decode, parse_xy, reject_non_spectrum
+from ramanid.preprocessing.resample import check_shifts
+from ramanid.spectra import SpectraSet, Spectrum
+
+
+def read_two_column(path: str | Path) -> Spectrum:
+    """One spectrum per file: rows of ``shift, intensity`` (comma, tab, semicolon or space).
+
+    Leading lines that are not numbers (column titles, comments) are skipped.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    shifts, intensities, skipped = parse_xy(text, str(path), skip_header=True)
+    return Spectrum(shifts, intensities, {"file": str(path), "skipped_rows": skipped})
+
+
+def read_wide_csv(path: str | Path) -> SpectraSet:
+    """One spectrum per row; the columns whose titles are numbers are the shifts.
+
+    Every other column (labels, sample ids, ...) goes to the metadata table.
+    """
+    path = Path(path)
+    _read_text(path)  # clear errors for empty files and HTML pages
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SpectrumFormatError(str(path), f"not a readable CSV table ({exc})") from exc
+    shift_columns = [c for c in table.columns if _as_float(c) is not None]
+    if len(shift_columns) < 2:
+        raise SpectrumFormatError(
+            str(path), "expected a header row whose spectrum columns are Raman shifts (numbers)", line=1
+        )
+    shifts = np.array([_as_float(c) for c in shift_columns])
+    values = table[shift_columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise SpectrumFormatError(str(path), "a spectrum value is empty, not a number, NaN or inf", line=row + 2)
+    order = np.argsort(shifts)
+    check_shifts(shifts[order], f"{path} (header)")
+    meta = table.drop(columns=shift_columns)
+    meta.insert(0, "file", str(path))
+    return SpectraSet(shifts[order], values[:, order], meta)
+
+
+def read_npy(
+    intensities: str | Path, shifts: str | Path, labels: str | Path | None = None,
+    label_names: dict | list | None = None,
+) -> SpectraSet:
+    """A ``(n, p)`` ``.npy`` matrix with its ``(p,)`` shift axis, and optional ``(n,)`` labels.
+
+    Loaded with ``allow_pickle=False``: an object array is refused, never unpickled.
+    ``label_names`` maps integer labels to names (a list, or a dict such as COVID's ``label.json``).
+    """
+    X = _load_array(intensities)
+    axis = check_shifts(_load_array(shifts), str(shifts))
+    if X.ndim != 2 or X.shape[1] != len(axis):
+        raise SpectrumFormatError(str(intensities), f"shape {X.shape} does not match {len(axis)} shifts in {shifts}")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        raise SpectrumFormatError(str(intensities), f"row {int(np.flatnonzero(bad)[0])} holds NaN or inf")
+    meta = pd.DataFrame({"file": [f"{intensities}[{i}]" for i in range(len(X))]})
+    if labels is not None:
+        y = _load_array(labels).ravel()
+        if len(y) != len(X):
+            raise SpectrumFormatError(str(labels), f"{len(y)} labels for {len(X)} spectra")
+        meta["label_id"] = y.astype(int)
+        if label_names is not None:
+            items = label_names.items() if isinstance(label_names, dict) else enumerate(label_names)
+            names = {int(k): str(v) for k, v in items}
+            meta["label"] = [names.get(int(v), str(int(v))) for v in y]
+    return SpectraSet(axis, X, meta)
+
+
+def _load_array(path: str | Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise SpectrumFormatError(str(path), "no such file") from exc
+    except (ValueError, OSError, EOFError) as exc:
+        raise SpectrumFormatError(str(path), f"not a numeric .npy array ({exc})") from exc
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = decode(path.read_bytes())
+    except OSError as exc:
+        raise SpectrumFormatError(str(path), f"cannot read the file ({exc.strerror})") from exc
+    reject_non_spectrum(text, str(path))
+    return text
+
+
+def _as_float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None

@@ -1,0 +1,67 @@
+"""Resampling onto a shift grid, and cropping to a range."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import CubicSpline, PchipInterpolator
+
+from ramanid.errors import SpectrumFormatError
+
+METHODS = ("linear", "cubic", "pchip")
+
+
+def resample_spectrum(shifts, intensities, grid, method: str = "linear", outside: str = "edge"):
+    """Interpolate one spectrum (or rows sharing ``shifts``) onto ``grid``.
+
+    Parameters
+    ----------
+    shifts : array of shape (m,)
+        Strictly increasing shifts of the input.
+    intensities : array of shape (m,) or (n, m)
+    grid : array of shape (p,)
+    method : {"linear", "cubic", "pchip"}
+        Linear interpolation, a not-a-knot cubic spline, or a shape-preserving PCHIP.
+    outside : {"edge", "nan"}
+        Grid points beyond the measured range take the nearest measured value (as
+        ``numpy.interp`` does), or NaN.
+
+    Returns
+    -------
+    array of shape (p,) or (n, p), float64
+    """
+    shifts = np.asarray(shifts, dtype=np.float64)
+    values = np.asarray(intensities, dtype=np.float64)
+    grid = np.asarray(grid, dtype=np.float64)
+    if method not in METHODS:
+        raise ValueError(f"unknown resampling method {method!r}: expected one of {METHODS}")
+    if outside not in ("edge", "nan"):
+        raise ValueError(f"unknown outside policy {outside!r}: expected 'edge' or 'nan'")
+    inside = np.clip(grid, shifts[0], shifts[-1])
+    if method == "linear":
+        if values.ndim == 1:
+            out = np.interp(inside, shifts, values)
+        else:
+            out = np.stack([np.interp(inside, shifts, row) for row in values])
+    else:
+        make = CubicSpline if method == "cubic" else PchipInterpolator
+        out = make(shifts, values, axis=-1)(inside)
+    if outside == "nan":
+        out[..., (grid < shifts[0]) | (grid > shifts[-1])] = np.nan
+    return out
+
+
+def coverage(shifts, grid) -> float:
+    """Share of ``grid`` points that lie inside the measured range of ``shifts``."""
+    grid = np.asarray(grid)
+    return float(np.mean((grid >= shifts[0]) & (grid <= shifts[-1])))
+
+
+def check_shifts(shifts, source: str = "shift axis") -> np.ndarray:
+    """A finite, strictly increasing shift axis with at least two points, or a clear error."""
+    shifts = np.asarray(shifts, dtype=np.float64)
+    if shifts.ndim != 1 or len(shifts) < 2:
+        raise SpectrumFormatError(source, f"expected at least 2 shifts in a 1-D axis, got shape {shifts.shape}")
+    if not np.all(np.isfinite(shifts)):
+        raise SpectrumFormatError(source, "the shift axis holds NaN or infinite values")
+    if not np.all(np.diff(shifts) > 0):
+        raise SpectrumFormatError(source, "the shift axis is not strictly increasing")
+    return shifts

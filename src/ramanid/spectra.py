@@ -1,0 +1,156 @@
+"""SpectraSet: many spectra on one shift grid, with a metadata table."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ramanid.errors import DatasetError
+from ramanid.io.atomic import atomic_write
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SpectraSet:
+    """An ``n x p`` float32 intensity matrix on one shift axis, plus one metadata row per spectrum.
+
+    Parameters
+    ----------
+    shifts : array of shape (p,)
+        Raman shift of each column, in cm⁻¹, strictly increasing.
+    intensities : array of shape (n, p)
+        Stored as float32.
+    meta : pandas.DataFrame, optional
+        One row per spectrum (name, RRUFF id, wavelength, chemistry, ...).
+    """
+
+    shifts: np.ndarray
+    intensities: np.ndarray
+    meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __post_init__(self):
+        self.shifts = np.asarray(self.shifts, dtype=np.float64)
+        self.intensities = np.asarray(self.intensities, dtype=np.float32)
+        if self.intensities.ndim != 2 or self.intensities.shape[1] != self.shifts.shape[0]:
+            raise DatasetError(
+                f"intensities of shape {self.intensities.shape} do not match "
+                f"{self.shifts.shape[0]} shifts: expected (n, {self.shifts.shape[0]})"
+            )
+        if self.meta is None or self.meta.shape[1] == 0:
+            self.meta = pd.DataFrame(index=range(len(self.intensities)))
+        if len(self.meta) != len(self.intensities):
+            raise DatasetError(
+                f"{len(self.meta)} metadata rows for {len(self.intensities)} spectra: expected one each"
+            )
+        self.meta = self.meta.reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.intensities)
+
+    def __repr__(self) -> str:
+        lo, hi = (self.shifts[0], self.shifts[-1]) if len(self.shifts) else (np.nan, np.nan)
+        return (
+            f"SpectraSet({len(self)} spectra x {len(self.shifts)} points, "
+            f"{lo:.1f}-{hi:.1f} cm-1, columns={list(self.meta.columns)})"
+        )
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "SpectraSet":
+        """The spectra at ``index`` (integer positions or a boolean mask), in that order."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return SpectraSet(self.shifts.copy(), self.intensities[index], self.meta.iloc[index].copy())
+
+    def select(self, mask=None, **equals) -> "SpectraSet":
+        """The spectra where ``mask`` holds and every ``column=value`` matches.
+
+        A value may be a list, meaning "any of these". Example: ``select(kind="raw",
+        wavelength=[780, 785])``.
+        """
+        keep = np.ones(len(self), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        for column, value in equals.items():
+            if column not in self.meta:
+                raise DatasetError(f"no metadata column {column!r}: have {list(self.meta.columns)}")
+            values = value if isinstance(value, (list, tuple, set, np.ndarray)) else [value]
+            keep &= self.meta[column].isin(list(values)).to_numpy()
+        return self.subset(keep)
+
+    @classmethod
+    def concat(cls, sets: Iterable["SpectraSet"]) -> "SpectraSet":
+        """Stack sets that share one shift grid."""
+        sets = list(sets)
+        if not sets:
+            raise DatasetError("nothing to concatenate: expected at least one SpectraSet")
+        for other in sets[1:]:
+            if other.shifts.shape != sets[0].shifts.shape or not np.allclose(other.shifts, sets[0].shifts):
+                raise DatasetError("cannot concatenate spectra on different shift grids: resample first")
+        return cls(
+            sets[0].shifts.copy(),
+            np.concatenate([s.intensities for s in sets]),
+            pd.concat([s.meta for s in sets], ignore_index=True),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write one compressed ``.npz`` file (no pickle); the round trip is exact."""
+        path = Path(path)
+        columns = [
+            {"name": str(c), "dtype": str(self.meta[c].dtype), "values": _json_values(self.meta[c])}
+            for c in self.meta.columns
+        ]
+        header = json.dumps({"format": "ramanid.SpectraSet", "version": FORMAT_VERSION, "columns": columns})
+        with atomic_write(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh, shifts=self.shifts, intensities=self.intensities, meta=np.array(header)
+                )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SpectraSet":
+        """Read a file written by :meth:`save`. Never unpickles."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such file: expected a SpectraSet written by 'ramanid build'")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                shifts, intensities = data["shifts"], data["intensities"]
+                header = json.loads(str(data["meta"]))
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{path}: not a SpectraSet file ({exc})") from exc
+        if header.get("format") != "ramanid.SpectraSet":
+            raise DatasetError(f"{path}: not a SpectraSet file (format={header.get('format')!r})")
+        meta = pd.DataFrame(
+            {c["name"]: pd.Series(c["values"], dtype=_restore_dtype(c["dtype"])) for c in header["columns"]},
+            index=range(len(intensities)),
+        )
+        return cls(shifts, intensities, meta)
+
+
+def _json_values(column: pd.Series) -> list:
+    if column.dtype.kind == "f":
+        return [None if np.isnan(v) else float(v) for v in column.to_numpy()]
+    if column.dtype.kind in "iub":
+        return column.to_numpy().tolist()
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in column]
+
+
+def _restore_dtype(name: str):
+    return object if name == "object" else name
+
+
+@dataclass
+class Spectrum:
+    """One measured spectrum on its own shift axis, as a reader returns it."""
+
+    shifts: np.ndarray
+    intensities: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return str(self.meta.get("file", "<spectrum>"))
