@@ -54,7 +54,8 @@ def _wavelengths(values: tuple[str, ...]):
 @click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Drop spectra that cover less than this share of the grid.")
 @click.option("--preprocess", default="minmax", show_default=True,
-              help="A preset name or a comma-separated list of steps applied after resampling.")
+              help="Applied after resampling: a preset (reference, robust) or steps, e.g. "
+                   "'despike, arpls(lam=1e5), savgol(window_length=15), vector'.")
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
@@ -62,11 +63,10 @@ def build_rruff_command(source, wavelengths, kind, min_per_mineral, grid, method
                         jobs, strict, out):
     """Build a RRUFF set: read, filter, resample onto one grid, scale, save."""
     from ramanid.datasets.rruff import build_rruff
-    from ramanid.preprocessing.presets import make_pipeline
 
     result = build_rruff(
         source, wavelengths=_wavelengths(wavelengths), kind=kind, min_per_mineral=min_per_mineral,
-        grid=grid, method=method, min_coverage=min_coverage, preprocess=make_pipeline(preprocess),
+        grid=grid, method=method, min_coverage=min_coverage, preprocess=preprocess,
         jobs=jobs, strict=strict, progress=True,
     )
     result.spectra.save(out)

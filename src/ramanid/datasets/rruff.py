@@ -16,13 +16,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import TransformerMixin
+from sklearn.pipeline import Pipeline
 
 from ramanid.chemistry import parse_elements
 from ramanid.errors import ChemistryError, DatasetError
 from ramanid.io.rruff import Skipped, read_rruff
 from ramanid.datasets.grid import AutoGrid, Grid, parse_grid
-from ramanid.preprocessing.normalize import Normalize
+from ramanid.preprocessing.presets import make_pipeline, output_shifts
 from ramanid.preprocessing.resample import coverage, resample_spectrum
 from ramanid.spectra import SpectraSet, Spectrum
 
@@ -63,7 +63,7 @@ def build_rruff(
     grid: Grid | AutoGrid | str = Grid(),
     method: str = "linear",
     min_coverage: float = 0.0,
-    preprocess: TransformerMixin | None = None,
+    preprocess: str | Pipeline = "minmax",
     jobs: int | None = None,
     strict: bool = False,
     progress: bool = False,
@@ -85,8 +85,10 @@ def build_rruff(
         Resampling method.
     min_coverage : float
         Drop spectra that cover less than this share of the grid (reported as skipped).
-    preprocess : transformer, optional
-        Applied to the resampled matrix; default min-max scaling of each spectrum.
+    preprocess : str or Pipeline
+        Applied to the resampled matrix: a preset (``reference``, ``robust``), a step string
+        (``"despike, arpls(lam=1e5), vector"``; see :mod:`ramanid.preprocessing.presets`) or a
+        pipeline made for this grid. Default: min-max scaling of each spectrum.
     jobs, strict, progress
         Worker processes; raise on the first bad file instead of skipping it; progress bar.
     """
@@ -121,12 +123,15 @@ def build_rruff(
     if not kept:
         raise DatasetError(f"{source}: no mineral has {min_per_mineral} or more spectra after filtering")
     matrix = np.stack([resample_spectrum(s.shifts, s.intensities, axis, method) for s in kept])
-    matrix = (preprocess or Normalize("minmax")).fit_transform(matrix.astype(np.float32))
+    if isinstance(preprocess, str):
+        preprocess = make_pipeline(preprocess, axis, n_jobs=jobs)
+    matrix = preprocess.fit_transform(matrix.astype(np.float32))
+    axis = output_shifts(preprocess, axis)
     meta = pd.DataFrame([s.meta for s in kept])
     meta["elements"] = [_element_text(m.get("chemistry")) for m in meta.to_dict("records")]
     options = dict(
         wavelengths=None if wanted is None else sorted(wanted), kind=kind, min_per_mineral=min_per_mineral,
-        grid=str(grid), method=method, min_coverage=min_coverage,
+        grid=str(grid), method=method, min_coverage=min_coverage, preprocess=repr(preprocess),
     )
     return BuildResult(SpectraSet(axis, matrix, meta), skipped, options)
 

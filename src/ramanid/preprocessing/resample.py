@@ -5,6 +5,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
 from ramanid.errors import SpectrumFormatError
+from ramanid.preprocessing.base import SpectrumTransformer
 
 METHODS = ("linear", "cubic", "pchip")
 
@@ -65,3 +66,58 @@ def check_shifts(shifts, source: str = "shift axis") -> np.ndarray:
     if not np.all(np.diff(shifts) > 0):
         raise SpectrumFormatError(source, "the shift axis is not strictly increasing")
     return shifts
+
+
+class Resample(SpectrumTransformer):
+    """Interpolate spectra from the axis ``shifts`` onto ``grid``.
+
+    Parameters
+    ----------
+    shifts : array-like or None
+        The input axis. ``None`` means the grid a :class:`~ramanid.spectra.SpectraSet` gives
+        when the pipeline is made with :func:`ramanid.preprocessing.make_pipeline`.
+    grid : str or array-like
+        ``"START:STOP:POINTS"`` or the target shifts.
+    method : {"linear", "cubic", "pchip"}
+    """
+
+    def __init__(self, shifts=None, grid="100:1400:1024", method: str = "linear"):
+        self.shifts = shifts
+        self.grid = grid
+        self.method = method
+
+    def output_shifts(self, shifts=None) -> np.ndarray:
+        if isinstance(self.grid, str):
+            from ramanid.datasets.grid import parse_grid
+
+            return parse_grid(self.grid).axis
+        return np.asarray(self.grid, dtype=np.float64)
+
+    def _transform_rows(self, X):
+        source = check_shifts(self.shifts if self.shifts is not None else np.arange(X.shape[1]), "Resample.shifts")
+        if len(source) != X.shape[1]:
+            raise SpectrumFormatError("Resample", f"{len(source)} shifts for spectra of {X.shape[1]} points")
+        return resample_spectrum(source, X, self.output_shifts(), self.method)
+
+
+class Crop(SpectrumTransformer):
+    """Keep the points with ``start <= shift <= stop``."""
+
+    def __init__(self, shifts=None, start: float = 100.0, stop: float = 1400.0):
+        self.shifts = shifts
+        self.start = start
+        self.stop = stop
+
+    def _mask(self, n_points: int) -> np.ndarray:
+        shifts = np.arange(n_points) if self.shifts is None else np.asarray(self.shifts, dtype=np.float64)
+        mask = (shifts >= self.start) & (shifts <= self.stop)
+        if mask.sum() < 2:
+            raise SpectrumFormatError("Crop", f"fewer than 2 points between {self.start} and {self.stop} cm-1")
+        return mask
+
+    def output_shifts(self, shifts) -> np.ndarray:
+        shifts = np.asarray(shifts)
+        return shifts[self._mask(len(shifts))]
+
+    def _transform_rows(self, X):
+        return X[:, self._mask(X.shape[1])]

@@ -1,0 +1,110 @@
+"""Baseline removal on pybaselines (Erb D, *pybaselines*, doi:10.5281/zenodo.5608581).
+
+Algorithms: asls (Eilers & Boelens 2005), arpls (Baek et al. 2015), airpls (Zhang et al. 2010),
+modpoly (Lieber & Mahadevan-Jansen 2003), imodpoly (Zhao et al. 2007), snip (Ryan et al. 1988)
+and rubberband (convex hull).
+"""
+from __future__ import annotations
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from pybaselines import Baseline as _Fitter
+from scipy.spatial import QhullError
+
+from ramanid.preprocessing.base import SpectrumTransformer
+
+#: the key parameters each algorithm takes
+PARAMETERS = {
+    "asls": ("lam", "p", "max_iter"),
+    "arpls": ("lam", "max_iter"),
+    "airpls": ("lam", "max_iter"),
+    "modpoly": ("poly_order", "max_iter"),
+    "imodpoly": ("poly_order", "max_iter"),
+    "snip": ("max_half_window",),
+    "rubberband": ("segments",),
+}
+#: spectra per worker task: large enough that process start-up does not dominate
+CHUNK = 256
+
+
+class BaselineCorrection(SpectrumTransformer):
+    """Subtract a baseline estimated by a pybaselines algorithm.
+
+    Parameters
+    ----------
+    method : {"asls", "arpls", "airpls", "modpoly", "imodpoly", "snip", "rubberband"}
+    lam : float, optional
+        Smoothness of the Whittaker baselines (asls, arpls, airpls).
+    p : float, optional
+        Asymmetry of asls.
+    poly_order : int, optional
+        Polynomial order of modpoly and imodpoly.
+    max_half_window : int, optional
+        SNIP's largest half window, in points.
+    segments : int, optional
+        Rubberband's number of convex-hull segments.
+    max_iter : int, optional
+        Iteration cap of the iterative methods.
+    shifts : array-like, optional
+        The x axis for polynomial and hull fits (default: point index).
+    n_jobs : int, optional
+        Worker processes (joblib); ``-1`` uses every core. Spectra go in chunks of 256, and
+        each chunk reuses one pybaselines fitter, so its setup is paid once per chunk.
+
+    Notes
+    -----
+    A parameter left as ``None`` takes pybaselines' default. Passing one the method does not
+    take is an error.
+    """
+
+    def __init__(self, method: str = "arpls", lam=None, p=None, poly_order=None, max_half_window=None,
+                 segments=None, max_iter=None, shifts=None, n_jobs=None):
+        self.method = method
+        self.lam = lam
+        self.p = p
+        self.poly_order = poly_order
+        self.max_half_window = max_half_window
+        self.segments = segments
+        self.max_iter = max_iter
+        self.shifts = shifts
+        self.n_jobs = n_jobs
+
+    def _options(self) -> dict:
+        if self.method not in PARAMETERS:
+            raise ValueError(f"unknown baseline method {self.method!r}: expected one of {sorted(PARAMETERS)}")
+        given = {k: getattr(self, k) for k in ("lam", "p", "poly_order", "max_half_window", "segments", "max_iter")
+                 if getattr(self, k) is not None}
+        extra = sorted(set(given) - set(PARAMETERS[self.method]))
+        if extra:
+            raise ValueError(f"baseline {self.method!r} takes {PARAMETERS[self.method]}, not {extra}")
+        return given
+
+    def baselines(self, X) -> np.ndarray:
+        """The estimated baselines, shape ``(n, p)``."""
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        options = self._options()
+        x = None if self.shifts is None else np.asarray(self.shifts, dtype=np.float64)
+        chunks = [X[i : i + CHUNK] for i in range(0, len(X), CHUNK)]
+        jobs = min(effective_n_jobs(self.n_jobs), len(chunks))
+        if jobs == 1:
+            parts = [_fit_chunk(c, x, self.method, options) for c in chunks]
+        else:
+            parts = Parallel(n_jobs=jobs)(delayed(_fit_chunk)(c, x, self.method, options) for c in chunks)
+        return np.concatenate(parts)
+
+    def _transform_rows(self, X):
+        return X - self.baselines(X)
+
+
+def _fit_chunk(X: np.ndarray, x, method: str, options: dict) -> np.ndarray:
+    x = x if x is not None else np.arange(X.shape[1], dtype=np.float64)
+    fit = getattr(_Fitter(x_data=x), method)
+    return np.stack([_fit_row(fit, row, x, options) for row in X])
+
+
+def _fit_row(fit, row: np.ndarray, x: np.ndarray, options: dict) -> np.ndarray:
+    try:
+        return fit(row, **options)[0]
+    except QhullError:
+        # a convex hull of points on one straight line is that line
+        return np.interp(x, x[[0, -1]], row[[0, -1]])

@@ -1,0 +1,44 @@
+"""Savitzky-Golay smoothing and derivatives.
+
+Savitzky A, Golay M J E (1964), *Smoothing and differentiation of data by simplified least
+squares procedures*, Analytical Chemistry 36:1627-1639. Computed by :func:`scipy.signal.savgol_filter`.
+"""
+from __future__ import annotations
+
+from scipy.signal import savgol_filter
+
+from ramanid.preprocessing.base import SpectrumTransformer
+
+
+class SavitzkyGolay(SpectrumTransformer):
+    """Savitzky-Golay filter along each spectrum.
+
+    Parameters
+    ----------
+    window_length : int
+        Odd number of points in the fitting window.
+    polyorder : int
+        Order of the local polynomial.
+    deriv : int
+        0 smooths; 1 and 2 give the first and second derivative (per point, not per cm⁻¹).
+    """
+
+    def __init__(self, window_length: int = 11, polyorder: int = 3, deriv: int = 0):
+        self.window_length = window_length
+        self.polyorder = polyorder
+        self.deriv = deriv
+
+    def _transform_rows(self, X):
+        return savgol_filter(X, self.window_length, self.polyorder, deriv=self.deriv, axis=1, mode="interp")
+
+
+class Derivative(SpectrumTransformer):
+    """First (``order=1``) or second (``order=2``) Savitzky-Golay derivative."""
+
+    def __init__(self, order: int = 1, window_length: int = 11, polyorder: int = 3):
+        self.order = order
+        self.window_length = window_length
+        self.polyorder = polyorder
+
+    def _transform_rows(self, X):
+        return SavitzkyGolay(self.window_length, self.polyorder, self.order)._transform_rows(X)

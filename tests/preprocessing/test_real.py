@@ -1,0 +1,79 @@
+"""Preprocessing on real RRUFF spectra, checked against pybaselines and scipy directly."""
+import numpy as np
+import pytest
+from pybaselines import Baseline
+from scipy.signal import find_peaks, savgol_filter
+
+from ramanid.datasets.rruff import build_rruff
+from ramanid.preprocessing import BaselineCorrection, Despike, make_pipeline, output_shifts
+
+
+@pytest.fixture(scope="module")
+def raw(rruff_zip):
+    """Raw 780 nm RRUFF spectra on 1024 points, unscaled."""
+    return build_rruff(rruff_zip, kind="raw", preprocess="max").spectra.subset(range(0, 600, 20))
+
+
+@pytest.mark.parametrize("method, params", [("arpls", {"lam": 1e5}), ("snip", {"max_half_window": 40}),
+                                            ("modpoly", {"poly_order": 3}), ("rubberband", {})])
+def test_baselines_on_real_raw_spectra_equal_pybaselines(raw, method, params):
+    step = BaselineCorrection(method, shifts=raw.shifts.tolist(), **params)
+    X = raw.intensities.astype(np.float64)
+    expected = np.stack([row - getattr(Baseline(raw.shifts), method)(row, **params)[0] for row in X])
+    np.testing.assert_allclose(step.fit_transform(X), expected, rtol=1e-7, atol=1e-9)
+
+
+def test_robust_preset_on_real_raw_spectra_equals_the_libraries_step_by_step(raw):
+    X = raw.intensities.astype(np.float64)
+    out = make_pipeline("robust", raw.shifts).fit_transform(X)
+    expected = Despike().fit_transform(X)
+    expected = np.stack([row - Baseline(raw.shifts).arpls(row)[0] for row in expected])
+    expected = savgol_filter(expected, 11, 3, axis=1, mode="interp")
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_despiking_real_spectra_keeps_peaks_within_one_point(rruff_780):
+    X = rruff_780.spectra.intensities[:200].astype(np.float64)
+    rng = np.random.default_rng(1)
+    spiked = X.copy()
+    where = rng.integers(20, X.shape[1] - 20, size=len(X))
+    spiked[np.arange(len(X)), where] += rng.uniform(1.0, 3.0, size=len(X))
+    out = Despike().fit_transform(spiked)
+    # the planted spikes are gone ...
+    assert np.all(np.abs(out[np.arange(len(X)), where] - X[np.arange(len(X)), where]) < 0.3)
+    # ... and every real band (at least 3 points wide) above 0.2 is still there, within one point;
+    # one-point "peaks" in the real data are spikes themselves and may go
+    moved = 0
+    for clean, despiked in zip(X, out):
+        before, _ = find_peaks(clean, height=0.2, prominence=0.1, width=3)
+        after, _ = find_peaks(despiked, height=0.15, prominence=0.05)
+        moved += sum(np.min(np.abs(after - p)) > 1 if len(after) else 1 for p in before)
+    assert moved == 0
+    assert Despike().spike_mask(X).mean() < 0.002  # clean spectra are left (almost) alone
+
+
+def test_presets_and_step_strings(rruff_780):
+    shifts = rruff_780.spectra.shifts
+    pipeline = make_pipeline("despike, arpls(lam=1e5), savgol(window_length=15), crop(start=200, stop=1200), snv", shifts)
+    out = pipeline.fit_transform(rruff_780.spectra.intensities[:5])
+    axis = output_shifts(pipeline, shifts)
+    assert out.shape == (5, len(axis)) and axis[0] >= 200 and axis[-1] <= 1200
+    assert pipeline.steps[1][1].lam == 1e5 and pipeline.steps[2][1].window_length == 15
+    reference = make_pipeline("reference", shifts)
+    np.testing.assert_allclose(reference.fit_transform(rruff_780.spectra.intensities[:3]),
+                               rruff_780.spectra.intensities[:3], atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["nonsense", "arpls(lam)", "arpls(lam=1e5", "minmax, ,", "arpls(colour=1)"])
+def test_bad_step_strings_are_clear(bad):
+    from ramanid.errors import RamanIdError
+
+    with pytest.raises(RamanIdError, match="preprocessing"):
+        make_pipeline(bad)
+
+
+def test_build_with_a_preset(rruff_zip):
+    result = build_rruff(rruff_zip, kind="raw", preprocess="robust", min_per_mineral=10)
+    norms = np.linalg.norm(result.spectra.intensities, axis=1)
+    assert len(result.spectra) == 43 and np.allclose(norms, 1, atol=1e-5)

@@ -1,0 +1,167 @@
+"""Every step inherits the generic checks of :class:`StepChecks` (after pybaselines' tests)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pybaselines import Baseline
+from scipy.signal import savgol_filter
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from ramanid.errors import SpectrumFormatError
+from ramanid.preprocessing import (
+    BaselineCorrection, Crop, Derivative, Despike, Normalize, Resample, SavitzkyGolay,
+)
+
+AXIS = np.linspace(100, 1400, 300)
+
+
+def synthetic(n=5, seed=0):
+    """Gaussian peaks on a sloped baseline, with noise."""
+    rng = np.random.default_rng(seed)
+    peaks = sum(a * np.exp(-0.5 * ((AXIS - c) / 8) ** 2) for a, c in [(5, 400), (3, 700), (8, 1100)])
+    rows = [peaks * rng.uniform(0.5, 2) + 0.002 * AXIS + rng.normal(0, 0.05, AXIS.size) for _ in range(n)]
+    return np.array(rows)
+
+
+class StepChecks:
+    """Generic checks every preprocessing step must pass. Subclasses set ``make``."""
+
+    make = None
+
+    @pytest.fixture
+    def step(self):
+        return self.make()
+
+    def test_batch_equals_loop(self, step):
+        X = synthetic()
+        batch = clone(step).fit_transform(X)
+        loop = np.vstack([clone(step).fit_transform(row[None]) for row in X])
+        np.testing.assert_allclose(batch, loop, rtol=1e-10, atol=1e-10)
+
+    def test_input_left_unchanged(self, step):
+        X = synthetic()
+        before = X.copy()
+        step.fit_transform(X)
+        np.testing.assert_array_equal(X, before)
+
+    def test_float32_in_float32_out(self, step):
+        out = step.fit_transform(synthetic().astype(np.float32))
+        assert out.dtype == np.float32
+
+    def test_float64_and_lists_accepted(self, step):
+        X = synthetic(2)
+        out = step.fit_transform(X.tolist())
+        assert out.dtype == np.float64 and out.shape[0] == 2
+
+    def test_nan_is_a_clear_error(self, step):
+        X = synthetic(3)
+        X[1, 10] = np.nan
+        with pytest.raises(SpectrumFormatError, match="spectrum 1 holds NaN"):
+            step.fit_transform(X)
+
+    def test_in_a_pipeline_with_params(self, step):
+        pipeline = Pipeline([("step", step), ("norm", Normalize("vector"))])
+        out = pipeline.fit_transform(synthetic(2))
+        assert np.all(np.isfinite(out))
+        assert clone(pipeline).get_params()["step"].get_params() == step.get_params()
+
+
+class TestResample(StepChecks):
+    make = staticmethod(lambda: Resample(shifts=AXIS.tolist(), grid="150:1350:256", method="cubic"))
+
+    def test_output_axis(self, step):
+        assert step.fit_transform(synthetic(1)).shape == (1, 256)
+        assert step.output_shifts()[0] == 150
+
+
+class TestCrop(StepChecks):
+    make = staticmethod(lambda: Crop(shifts=AXIS.tolist(), start=300, stop=1200))
+
+    def test_keeps_the_range(self, step):
+        np.testing.assert_array_equal(step.fit_transform(synthetic(1))[0], synthetic(1)[0][(AXIS >= 300) & (AXIS <= 1200)])
+
+
+class TestDespike(StepChecks):
+    make = Despike
+
+
+class TestSavitzkyGolay(StepChecks):
+    make = staticmethod(lambda: SavitzkyGolay(11, 3))
+
+    def test_equals_scipy(self, step):
+        X = synthetic(2)
+        np.testing.assert_allclose(step.fit_transform(X), savgol_filter(X, 11, 3, axis=1, mode="interp"))
+
+
+class TestDerivative(StepChecks):
+    make = staticmethod(lambda: Derivative(2))
+
+
+@pytest.mark.parametrize("method", ["minmax", "max", "area", "vector", "snv"])
+class TestNormalize(StepChecks):
+    @pytest.fixture
+    def step(self, method):
+        return Normalize(method)
+
+    def test_scale(self, step, method):
+        out = step.fit_transform(synthetic(3))
+        expected = {
+            "minmax": lambda o: np.allclose(o.min(1), 0) and np.allclose(o.max(1), 1),
+            "max": lambda o: np.allclose(np.abs(o).max(1), 1),
+            "area": lambda o: np.allclose(np.abs(o).sum(1), 1),
+            "vector": lambda o: np.allclose(np.linalg.norm(o, axis=1), 1),
+            "snv": lambda o: np.allclose(o.mean(1), 0) and np.allclose(o.std(1), 1),
+        }[method]
+        assert expected(out)
+
+    def test_zero_spectrum_gives_zeros_not_nan(self, step):
+        assert np.all(step.fit_transform(np.zeros((1, 10))) == 0)
+
+
+@pytest.mark.parametrize(
+    "method, params",
+    [("asls", {"lam": 1e5, "p": 0.01}), ("arpls", {"lam": 1e5}), ("airpls", {"lam": 1e5}),
+     ("modpoly", {"poly_order": 3}), ("imodpoly", {"poly_order": 3}), ("snip", {"max_half_window": 40}),
+     ("rubberband", {})],
+)
+class TestBaseline(StepChecks):
+    @pytest.fixture
+    def step(self, method, params):
+        return BaselineCorrection(method, shifts=AXIS.tolist(), **params)
+
+    def test_equals_pybaselines(self, step, method, params):
+        X = synthetic(2)
+        expected = [row - getattr(Baseline(AXIS), method)(row, **params)[0] for row in X]
+        np.testing.assert_allclose(step.fit_transform(X), expected)
+
+    def test_removes_a_slope(self, step, method):
+        peak = np.exp(-0.5 * ((AXIS - 700) / 10) ** 2)
+        out = step.fit_transform((0.01 * AXIS + 3 + peak)[None, :])[0]
+        assert np.abs(out - peak).max() < 0.25 and out[AXIS > 900].std() < 0.1
+
+
+def test_rubberband_of_a_straight_line_is_the_line():
+    out = BaselineCorrection("rubberband", shifts=AXIS.tolist()).fit_transform(0.01 * AXIS[None, :] + 3)
+    np.testing.assert_allclose(out, 0, atol=1e-9)
+
+
+def test_baseline_rejects_a_parameter_its_method_lacks():
+    with pytest.raises(ValueError, match="takes"):
+        BaselineCorrection("snip", lam=10).fit_transform(synthetic(1))
+
+
+def test_baseline_parallel_equals_serial():
+    X = np.repeat(synthetic(3), 200, axis=0)
+    serial = BaselineCorrection("arpls", lam=1e5, n_jobs=1).fit_transform(X)
+    parallel = BaselineCorrection("arpls", lam=1e5, n_jobs=2).fit_transform(X)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_despike_removes_planted_spikes_and_keeps_peaks():
+    X = synthetic(1)[0]
+    spiked = X.copy()
+    spiked[[50, 150, 260]] += [40, 25, 60]
+    out = Despike().fit_transform(spiked[None])[0]
+    assert np.abs(out - X).max() < 0.5
+    assert Despike().spike_mask(X).sum() == 0
