@@ -1,0 +1,1 @@
+"""Training: the loop, losses, augmentation, and scikit-learn-compatible estimators."""

@@ -1,0 +1,278 @@
+"""scikit-learn-compatible neural estimators.
+
+``__init__`` only stores its keyword arguments; ``fit`` returns ``self``; learned state ends in
+``_``. So the estimators drop into ``Pipeline``, ``cross_validate`` and ``GridSearchCV``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ramanid.chemistry import DEFAULT_ELEMENTS
+from ramanid.models import build_model
+from ramanid.training.augment import Augment
+from ramanid.training.losses import semi_hard_triplet_loss
+from ramanid.training.trainer import TrainConfig, predict_logits, seed_everything, train
+
+#: training defaults of the published models, used where the user leaves a parameter as None
+MODEL_DEFAULTS = {
+    "ramannet": {"lr": 1e-3, "batch_size": 256, "triplet_weight": 0.5},
+    "seed_attention": {"lr": 0.01, "weight_decay": 1e-5, "batch_size": None, "patience": None, "scheduler": None,
+                       "separate": True},
+}
+
+
+class _NeuralEstimator(BaseEstimator):
+    """Shared parameters and training of the neural estimators."""
+
+    def _setting(self, name: str, fallback):
+        value = getattr(self, name)
+        return value if value is not None else MODEL_DEFAULTS.get(self.model, {}).get(name, fallback)
+
+    def _config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, lr=self._setting("lr", 1e-3), weight_decay=self._setting("weight_decay", 0.0),
+            batch_size=self._setting("batch_size", 64), patience=self._setting("patience", 20),
+            scheduler=self._setting("scheduler", "plateau"), clip_grad=self.clip_grad, device=self.device,
+            seed=self.random_state if self.random_state is not None else 0, progress=self.progress,
+            augment=Augment(**(self.augment or {})),
+        )
+
+    def _split(self, X, Y, stratify=None):
+        if not self.val_fraction or len(X) < 10:
+            return X, Y, X[:0], Y[:0]
+        seed = self.random_state if self.random_state is not None else 0
+        try:
+            X_tr, X_val, Y_tr, Y_val = train_test_split(X, Y, test_size=self.val_fraction, random_state=seed,
+                                                        stratify=stratify)
+        except ValueError:  # a class too small to stratify
+            X_tr, X_val, Y_tr, Y_val = train_test_split(X, Y, test_size=self.val_fraction, random_state=seed)
+        return X_tr, Y_tr, X_val, Y_val
+
+    def _new_model(self, n_outputs: int):
+        seed_everything(self.random_state if self.random_state is not None else 0)
+        return build_model(self.model, self.n_features_in_, n_outputs, **(self.model_params or {}))
+
+    def _predict_batch(self):
+        # a transductive model scores everything it is given as one batch
+        return None if self.model == "seed_attention" else 1024
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
+    """Multiclass classification of spectra (minerals, diseases, bacteria, ...).
+
+    Parameters
+    ----------
+    model : str
+        A name from :data:`ramanid.models.MODELS`, default ``"ramannet"``.
+    model_params : dict, optional
+        Hyper-parameters of the network.
+    epochs, lr, weight_decay, batch_size, patience, scheduler, clip_grad
+        Training (see :class:`~ramanid.training.trainer.TrainConfig`); ``None`` takes the
+        model's published default.
+    val_fraction : float
+        Share of the training data held out (stratified) for early stopping.
+    triplet_weight : float, optional
+        Weight of the semi-hard triplet loss on the embedding (models with one); cross-entropy
+        gets ``1 - triplet_weight``. RamanNet's default is 0.5.
+    class_weight : {"balanced", None}
+    augment : dict, optional
+        Arguments of :class:`~ramanid.training.augment.Augment`.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"mps"``; default: the best available.
+    random_state : int, optional
+    progress : bool
+    """
+
+    def __init__(self, model="ramannet", model_params=None, epochs=100, lr=None, weight_decay=None, batch_size=None,
+                 patience=None, scheduler=None, clip_grad=None, val_fraction=0.1, triplet_weight=None,
+                 class_weight=None, augment=None, device=None, random_state=None, progress=False):
+        self.model = model
+        self.model_params = model_params
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.patience = patience
+        self.scheduler = scheduler
+        self.clip_grad = clip_grad
+        self.val_fraction = val_fraction
+        self.triplet_weight = triplet_weight
+        self.class_weight = class_weight
+        self.augment = augment
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        self._encoder = LabelEncoder().fit(y)
+        self.classes_ = self._encoder.classes_
+        codes = self._encoder.transform(y)
+        X_tr, y_tr, X_val, y_val = self._split(X, codes, stratify=codes)
+        self.model_ = self._new_model(len(self.classes_))
+        weights = None
+        if self.class_weight == "balanced":
+            counts = np.bincount(y_tr, minlength=len(self.classes_)).astype(np.float32)
+            weights = torch.as_tensor(len(y_tr) / (len(counts) * np.maximum(counts, 1)))
+        triplet = self._setting("triplet_weight", 0.0) if hasattr(self.model_, "embed") else 0.0
+
+        def loss_fn(model, xb, yb):
+            w = None if weights is None else weights.to(xb.device)
+            if triplet:
+                logits, embedding = model(xb, return_embedding=True)
+                return (1 - triplet) * F.cross_entropy(logits, yb, weight=w) + triplet * semi_hard_triplet_loss(
+                    embedding, yb)
+            return F.cross_entropy(model(xb), yb, weight=w)
+
+        self.history_ = train(self.model_, loss_fn, X_tr, y_tr, self._config(), X_val, y_val)
+        return self
+
+    def decision_function(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return predict_logits(self.model_, X, self._predict_batch())
+
+    def predict_proba(self, X):
+        return torch.softmax(torch.as_tensor(self.decision_function(X)), dim=1).numpy()
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    def transform(self, X):
+        """The L2-normalised embeddings (RamanNet), or the pooled features of attention models."""
+        check_is_fitted(self, "model_")
+        if not hasattr(self.model_, "embed"):
+            raise AttributeError(f"model {self.model!r} has no embedding; use 'ramannet' or 'attention_resnet'")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        with torch.no_grad():
+            self.model_.eval()
+            device = next(self.model_.parameters()).device
+            return torch.cat([self.model_.embed(torch.as_tensor(X[i : i + 1024], device=device)).cpu()
+                              for i in range(0, len(X), 1024)]).numpy()
+
+    def fit_transform(self, X, y=None, **fit_params):
+        return self.fit(X, y).transform(X)
+
+
+class ElementIdentifier(_NeuralEstimator):
+    """Multi-label: does the mineral contain each of ``elements``?
+
+    One sigmoid output per element, trained jointly with binary cross-entropy (optionally with
+    per-element positive weights), except ``seed_attention``, which is trained as the reference
+    did: one network per element, MSE on 0/1 labels, full batch. Per-element decision
+    thresholds are chosen on the validation split (``threshold="youden"`` maximises
+    sensitivity + specificity - 1; ``"f1"`` maximises F1), never on the data being scored.
+
+    Parameters
+    ----------
+    elements : sequence of str
+        Default Mg, Al, P, S, Fe, Cu.
+    model : str
+        Default ``"attention_resnet"``.
+    threshold : {"youden", "f1"} or float
+    pos_weight : bool
+        Weight each element's positives by its negative/positive ratio in the training data.
+    Other parameters as :class:`SpectrumClassifier`.
+    """
+
+    def __init__(self, elements=DEFAULT_ELEMENTS, model="attention_resnet", model_params=None, epochs=100, lr=None,
+                 weight_decay=None, batch_size=None, patience=None, scheduler=None, clip_grad=None, val_fraction=0.15,
+                 threshold="youden", pos_weight=True, augment=None, device=None, random_state=None, progress=False):
+        self.elements = elements
+        self.model = model
+        self.model_params = model_params
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.patience = patience
+        self.scheduler = scheduler
+        self.clip_grad = clip_grad
+        self.val_fraction = val_fraction
+        self.threshold = threshold
+        self.pos_weight = pos_weight
+        self.augment = augment
+        self.device = device
+        self.random_state = random_state
+        self.progress = progress
+
+    def fit(self, X, Y):
+        X, Y = validate_data(self, X, Y, dtype=np.float32, multi_output=True)
+        Y = np.asarray(Y, dtype=np.float32).reshape(len(X), -1)
+        if Y.shape[1] != len(self.elements):
+            raise ValueError(f"Y has {Y.shape[1]} columns for {len(self.elements)} elements {list(self.elements)}")
+        self.elements_ = list(self.elements)
+        X_tr, Y_tr, X_val, Y_val = self._split(X, Y)
+        config = self._config()
+        separate = MODEL_DEFAULTS.get(self.model, {}).get("separate", False)
+        targets = [[j] for j in range(Y.shape[1])] if separate else [list(range(Y.shape[1]))]
+        self.models_, self.history_ = [], []
+        for columns in targets:
+            model = self._new_model(len(columns))
+            loss_fn = self._loss(Y_tr[:, columns])
+            self.history_.append(train(model, loss_fn, X_tr, Y_tr[:, columns], config, X_val, Y_val[:, columns]))
+            self.models_.append(model)
+        self.thresholds_ = self._choose_thresholds(X_val, Y_val)
+        return self
+
+    def _loss(self, Y_tr: np.ndarray):
+        if self.model == "seed_attention":
+            return lambda model, xb, yb: F.mse_loss(model(xb), yb)
+        weight = None
+        if self.pos_weight:
+            positives = Y_tr.sum(0)
+            weight = torch.as_tensor((len(Y_tr) - positives) / np.maximum(positives, 1), dtype=torch.float32)
+
+        def loss_fn(model, xb, yb):
+            w = None if weight is None else weight.to(xb.device)
+            return F.binary_cross_entropy_with_logits(model(xb), yb, pos_weight=w)
+
+        return loss_fn
+
+    def _scores(self, X) -> np.ndarray:
+        outputs = np.hstack([predict_logits(m, X, self._predict_batch()) for m in self.models_])
+        if self.model == "seed_attention":
+            return np.clip(outputs, 0.0, 1.0)  # regression outputs on 0/1 labels, read as scores
+        return 1 / (1 + np.exp(-outputs))
+
+    def _choose_thresholds(self, X_val, Y_val) -> np.ndarray:
+        if not isinstance(self.threshold, str):
+            return np.full(len(self.elements_), float(self.threshold))
+        thresholds = np.full(len(self.elements_), 0.5)
+        if not len(X_val):
+            return thresholds
+        scores = self._scores(X_val)
+        for j in range(len(self.elements_)):
+            truth = Y_val[:, j]
+            if truth.min() == truth.max():
+                continue  # one class only in validation: keep 0.5
+            if self.threshold == "youden":
+                fpr, tpr, cut = roc_curve(truth, scores[:, j])
+                thresholds[j] = min(cut[np.argmax(tpr - fpr)], 1.0)
+            elif self.threshold == "f1":
+                precision, recall, cut = precision_recall_curve(truth, scores[:, j])
+                f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+                thresholds[j] = cut[np.argmax(f1)]
+            else:
+                raise ValueError(f"unknown threshold rule {self.threshold!r}: expected 'youden', 'f1' or a number")
+        return thresholds
+
+    def predict_proba(self, X):
+        """Scores in [0, 1], shape ``(n, elements)``."""
+        check_is_fitted(self, "models_")
+        return self._scores(validate_data(self, X, dtype=np.float32, reset=False))
+
+    def predict(self, X):
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)

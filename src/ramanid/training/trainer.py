@@ -1,0 +1,160 @@
+"""The training loop: mini-batches, validation, early stopping, schedules, seeds, devices.
+
+``fit`` means: initialise (seed, device), then train. It follows skorch's habits in spirit.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ramanid.training.augment import Augment
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """How to train.
+
+    ``batch_size=None`` trains full-batch. ``patience=None`` turns early stopping off (the
+    final weights are kept); otherwise training stops after ``patience`` epochs without a
+    better validation loss and the best weights are restored. ``scheduler`` is ``"plateau"``
+    (reduce-on-plateau on the validation loss), ``"cosine"`` or ``None``.
+    """
+
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int | None = 256
+    patience: int | None = 20
+    scheduler: str | None = "plateau"
+    plateau_factor: float = 0.9
+    plateau_patience: int = 10
+    clip_grad: float | None = None
+    device: str | None = None
+    amp: bool = True
+    seed: int | None = 0
+    progress: bool = False
+    augment: Augment = field(default_factory=Augment)
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA, then Apple MPS, then CPU."""
+    if device not in (None, "auto"):
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int | None) -> None:
+    if seed is not None:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+
+
+def train(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, config: TrainConfig,
+          X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> list[dict]:
+    """Train ``model`` in place and return the history, one dict per epoch.
+
+    ``loss_fn(model, x, y)`` returns the batch loss; validation uses the same function in eval mode.
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    generator = torch.Generator().manual_seed(config.seed if config.seed is not None else 0)
+    X_t, y_t = _tensor(X, device), _tensor(y, device)
+    has_val = X_val is not None and len(X_val) > 0
+    if has_val:
+        Xv_t, yv_t = _tensor(X_val, device), _tensor(y_val, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _scheduler(optimizer, config)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    batch = len(X_t) if config.batch_size is None else min(config.batch_size, len(X_t))
+    best, best_loss, waited, history = None, math.inf, 0, []
+    bar = tqdm(range(config.epochs), disable=not config.progress, unit="epoch", leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(X_t), generator=generator).to(device)
+        total, seen = 0.0, 0
+        for start in range(0, len(X_t), batch):
+            index = order[start : start + batch]
+            if len(index) < 2 and len(X_t) > 1:  # BatchNorm cannot train on one sample
+                continue
+            xb, yb = X_t[index], y_t[index]
+            if config.augment.active:
+                xb = config.augment(xb, generator if device.type == "cpu" else None)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(model, xb, yb)
+            scaler.scale(loss).backward()
+            if config.clip_grad:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            total += loss.item() * len(index)
+            seen += len(index)
+        record = {"epoch": epoch + 1, "loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"]}
+        if has_val:
+            record["val_loss"] = evaluate_loss(model, loss_fn, Xv_t, yv_t)
+        monitored = record.get("val_loss", record["loss"])
+        history.append(record)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+        if scheduler is not None:
+            scheduler.step(monitored) if config.scheduler == "plateau" else scheduler.step()
+        if monitored < best_loss - 1e-7:
+            best_loss, waited = monitored, 0
+            if config.patience is not None:
+                best = copy.deepcopy(model.state_dict())
+        else:
+            waited += 1
+            if config.patience is not None and waited >= config.patience:
+                break
+    if best is not None:
+        model.load_state_dict(best)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, loss_fn: LossFn, X: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    return float(loss_fn(model, X, y))
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int | None = 1024, device=None) -> np.ndarray:
+    """Model outputs for ``X`` in eval mode; ``batch_size=None`` scores all rows in one batch."""
+    device = next(model.parameters()).device if device is None else resolve_device(device)
+    model.eval()
+    X_t = _tensor(X, device)
+    step = len(X_t) if batch_size is None else batch_size
+    outputs = [model(X_t[i : i + step]).float().cpu() for i in range(0, len(X_t), max(step, 1))]
+    return torch.cat(outputs).numpy()
+
+
+def _tensor(a: np.ndarray, device) -> torch.Tensor:
+    a = np.asarray(a)
+    dtype = torch.long if a.dtype.kind in "iu" else torch.float32
+    return torch.as_tensor(a, dtype=dtype, device=device)
+
+
+def _scheduler(optimizer, config: TrainConfig):
+    if config.scheduler is None:
+        return None
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    raise ValueError(f"unknown scheduler {config.scheduler!r}: expected 'plateau', 'cosine' or None")
