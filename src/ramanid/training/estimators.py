@@ -139,22 +139,29 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
         self.history_ = train(self.model_, loss_fn, X_tr, y_tr, self._config(), X_val, y_val)
         return self
 
-    def decision_function(self, X):
+    def _logits(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         return predict_logits(self.model_, X, self._predict_batch())
 
+    def decision_function(self, X):
+        """Logits, ``(n, classes)``; for two classes, scikit-learn's ``(n,)`` score of the second."""
+        logits = self._logits(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
+
     def predict_proba(self, X):
-        return torch.softmax(torch.as_tensor(self.decision_function(X)), dim=1).numpy()
+        return torch.softmax(torch.as_tensor(self._logits(X)), dim=1).numpy()
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        best = np.argmax(self._logits(X), axis=1)
+        return self.classes_[best]
 
     def transform(self, X):
-        """The L2-normalised embeddings (RamanNet), or the pooled features of attention models."""
+        """The embeddings: L2-normalised for RamanNet, pooled features for attention models, and the
+        logits for models without an embedding."""
         check_is_fitted(self, "model_")
         if not hasattr(self.model_, "embed"):
-            raise AttributeError(f"model {self.model!r} has no embedding; use 'ramannet' or 'attention_resnet'")
+            return self._logits(X)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         with torch.no_grad():
             self.model_.eval()

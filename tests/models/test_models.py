@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from ramanid.models import MODELS, build_model, count_parameters
+from ramanid.models.ramannet import ramannet, ramannet_loop
+from ramanid.errors import RamanIdError
+
+# Trainable parameters for 1024-point spectra and 67 classes, counted by hand from each paper:
+PARAMETERS_1024_67 = {
+    # 39 windows x (50*25 + 25) + BN 39*25*2 + (975*512 + 512) + BN 1024 + (512*256 + 256) + BN 512 + 256*67 + 67
+    "ramannet": 39 * 1275 + 1950 + 499_712 + 1024 + 131_328 + 512 + 17_219,
+    "ramannet_loop": 701_470,
+    # conv 16@21 (352) + BN 32, 32@11 (5,664) + BN 64, 64@5 (10,304) + BN 128; 64*121 -> 2048 (15,861,760); 2048 -> 67
+    "liu2017_cnn": 352 + 32 + 5_664 + 64 + 10_304 + 128 + 15_861_760 + 137_283,
+    # stem 320 + 128; block 1: 64->100 with 1x1 shortcut; 11 blocks 100->100 (5 of them with a strided 1x1
+    # shortcut); flatten 100*32 -> 67
+    "ho2019_resnet": 448 + (32_000 + 200 + 50_000 + 200 + 6_400 + 200) + 5 * (50_000 + 200 + 50_000 + 200 + 10_000
+                     + 200) + 6 * (50_000 + 200 + 50_000 + 200) + 3_200 * 67 + 67,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_output_shapes(name):
+    model = build_model(name, 1024, 7).eval()
+    assert model(torch.randn(5, 1024)).shape == (5, 7)
+
+
+@pytest.mark.parametrize("name, expected", PARAMETERS_1024_67.items())
+def test_parameter_counts_match_the_papers(name, expected):
+    assert count_parameters(build_model(name, 1024, 67)) == expected
+
+
+def test_ramannet_count_stated():
+    assert PARAMETERS_1024_67["ramannet"] == 701_470
+
+
+def test_batched_blocks_equal_the_loop():
+    torch.manual_seed(0)
+    batched = ramannet(1024, 5)
+    batched.train()
+    batched(torch.randn(64, 1024))  # move BatchNorm statistics off their initial values
+    batched.eval()
+    loop = ramannet_loop(1024, 5).load_batched(batched).eval()
+    x = torch.randn(16, 1024)
+    torch.testing.assert_close(loop(x), batched(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loop.embed(x), batched.embed(x), rtol=1e-5, atol=1e-5)
+
+
+def test_ramannet_embedding_is_unit_length():
+    emb = ramannet(1024, 3).eval().embed(torch.randn(4, 1024))
+    assert emb.shape == (4, 256)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(4))
+
+
+def test_seed_attention_is_transductive():
+    model = build_model("seed_attention", 100, 1).eval()
+    x = torch.randn(6, 100)
+    alone = model(x[:3])
+    together = model(x)[:3]
+    assert not torch.allclose(alone, together)
+
+
+def test_attention_resnet_sees_position():
+    model = build_model("attention_resnet", 256, 2).eval()
+    peak = torch.zeros(1, 256)
+    peak[0, 60:64] = 1
+    moved = torch.roll(peak, 100, dims=1)
+    assert not torch.allclose(model(peak), model(moved))
+
+
+def test_unknown_model_and_too_short_spectra():
+    with pytest.raises(RamanIdError, match="unknown model"):
+        build_model("transformer9000", 1024, 2)
+    with pytest.raises(ValueError, match="shorter than one window"):
+        ramannet(30, 2)
