@@ -27,7 +27,7 @@ def n_windows(n_points: int, window: int, step: int) -> int:
 
 
 class WindowDense(nn.Module):
-    """A separate dense layer for every window, computed as one batched ``einsum``."""
+    """A separate dense layer for every window, computed as one batched matrix product."""
 
     def __init__(self, n_points: int, window: int, step: int, units: int):
         super().__init__()
@@ -40,8 +40,10 @@ class WindowDense(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        windows = x.unfold(1, self.window, self.step)  # (batch, windows, window)
-        return torch.einsum("bnw,nwu->bnu", windows, self.weight) + self.bias
+        """``(batch, points)`` -> ``(batch, windows * units)``, contiguous, window by window."""
+        windows = x.unfold(1, self.window, self.step).transpose(0, 1)  # (windows, batch, window), a view
+        out = torch.baddbmm(self.bias[:, None, :], windows, self.weight)  # (windows, batch, units)
+        return out.transpose(0, 1).reshape(len(x), -1)  # one copy into batch-major order for BatchNorm
 
 
 class RamanNet(nn.Module):
@@ -64,8 +66,7 @@ class RamanNet(nn.Module):
         self.classifier = nn.Linear(embedding, n_classes)
 
     def window_features(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(x).flatten(1)
-        return F.leaky_relu(self.block_norm(h), LEAKY_SLOPE)
+        return F.leaky_relu(self.block_norm(self.blocks(x)), LEAKY_SLOPE)
 
     def forward(self, x: torch.Tensor, return_embedding: bool = False):
         h = self.dropout_in(self.window_features(x))

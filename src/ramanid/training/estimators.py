@@ -136,7 +136,8 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
                     embedding, yb)
             return F.cross_entropy(model(xb), yb, weight=w)
 
-        self.history_ = train(self.model_, loss_fn, X_tr, y_tr, self._config(), X_val, y_val)
+        self.history_ = train(self.model_, loss_fn, X_tr, y_tr, self._config(), X_val, y_val,
+                              metric_fn=lambda logits, yb: (logits.argmax(1) == yb).float().mean())
         return self
 
     def _logits(self, X) -> np.ndarray:

@@ -20,15 +20,18 @@ def pairwise_distances(embeddings: torch.Tensor) -> torch.Tensor:
 def semi_hard_negatives(distances: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Index of the chosen negative for every (anchor, positive) pair, shape ``(batch, batch)``.
 
+    Each anchor's negatives are sorted once; a binary search then finds, for every positive,
+    the first negative strictly farther than it: O(B² log B) instead of a (B, B, B) tensor.
     Entries for pairs that are not anchor-positive pairs are meaningless.
     """
+    d = distances.detach()
     negative = labels[:, None] != labels[None, :]
-    farther = negative[:, None, :] & (distances[:, None, :] > distances[:, :, None])  # [a, p, n]
-    inf = torch.finfo(distances.dtype).max
-    semi_hard = torch.where(farther, distances[:, None, :], torch.full_like(farther, inf, dtype=distances.dtype))
-    closest_farther = semi_hard.argmin(dim=2)
-    farthest = torch.where(negative, distances, torch.full_like(distances, -inf)).argmax(dim=1)
-    return torch.where(farther.any(dim=2), closest_farther, farthest[:, None].expand_as(closest_farther))
+    inf = torch.finfo(d.dtype).max
+    sorted_d, order = torch.where(negative, d, torch.full_like(d, inf)).sort(dim=1)
+    count = negative.sum(dim=1, keepdim=True)
+    first_farther = torch.searchsorted(sorted_d.contiguous(), d.contiguous(), right=True)
+    farthest = (count - 1).clamp_min(0).expand_as(first_farther)
+    return order.gather(1, torch.where(first_farther < count, first_farther, farthest))
 
 
 def semi_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
