@@ -114,3 +114,48 @@ class LibrarySearch(ClassifierMixin, BaseEstimator):
                 table = pd.concat([table, self.library_meta_.iloc[index].reset_index(drop=True)], axis=1)
             results.append(table)
         return results
+
+
+class ClassicalElementIdentifier(BaseEstimator):
+    """One classical classifier per element, with thresholds chosen on a validation split.
+
+    The classical counterpart of :class:`~ramanid.training.estimators.ElementIdentifier`, for
+    honest baselines: ``base`` is a name for :func:`classical_model` (``lr``, ``rf``, ...).
+    """
+
+    def __init__(self, elements=("Mg", "Al", "P", "S", "Fe", "Cu"), base="lr", threshold="youden",
+                 val_fraction=0.15, random_state=None):
+        self.elements = elements
+        self.base = base
+        self.threshold = threshold
+        self.val_fraction = val_fraction
+        self.random_state = random_state
+
+    def fit(self, X, Y):
+        from sklearn.model_selection import train_test_split
+
+        from ramanid.training.estimators import choose_thresholds
+
+        X, Y = validate_data(self, X, Y, dtype=np.float64, multi_output=True)
+        Y = np.asarray(Y).reshape(len(X), -1).astype(int)
+        X_tr, X_val, Y_tr, Y_val = train_test_split(X, Y, test_size=self.val_fraction,
+                                                    random_state=self.random_state or 0)
+        self.elements_ = list(self.elements)
+        self.models_ = []
+        for j in range(Y.shape[1]):
+            single = Y_tr[:, j].min() == Y_tr[:, j].max()
+            self.models_.append(float(Y_tr[0, j]) if single else
+                                classical_model(self.base, self.random_state).fit(X_tr, Y_tr[:, j]))
+        self.thresholds_ = choose_thresholds(Y_val, self._scores(X_val), self.threshold)
+        return self
+
+    def _scores(self, X) -> np.ndarray:
+        return np.column_stack([np.full(len(X), m) if isinstance(m, float) else m.predict_proba(X)[:, 1]
+                                for m in self.models_])
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "models_")
+        return self._scores(validate_data(self, X, dtype=np.float64, reset=False))
+
+    def predict(self, X):
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)

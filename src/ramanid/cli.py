@@ -89,5 +89,47 @@ def build_covid_command(source, out):
     click.echo(f"written: {out}")
 
 
+
+@main.command("cv")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A SpectraSet file written by 'ramanid build'.")
+@click.option("--task", default="mineral", show_default=True, help="mineral, elements or label:COLUMN.")
+@click.option("--model", "models", multiple=True, default=("ramannet",), show_default=True,
+              help="Repeat for several: ramannet, attention_resnet, seed_attention, liu2017_cnn, ho2019_resnet, "
+                   "mlp, lr, svm, knn, rf, pca_lr, library.")
+@click.option("--split", default="stratified", show_default=True,
+              help="kfold, stratified, grouped:COLUMN, repeated-holdout, logo:COLUMN or predefined:COLUMN.")
+@click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
+              help="Folds (or repeats for repeated-holdout: default 50).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--elements", default="Mg,Al,P,S,Fe,Cu", show_default=True, help="For --task elements.")
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate (default: the model's published one).")
+@click.option("--wd", "weight_decay", type=float, default=None, help="Weight decay.")
+@click.option("--hidden", type=click.IntRange(1), default=None, help="Hidden size of attention/ResNet/RamanNet.")
+@click.option("--device", default=None, help="cpu, cuda or mps (default: the best available).")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Folds run in parallel.")
+@click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib", show_default=True)
+@click.option("--scheduler", default=None, help="dask.distributed scheduler address, with --backend dask.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.")
+def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, weight_decay, hidden, device, jobs,
+               backend, scheduler, out):
+    """Cross-validate one or more models on the same folds and write a report."""
+    from pathlib import Path
+
+    from ramanid.evaluation.protocol import Options, Task, run_cv
+    from ramanid.evaluation.report import write_report
+    from ramanid.spectra import SpectraSet
+
+    spectra = SpectraSet.load(data)
+    element_list = [e.strip() for e in elements.split(",") if e.strip()]
+    options = Options(epochs=epochs, lr=lr, weight_decay=weight_decay, hidden=hidden, device=device)
+    result = run_cv(spectra, Task.parse(task, element_list), models, split, folds, seed, options, n_jobs=jobs,
+                    backend=backend, scheduler=scheduler, cache_dir=Path(out) / "folds", log=click.echo)
+    write_report(result, out)
+    click.echo((Path(out) / "report.md").read_text())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -252,35 +252,44 @@ class ElementIdentifier(_NeuralEstimator):
     def _scores(self, X) -> np.ndarray:
         outputs = np.hstack([predict_logits(m, X, self._predict_batch()) for m in self.models_])
         if self.model == "seed_attention":
-            return np.clip(outputs, 0.0, 1.0)  # regression outputs on 0/1 labels, read as scores
+            return outputs  # regression outputs on 0/1 labels: scores, not probabilities, as in the reference
         return 1 / (1 + np.exp(-outputs))
 
     def _choose_thresholds(self, X_val, Y_val) -> np.ndarray:
-        if not isinstance(self.threshold, str):
-            return np.full(len(self.elements_), float(self.threshold))
-        thresholds = np.full(len(self.elements_), 0.5)
-        if not len(X_val):
-            return thresholds
-        scores = self._scores(X_val)
-        for j in range(len(self.elements_)):
-            truth = Y_val[:, j]
-            if truth.min() == truth.max():
-                continue  # one class only in validation: keep 0.5
-            if self.threshold == "youden":
-                fpr, tpr, cut = roc_curve(truth, scores[:, j])
-                thresholds[j] = min(cut[np.argmax(tpr - fpr)], 1.0)
-            elif self.threshold == "f1":
-                precision, recall, cut = precision_recall_curve(truth, scores[:, j])
-                f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-                thresholds[j] = cut[np.argmax(f1)]
-            else:
-                raise ValueError(f"unknown threshold rule {self.threshold!r}: expected 'youden', 'f1' or a number")
-        return thresholds
+        scores = self._scores(X_val) if len(X_val) else np.zeros_like(Y_val, dtype=float)
+        return choose_thresholds(Y_val, scores, self.threshold)
 
     def predict_proba(self, X):
-        """Scores in [0, 1], shape ``(n, elements)``."""
+        """Probabilities, shape ``(n, elements)``; for ``seed_attention``, its raw regression scores."""
         check_is_fitted(self, "models_")
         return self._scores(validate_data(self, X, dtype=np.float32, reset=False))
 
     def predict(self, X):
         return (self.predict_proba(X) >= self.thresholds_).astype(int)
+
+
+def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> np.ndarray:
+    """Per-column decision thresholds chosen on validation data.
+
+    ``rule="youden"`` maximises sensitivity + specificity - 1 (Youden 1950); ``"f1"`` maximises
+    F1; a number is used as it is. A column whose validation data hold one class only, or an
+    empty validation set, gets 0.5.
+    """
+    columns = Y_val.shape[1]
+    if not isinstance(rule, str):
+        return np.full(columns, float(rule))
+    if rule not in ("youden", "f1"):
+        raise ValueError(f"unknown threshold rule {rule!r}: expected 'youden', 'f1' or a number")
+    thresholds = np.full(columns, 0.5)
+    for j in range(columns if len(Y_val) else 0):
+        truth = Y_val[:, j]
+        if truth.min() == truth.max():
+            continue
+        if rule == "youden":
+            fpr, tpr, cut = roc_curve(truth, scores[:, j])
+            thresholds[j] = min(cut[np.argmax(tpr - fpr)], 1.0)
+        else:
+            precision, recall, cut = precision_recall_curve(truth, scores[:, j])
+            f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+            thresholds[j] = cut[np.argmax(f1)]
+    return thresholds

@@ -1,0 +1,1 @@
+"""Evaluation: splits that say whether they leak, metrics, cross-validation protocols, reports."""

@@ -1,0 +1,91 @@
+"""Splitters, named by strings so that a report can say exactly which split was used.
+
+- ``kfold``: shuffled k-fold (the element reference's 5-fold).
+- ``stratified``: stratified k-fold.
+- ``grouped:COLUMN``: spectra sharing a COLUMN value (mineral, rruff_id, patient) stay together;
+  stratified as well where the target is one class per spectrum.
+- ``repeated-holdout``: repeated random 70/30 splits (the COVID protocol: 50 repeats),
+  stratified where the target is one class per spectrum.
+- ``logo:COLUMN``: leave one group out.
+- ``predefined:COLUMN``: train on rows whose COLUMN is ``train`` (or ``pretrain``/``finetune``),
+  test on ``test``: the Bacteria-ID pretrain -> fine-tune -> test protocol.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import (
+    GroupKFold, KFold, LeaveOneGroupOut, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold,
+    StratifiedShuffleSplit,
+)
+
+from ramanid.errors import DatasetError
+from ramanid.spectra import SpectraSet
+
+
+@dataclass(frozen=True)
+class Split:
+    """A named split: ``folds`` splits (or repeats), seeded, optionally grouped by a column."""
+
+    kind: str
+    folds: int = 5
+    seed: int = 0
+    group: str | None = None
+    test_size: float = 0.3
+
+    @classmethod
+    def parse(cls, spec: str, folds: int = 5, seed: int = 0) -> "Split":
+        kind, _, group = spec.partition(":")
+        if kind not in ("kfold", "stratified", "grouped", "repeated-holdout", "logo", "predefined"):
+            raise DatasetError(
+                f"unknown split {spec!r}: expected kfold, stratified, grouped:COLUMN, repeated-holdout, "
+                "logo:COLUMN or predefined:COLUMN")
+        if kind in ("grouped", "logo", "predefined") and not group:
+            raise DatasetError(f"split {spec!r} needs a column, e.g. {kind}:mineral")
+        if kind == "repeated-holdout" and folds == 5:
+            folds = 50  # the COVID protocol's 50 repeats, unless asked otherwise
+        return cls(kind, folds, seed, group or None)
+
+    @property
+    def leaks_groups(self) -> bool:
+        """True where spectra of one specimen or mineral may fall on both sides."""
+        return self.group is None and self.kind != "predefined"
+
+    def describe(self) -> str:
+        base = {"kfold": f"{self.folds}-fold shuffled k-fold", "stratified": f"{self.folds}-fold stratified k-fold",
+                "grouped": f"{self.folds}-fold grouped by {self.group} (stratified where possible)",
+                "repeated-holdout": f"{self.folds} x random {1 - self.test_size:.0%}/{self.test_size:.0%} hold-out",
+                "logo": f"leave one {self.group} out", "predefined": f"predefined by column {self.group}"}[self.kind]
+        groups = "groups NOT kept together" if self.leaks_groups else f"groups kept together ({self.group})"
+        return f"{base}, seed {self.seed}; {groups}"
+
+    def indices(self, spectra: SpectraSet, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (train, test) index pairs for this set and target."""
+        n = len(spectra)
+        single = np.ndim(y) == 1
+        groups = None
+        if self.group is not None:
+            if self.group not in spectra.meta:
+                raise DatasetError(f"split by {self.group!r}: no such column, have {list(spectra.meta.columns)}")
+            groups = spectra.meta[self.group].astype(str).to_numpy()
+        X = np.zeros((n, 1))
+        if self.kind == "kfold":
+            splitter = KFold(self.folds, shuffle=True, random_state=self.seed)
+        elif self.kind == "stratified":
+            splitter = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
+        elif self.kind == "grouped":
+            splitter = (StratifiedGroupKFold(self.folds, shuffle=True, random_state=self.seed) if single
+                        else GroupKFold(self.folds, shuffle=True, random_state=self.seed))
+        elif self.kind == "repeated-holdout":
+            splitter = (StratifiedShuffleSplit(self.folds, test_size=self.test_size, random_state=self.seed)
+                        if single else ShuffleSplit(self.folds, test_size=self.test_size, random_state=self.seed))
+        elif self.kind == "logo":
+            splitter = LeaveOneGroupOut()
+        else:
+            test = groups == "test"
+            if not test.any() or test.all():
+                raise DatasetError(f"predefined split: column {self.group!r} needs rows marked 'test' and others")
+            return [(np.flatnonzero(~test), np.flatnonzero(test))]
+        target = y if single else None
+        return [(tr, te) for tr, te in splitter.split(X, target, groups)]

@@ -1,0 +1,128 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ramanid.cli import main
+from ramanid.errors import DatasetError
+from ramanid.evaluation.metrics import aggregate, element_metrics, multiclass_metrics
+from ramanid.evaluation.protocol import Options, Task, run_cv
+from ramanid.evaluation.report import write_report
+from ramanid.evaluation.splits import Split
+from ramanid.spectra import SpectraSet
+
+
+def toy(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(3, 32))[y] + 0.3 * rng.normal(size=(n, 32))
+    meta = pd.DataFrame({"mineral": [f"m{v}" for v in y], "rruff_id": [f"R{i // 4}" for i in range(n)],
+                         "chemistry": ["Mg_2_SiO_4_", "FeS_2_", "CuFeS_2_"] * (n // 3),
+                         "split": ["train"] * (n - 12) + ["test"] * 12})
+    return SpectraSet(np.arange(32.0), X, meta)
+
+
+def test_grouped_split_keeps_groups_together():
+    spectra = toy()
+    y = spectra.meta["mineral"].to_numpy()
+    split = Split.parse("grouped:rruff_id", 3)
+    for train, test in split.indices(spectra, y):
+        assert not set(spectra.meta["rruff_id"][train]) & set(spectra.meta["rruff_id"][test])
+    assert "groups kept together (rruff_id)" in split.describe()
+    assert "NOT kept together" in Split.parse("kfold").describe()
+
+
+def test_split_kinds():
+    spectra = toy()
+    y = spectra.meta["mineral"].to_numpy()
+    assert len(Split.parse("repeated-holdout").indices(spectra, y)) == 50
+    train, test = Split.parse("repeated-holdout").indices(spectra, y)[0]
+    assert len(test) == 18 and len(train) == 42
+    assert len(Split.parse("logo:mineral").indices(spectra, y)) == 3
+    assert [len(t) for _, t in Split.parse("predefined:split").indices(spectra, y)] == [12]
+    folds = Split.parse("stratified", 4).indices(spectra, y)
+    assert all(np.bincount([int(v[1]) for v in y[test]]).tolist() == [5, 5, 5] for _, test in folds)
+    with pytest.raises(DatasetError, match="needs a column"):
+        Split.parse("grouped")
+
+
+def test_multiclass_metrics_by_hand():
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5]])
+    m = multiclass_metrics(np.array(["a", "b", "b", "c"]), proba, ["a", "b", "c"])
+    assert m["accuracy"] == 0.75 and m["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert m["balanced_accuracy"] == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_element_metrics_by_hand():
+    Y = np.array([[1], [1], [0], [0]])
+    scores = np.array([[0.9], [0.4], [0.5], [0.1]])
+    m = element_metrics(Y, scores, np.array([0.45]), ["Fe"])["elements"]["Fe"]
+    assert m["roc_auc"] == 0.75 and m["sensitivity"] == 0.5 and m["specificity"] == 0.5
+    assert m["confusion"] == [[1, 1], [1, 1]]
+
+
+def test_aggregate_skips_nan():
+    assert aggregate([1.0, np.nan, 3.0]) == {"mean": 2.0, "std": 1.0, "n": 2}
+
+
+def test_run_cv_same_folds_for_every_model_and_resume(tmp_path):
+    spectra = toy()
+    logs = []
+    result = run_cv(spectra, "mineral", ["lr", "mlp"], "stratified", 3, 0, Options(epochs=2), cache_dir=tmp_path,
+                    log=logs.append)
+    sizes = {m: [f["test_size"] for f in d["folds"]] for m, d in result["models"].items()}
+    assert sizes["lr"] == sizes["mlp"] and result["models"]["lr"]["summary"]["accuracy"]["mean"] > 0.9
+    again = []
+    second = run_cv(spectra, "mineral", ["lr", "mlp"], "stratified", 3, 0, Options(epochs=2), cache_dir=tmp_path,
+                    log=again.append)
+    assert again[0] == "resuming: 6 of 6 folds already done"
+    assert second["models"]["mlp"]["summary"] == result["models"]["mlp"]["summary"]
+
+
+def test_elements_task_and_report(tmp_path):
+    result = run_cv(toy(), Task.parse("elements", ["Mg", "Fe", "Cu", "S"]), ["lr"], "kfold", 3, 0)
+    assert set(result["classes"]) == {"Mg", "Fe", "Cu", "S"}
+    written = write_report(result, tmp_path)
+    names = {p.name for p in written}
+    assert {"results.json", "results.csv", "report.md", "folds.png", "roc_curves.png"} <= names
+    assert "| lr |" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["split"].startswith("3-fold shuffled")
+
+
+def test_parallel_folds_equal_serial():
+    spectra = toy()
+    serial = run_cv(spectra, "mineral", ["lr"], "stratified", 3, 0, n_jobs=1, log=lambda _: None)
+    parallel = run_cv(spectra, "mineral", ["lr"], "stratified", 3, 0, n_jobs=2, log=lambda _: None)
+    assert serial["models"]["lr"]["summary"] == parallel["models"]["lr"]["summary"]
+
+
+def test_dask_local_cluster_on_loopback():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                                  processes=True) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        result = run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, backend="dask", scheduler=cluster.scheduler_address,
+                        log=lambda _: None)
+    assert result["models"]["lr"]["summary"]["accuracy"]["n"] == 3
+
+
+def test_cv_command(tmp_path):
+    data = toy().save(tmp_path / "toy.npz")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["cv", "--data", str(data), "--task", "mineral", "--model", "lr", "--model",
+                                       "library", "--folds", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "confusion_lr.png").is_file() and "| library |" in result.output
+
+
+def test_cv_on_real_elements(rruff_780, tmp_path):
+    """The reference protocol on the real 780 nm set, tiny epochs: both models run on the same folds."""
+    spectra = rruff_780.spectra
+    result = run_cv(spectra, "elements", ["seed_attention", "lr"], "grouped:mineral", 3, 0, Options(epochs=3),
+                    log=lambda _: None)
+    assert result["n_spectra"] == 903
+    for model in ("seed_attention", "lr"):
+        aucs = [result["models"][model]["summary"][f"{e}_roc_auc"]["mean"] for e in ("Mg", "Al", "P", "S", "Fe", "Cu")]
+        assert all(0.3 < a < 1 for a in aucs)
