@@ -4,7 +4,8 @@
 that are embedded by one strided convolution; a learned position embedding is added (the same
 band at another Raman shift means another bond); residual pre-norm self-attention blocks
 (Vaswani et al. 2017; pre-norm as in Xiong et al. 2020) mix the windows of ONE spectrum; mean
-and max pooling; one logit per element, trained jointly with binary cross-entropy.
+and max pooling, beside a dense path over the whole spectrum; one logit per element, trained
+jointly with binary cross-entropy.
 
 ``seed_attention``: the element-identification reference's model, reproduced for comparison:
 Linear(1024 -> 64), self-attention computed ACROSS THE SAMPLES OF THE BATCH with a residual,
@@ -31,12 +32,14 @@ class AttentionResNet(nn.Module):
                                            activation="gelu")
         self.blocks = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden)
-        self.head = nn.Linear(2 * hidden, n_outputs)
+        # a residual path that sees the whole spectrum at once, beside the windows' attention
+        self.whole = nn.Sequential(nn.Linear(n_points, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.head = nn.Linear(3 * hidden, n_outputs)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.embed_windows(x.unsqueeze(1)).transpose(1, 2) + self.position
         tokens = self.norm(self.blocks(tokens))
-        return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1)], dim=1)
+        return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1), self.whole(x)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
