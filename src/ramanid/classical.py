@@ -111,7 +111,8 @@ class LibrarySearch(ClassifierMixin, BaseEstimator):
             table = pd.DataFrame({"library_index": index, "label": self.classes_[self.library_labels_[index]],
                                   "similarity": row[index]})
             if self.library_meta_ is not None:
-                table = pd.concat([table, self.library_meta_.iloc[index].reset_index(drop=True)], axis=1)
+                extra = self.library_meta_.iloc[index].drop(columns=table.columns, errors="ignore")
+                table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
             results.append(table)
         return results
 

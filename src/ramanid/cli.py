@@ -39,6 +39,31 @@ def _wavelengths(values: tuple[str, ...]):
         raise click.BadParameter(f"{values}: expected numbers in nm, or 'all'") from exc
 
 
+def _training_options(f):
+    """The reference's training options, shared by cv and train."""
+    for option in reversed([
+        click.option("--task", default="mineral", show_default=True, help="mineral, elements or label:COLUMN."),
+        click.option("--elements", default="Mg,Al,P,S,Fe,Cu", show_default=True, help="For --task elements."),
+        click.option("--epochs", type=click.IntRange(1), default=100, show_default=True),
+        click.option("--lr", type=float, default=None, help="Learning rate (default: the model's published one)."),
+        click.option("--wd", "weight_decay", type=float, default=None, help="Weight decay."),
+        click.option("--hidden", type=click.IntRange(1), default=None,
+                     help="Hidden size of attention/ResNet/RamanNet."),
+        click.option("--device", default=None, help="cpu, cuda or mps (default: the best available)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]):
+        f = option(f)
+    return f
+
+
+def _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device):
+    from ramanid.evaluation.protocol import Options, Task
+
+    element_list = [e.strip() for e in elements.split(",") if e.strip()]
+    return Task.parse(task, element_list), Options(epochs=epochs, lr=lr, weight_decay=weight_decay, hidden=hidden,
+                                                   device=device)
+
+
 @build.command("rruff")
 @click.option("--source", required=True, type=click.Path(exists=True),
               help="The official RRUFF zip (read without unpacking) or a folder of .txt files.")
@@ -93,7 +118,6 @@ def build_covid_command(source, out):
 @main.command("cv")
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
               help="A SpectraSet file written by 'ramanid build'.")
-@click.option("--task", default="mineral", show_default=True, help="mineral, elements or label:COLUMN.")
 @click.option("--model", "models", multiple=True, default=("ramannet",), show_default=True,
               help="Repeat for several: ramannet, attention_resnet, seed_attention, liu2017_cnn, ho2019_resnet, "
                    "mlp, lr, svm, knn, rf, pca_lr, library.")
@@ -101,13 +125,7 @@ def build_covid_command(source, out):
               help="kfold, stratified, grouped:COLUMN, repeated-holdout, logo:COLUMN or predefined:COLUMN.")
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
               help="Folds (or repeats for repeated-holdout: default 50).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--elements", default="Mg,Al,P,S,Fe,Cu", show_default=True, help="For --task elements.")
-@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--lr", type=float, default=None, help="Learning rate (default: the model's published one).")
-@click.option("--wd", "weight_decay", type=float, default=None, help="Weight decay.")
-@click.option("--hidden", type=click.IntRange(1), default=None, help="Hidden size of attention/ResNet/RamanNet.")
-@click.option("--device", default=None, help="cpu, cuda or mps (default: the best available).")
+@_training_options
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Folds run in parallel.")
 @click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib", show_default=True)
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address, with --backend dask.")
@@ -118,17 +136,112 @@ def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, wei
     """Cross-validate one or more models on the same folds and write a report."""
     from pathlib import Path
 
-    from ramanid.evaluation.protocol import Options, Task, run_cv
+    from ramanid.evaluation.protocol import run_cv
     from ramanid.evaluation.report import write_report
     from ramanid.spectra import SpectraSet
 
     spectra = SpectraSet.load(data)
-    element_list = [e.strip() for e in elements.split(",") if e.strip()]
-    options = Options(epochs=epochs, lr=lr, weight_decay=weight_decay, hidden=hidden, device=device)
-    result = run_cv(spectra, Task.parse(task, element_list), models, split, folds, seed, options, n_jobs=jobs,
+    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device)
+    result = run_cv(spectra, task, models, split, folds, seed, options, n_jobs=jobs,
                     backend=backend, scheduler=scheduler, cache_dir=Path(out) / "folds", log=click.echo)
     write_report(result, out)
     click.echo((Path(out) / "report.md").read_text())
+
+
+
+@main.command("train")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A SpectraSet file written by 'ramanid build'.")
+@click.option("--model", default="ramannet", show_default=True,
+              help="ramannet, attention_resnet, seed_attention, liu2017_cnn, ho2019_resnet or mlp.")
+@_training_options
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The model folder to write.")
+def train_command(data, model, task, elements, epochs, lr, weight_decay, hidden, device, seed, out):
+    """Train on all the data and save a model folder for predict and explain."""
+    from ramanid.bundle import train_bundle
+    from ramanid.spectra import SpectraSet
+
+    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device)
+    bundle = train_bundle(SpectraSet.load(data), task, model, options, seed, out, log=click.echo)
+    metrics = bundle.info["validation"]["metrics"]
+    headline = (f"macro ROC AUC {metrics['macro_roc_auc']:.3f}" if task.kind == "elements"
+                else f"accuracy {metrics['accuracy']:.3f}")
+    click.echo(f"validation ({bundle.info['validation']['n_spectra']} spectra): {headline}")
+    click.echo(f"out-of-distribution threshold (cosine): {bundle.info['ood']['threshold']:.3f}")
+    click.echo(f"written: {out}")
+
+
+@main.command("predict")
+@click.argument("model_dir", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="How many classes to list.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def predict_command(model_dir, paths, top, fmt):
+    """Identify the spectra in files, folders or RRUFF zips with a saved model."""
+    import dataclasses
+    import json
+
+    from ramanid.bundle import load_bundle
+    from ramanid.io.files import read_spectrum_files
+    from ramanid.predict import as_table, predict_spectra
+
+    bundle = load_bundle(model_dir)
+    spectra, skipped = read_spectrum_files(paths)
+    results, refused = predict_spectra(bundle, spectra, top=top)
+    if fmt == "json":
+        click.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=1, default=str))
+    elif fmt == "csv":
+        click.echo(as_table(results).to_csv(index=False), nl=False)
+    elif results:
+        click.echo(as_table(results).to_string(index=False))
+    for s in skipped + refused:
+        click.echo(f"skipped: {s.reason}", err=True)
+    if not results:
+        raise SystemExit(2)
+
+
+@main.command("explain")
+@click.argument("model_dir", type=click.Path())
+@click.argument("file", type=click.Path())
+@click.option("--target", default=None, help="Class or element to explain (default: the predicted one).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
+def explain_command(model_dir, file, target, out):
+    """Draw a spectrum with integrated-gradients attributions and its best reference match."""
+    from pathlib import Path
+
+    from ramanid.bundle import load_bundle
+    from ramanid.explain import explain_spectrum
+    from ramanid.io.files import read_one
+
+    target, path = explain_spectrum(load_bundle(model_dir), read_one(Path(file))[0], out, target)
+    click.echo(f"explained {target}: {path}")
+
+
+@main.command("embed")
+@click.argument("model_dir", type=click.Path())
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="A SpectraSet file.")
+@click.option("--label", default="mineral", show_default=True, help="Metadata column that colours the points.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
+def embed_command(model_dir, data, label, out):
+    """Map the model's embeddings in 2-D beside a PCA map of the spectra."""
+    from ramanid.bundle import load_bundle
+    from ramanid.explain import embedding_figure
+    from ramanid.spectra import SpectraSet
+
+    scores, path = embedding_figure(load_bundle(model_dir), SpectraSet.load(data), out, label)
+    for name, score in scores.items():
+        click.echo(f"{name}: silhouette {score:.3f}")
+    click.echo(f"written: {path}")
+
+
+@main.command("demo")
+@click.option("--out", default="ramanid-demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
+def demo_command(out, epochs):
+    """Offline demo on synthetic spectra: build, cross-validate, train, predict, explain, embed."""
+    from ramanid.demo import run_demo
+
+    run_demo(out, epochs=epochs, log=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

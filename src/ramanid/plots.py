@@ -92,3 +92,47 @@ def confusion_heatmap(result: dict, model: str, path: Path) -> Path:
     ax.set_title(f"{model}: confusion, rows normalised, all test folds", fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.7)
     return save(fig, path)
+
+
+def explanation(shifts, spectrum, attribution, title: str, path: Path, reference=None, reference_label: str = "") -> Path:
+    """The spectrum with its attribution per Raman shift, and the best-matching reference spectrum."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=[3, 1.4],
+                                      layout="constrained")
+    top.plot(shifts, spectrum, color="black", lw=1, label="spectrum (preprocessed)")
+    if reference is not None:
+        top.plot(shifts, reference, color="tab:green", lw=1, ls="--", alpha=0.8, label=f"best match: {reference_label}")
+    scale = np.abs(attribution).max() or 1.0
+    top.fill_between(shifts, 0, np.clip(attribution, 0, None) / scale * np.max(spectrum), color="tab:red", alpha=0.35,
+                     label="attribution for (scaled)")
+    top.fill_between(shifts, 0, np.clip(attribution, None, 0) / scale * np.max(spectrum), color="tab:blue",
+                     alpha=0.35, label="attribution against (scaled)")
+    top.set_ylabel("intensity (a.u.)")
+    top.set_title(title, fontsize=10)
+    top.legend(fontsize=8, loc="upper right")
+    bottom.bar(shifts, attribution, width=np.diff(shifts).mean(), color=np.where(attribution >= 0, "tab:red", "tab:blue"))
+    bottom.axhline(0, color="grey", lw=0.6)
+    bottom.set_ylabel("integrated\ngradients")
+    bottom.set_xlabel("Raman shift (cm$^{-1}$)")
+    return save(fig, path)
+
+
+def embedding_maps(maps: dict[str, np.ndarray], labels: np.ndarray, scores: dict[str, float], path: Path,
+                   max_classes: int = 12) -> Path:
+    """Side-by-side 2-D maps (e.g. RamanNet embedding vs PCA), coloured by class."""
+    common = [c for c, _ in zip(*np.unique(labels, return_counts=True))]
+    counts = {c: int(np.sum(labels == c)) for c in common}
+    shown = sorted(counts, key=lambda c: -counts[c])[:max_classes]
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.6), layout="constrained")
+    axes = np.atleast_1d(axes)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, len(shown)))
+    for ax, (name, points) in zip(axes, maps.items()):
+        other = ~np.isin(labels, shown)
+        ax.scatter(points[other, 0], points[other, 1], s=6, color="lightgrey", label="other classes")
+        for colour, cls in zip(colours, shown):
+            mask = labels == cls
+            ax.scatter(points[mask, 0], points[mask, 1], s=10, color=colour, label=str(cls))
+        ax.set_title(f"{name}\nsilhouette {scores[name]:.3f} (higher separates better)", fontsize=9)
+        ax.set_xlabel("component 1")
+        ax.set_ylabel("component 2")
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return save(fig, path)

@@ -27,11 +27,15 @@ class SpectraSet:
         Stored as float32.
     meta : pandas.DataFrame, optional
         One row per spectrum (name, RRUFF id, wavelength, chemistry, ...).
+    info : dict, optional
+        How the set was made (source, grid, resampling, preprocessing), JSON-ready; a saved
+        model copies it so that new spectra are treated the same way.
     """
 
     shifts: np.ndarray
     intensities: np.ndarray
     meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    info: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.shifts = np.asarray(self.shifts, dtype=np.float64)
@@ -64,7 +68,7 @@ class SpectraSet:
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
-        return SpectraSet(self.shifts.copy(), self.intensities[index], self.meta.iloc[index].copy())
+        return SpectraSet(self.shifts.copy(), self.intensities[index], self.meta.iloc[index].copy(), dict(self.info))
 
     def select(self, mask=None, **equals) -> "SpectraSet":
         """The spectra where ``mask`` holds and every ``column=value`` matches.
@@ -93,6 +97,7 @@ class SpectraSet:
             sets[0].shifts.copy(),
             np.concatenate([s.intensities for s in sets]),
             pd.concat([s.meta for s in sets], ignore_index=True),
+            dict(sets[0].info),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -102,7 +107,8 @@ class SpectraSet:
             {"name": str(c), "dtype": str(self.meta[c].dtype), "values": _json_values(self.meta[c])}
             for c in self.meta.columns
         ]
-        header = json.dumps({"format": "ramanid.SpectraSet", "version": FORMAT_VERSION, "columns": columns})
+        header = json.dumps({"format": "ramanid.SpectraSet", "version": FORMAT_VERSION, "columns": columns,
+                             "info": self.info})
         with atomic_write(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(
@@ -128,7 +134,7 @@ class SpectraSet:
             {c["name"]: pd.Series(c["values"], dtype=_restore_dtype(c["dtype"])) for c in header["columns"]},
             index=range(len(intensities)),
         )
-        return cls(shifts, intensities, meta)
+        return cls(shifts, intensities, meta, header.get("info", {}))
 
 
 def _json_values(column: pd.Series) -> list:

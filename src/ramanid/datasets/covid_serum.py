@@ -30,4 +30,7 @@ def load_covid_serum(folder: str | Path) -> SpectraSet:
         part = read_npy(folder / f"{split}_x.npy", folder / "wavenumber.npy", folder / f"{split}_y.npy", names)
         part.meta["distributed_split"] = split
         parts.append(part)
-    return SpectraSet.concat(parts)
+    spectra = SpectraSet.concat(parts)
+    # distributed already processed by the authors: new spectra are only resampled onto this axis
+    spectra.info = {"source": "covid_serum", "method": "linear", "preprocess": None}
+    return spectra

@@ -123,6 +123,7 @@ def build_rruff(
     if not kept:
         raise DatasetError(f"{source}: no mineral has {min_per_mineral} or more spectra after filtering")
     matrix = np.stack([resample_spectrum(s.shifts, s.intensities, axis, method) for s in kept])
+    spec = preprocess if isinstance(preprocess, str) else repr(preprocess)
     if isinstance(preprocess, str):
         preprocess = make_pipeline(preprocess, axis, n_jobs=jobs)
     matrix = preprocess.fit_transform(matrix.astype(np.float32))
@@ -130,10 +131,10 @@ def build_rruff(
     meta = pd.DataFrame([s.meta for s in kept])
     meta["elements"] = [_element_text(m.get("chemistry")) for m in meta.to_dict("records")]
     options = dict(
-        wavelengths=None if wanted is None else sorted(wanted), kind=kind, min_per_mineral=min_per_mineral,
-        grid=str(grid), method=method, min_coverage=min_coverage, preprocess=repr(preprocess),
+        source="rruff", wavelengths=None if wanted is None else sorted(wanted), kind=kind,
+        min_per_mineral=min_per_mineral, grid=str(grid), method=method, min_coverage=min_coverage, preprocess=spec,
     )
-    return BuildResult(SpectraSet(axis, matrix, meta), skipped, options)
+    return BuildResult(SpectraSet(axis, matrix, meta, options), skipped, options)
 
 
 def _enough_per_mineral(spectra: list[Spectrum], minimum: int) -> list[Spectrum]:

@@ -47,15 +47,18 @@ class _NeuralEstimator(BaseEstimator):
         )
 
     def _split(self, X, Y, stratify=None):
-        if not self.val_fraction or len(X) < 10:
-            return X, Y, X[:0], Y[:0]
-        seed = self.random_state if self.random_state is not None else 0
-        try:
-            X_tr, X_val, Y_tr, Y_val = train_test_split(X, Y, test_size=self.val_fraction, random_state=seed,
-                                                        stratify=stratify)
-        except ValueError:  # a class too small to stratify
-            X_tr, X_val, Y_tr, Y_val = train_test_split(X, Y, test_size=self.val_fraction, random_state=seed)
-        return X_tr, Y_tr, X_val, Y_val
+        """Hold out ``val_fraction`` of the training data; its positions go to ``validation_index_``."""
+        index = np.arange(len(X))
+        if self.val_fraction and len(X) >= 10:
+            seed = self.random_state if self.random_state is not None else 0
+            try:
+                train, val = train_test_split(index, test_size=self.val_fraction, random_state=seed, stratify=stratify)
+            except ValueError:  # a class too small to stratify
+                train, val = train_test_split(index, test_size=self.val_fraction, random_state=seed)
+        else:
+            train, val = index, index[:0]
+        self.validation_index_ = np.sort(val)
+        return X[train], Y[train], X[val], Y[val]
 
     def _new_model(self, n_outputs: int):
         seed_everything(self.random_state if self.random_state is not None else 0)

@@ -1,0 +1,89 @@
+"""Attributions per Raman shift: integrated gradients (Sundararajan, Taly & Yan 2017, *Axiomatic
+attribution for deep networks*, ICML) from a zero spectrum, for one class or element."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def integrated_gradients(model: torch.nn.Module, x: np.ndarray, output: int, steps: int = 64,
+                         baseline: np.ndarray | None = None) -> np.ndarray:
+    """Attribution of ``model(x)[output]`` to each point of one spectrum ``x``.
+
+    The attributions sum to ``f(x) - f(baseline)`` up to the Riemann error of ``steps``.
+    BatchNorm and dropout run in eval mode, so the path points do not interact.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    x_t = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+    base = torch.zeros_like(x_t) if baseline is None else torch.as_tensor(baseline, dtype=torch.float32, device=device)
+    alphas = (torch.arange(steps, device=device, dtype=torch.float32) + 0.5) / steps
+    path = (base + alphas[:, None] * (x_t - base)).requires_grad_(True)
+    model(path)[:, output].sum().backward()
+    return ((x_t - base) * path.grad.mean(dim=0)).detach().cpu().numpy()
+
+
+def explain_spectrum(bundle, spectrum, out, target: str | None = None):
+    """Draw the attribution of one spectrum for the predicted (or named) class or element.
+
+    Returns (target name, path of the figure).
+    """
+    from ramanid import plots
+    from ramanid.errors import RamanIdError
+    from ramanid.predict import library_search, prepare
+
+    estimator = bundle.estimator
+    if estimator.model == "seed_attention":
+        raise RamanIdError("seed_attention is transductive (its output depends on the other spectra in the batch): "
+                           "attributions for one spectrum are not defined; explain another model")
+    X, kept, skipped = prepare(bundle, [spectrum])
+    if not kept:
+        raise RamanIdError(skipped[0].reason)
+    x = X[0]
+    if bundle.info["task"]["kind"] == "elements":
+        names = list(estimator.elements_)
+        scores = estimator.predict_proba(X)[0]
+        target = target or names[int(np.argmax(scores - estimator.thresholds_))]
+        if target not in names:
+            raise RamanIdError(f"unknown element {target!r}: this model predicts {names}")
+        j = names.index(target)
+        network, output = (estimator.models_[j], 0) if len(estimator.models_) > 1 else (estimator.models_[0], j)
+        label = f"element {target}: probability {scores[j]:.2f} (threshold {estimator.thresholds_[j]:.2f})"
+    else:
+        names = [str(c) for c in estimator.classes_]
+        proba = estimator.predict_proba(X)[0]
+        target = target or names[int(np.argmax(proba))]
+        if target not in names:
+            raise RamanIdError(f"unknown class {target!r}: this model knows {len(names)} classes, e.g. {names[:5]}")
+        network, output = estimator.model_, names.index(target)
+        label = f"class {target}: probability {proba[output]:.2f}"
+    attribution = integrated_gradients(network, x, output)
+    search = library_search(bundle)
+    hit = search.search(X, k=1)[0].iloc[0]
+    reference = bundle.library[int(hit["library_index"])]
+    ref_label = f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')} (cosine {hit['similarity']:.2f})"
+    title = f"{spectrum.source}\n{label}"
+    return target, plots.explanation(bundle.shifts, x, attribution, title, out, reference, ref_label)
+
+
+def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
+    """RamanNet (or attention) embeddings beside PCA of the spectra, both projected to 2-D by PCA,
+    with the silhouette score of the classes in each 2-D map. Returns (scores, path)."""
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    from ramanid import plots
+    from ramanid.errors import RamanIdError
+
+    estimator = bundle.estimator
+    if not hasattr(estimator, "transform") or not hasattr(estimator.model_, "embed"):
+        raise RamanIdError(f"model {estimator.model!r} has no embedding: use ramannet or attention_resnet")
+    labels = spectra.meta[label_column].astype(str).to_numpy()
+    X = spectra.intensities
+    embedded = estimator.transform(X)
+    maps = {f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
+            "PCA of the spectra": PCA(2, random_state=0).fit_transform(X)}
+    keep = np.isin(labels, [c for c in np.unique(labels) if np.sum(labels == c) > 1])
+    scores = {name: float(silhouette_score(points[keep], labels[keep])) if len(np.unique(labels[keep])) > 1
+              else float("nan") for name, points in maps.items()}
+    return scores, plots.embedding_maps(maps, labels, scores, out)
