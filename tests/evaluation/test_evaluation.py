@@ -126,3 +126,23 @@ def test_cv_on_real_elements(rruff_780, tmp_path):
     for model in ("seed_attention", "lr"):
         aucs = [result["models"][model]["summary"][f"{e}_roc_auc"]["mean"] for e in ("Mg", "Al", "P", "S", "Fe", "Cu")]
         assert all(0.3 < a < 1 for a in aucs)
+
+
+def test_an_interrupted_run_resumes_from_the_finished_folds(tmp_path, monkeypatch):
+    from ramanid.evaluation import protocol
+
+    real, calls = protocol.run_fold, []
+
+    def dies_on_the_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(protocol, "run_fold", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, cache_dir=tmp_path, log=lambda _: None)
+    monkeypatch.setattr(protocol, "run_fold", real)
+    logs = []
+    run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, cache_dir=tmp_path, log=logs.append)
+    assert logs[0] == "resuming: 2 of 3 folds already done"

@@ -171,17 +171,22 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
 
 
 def _execute(calls, n_jobs: int, backend: str, scheduler: str | None):
+    """Yield each fold's record as soon as it (and every fold before it) is done, so that it is
+    cached at once and an interrupted run loses only the folds in flight."""
     if backend == "dask":
         from dask.distributed import Client
 
         with Client(scheduler) as client:
             futures = [client.submit(run_fold, *call, pure=False) for call in calls]
-            return client.gather(futures)
+            for future in futures:
+                yield future.result()
+        return
     if backend != "joblib":
         raise RamanIdError(f"unknown backend {backend!r}: expected 'joblib' or 'dask'")
     if n_jobs == 1:
-        return [run_fold(*call) for call in calls]
-    return Parallel(n_jobs=n_jobs)(delayed(run_fold)(*call) for call in calls)
+        yield from (run_fold(*call) for call in calls)
+    else:
+        yield from Parallel(n_jobs=n_jobs, return_as="generator")(delayed(run_fold)(*call) for call in calls)
 
 
 def _summarise(records: list[dict], task: Task) -> dict:
