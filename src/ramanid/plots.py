@@ -103,9 +103,9 @@ def explanation(shifts, spectrum, attribution, title: str, path: Path, reference
         top.plot(shifts, reference, color="tab:green", lw=1, ls="--", alpha=0.8, label=f"best match: {reference_label}")
     scale = np.abs(attribution).max() or 1.0
     top.fill_between(shifts, 0, np.clip(attribution, 0, None) / scale * np.max(spectrum), color="tab:red", alpha=0.35,
-                     label="attribution for (scaled)")
+                     label="attribution towards the class (scaled)")
     top.fill_between(shifts, 0, np.clip(attribution, None, 0) / scale * np.max(spectrum), color="tab:blue",
-                     alpha=0.35, label="attribution against (scaled)")
+                     alpha=0.35, label="attribution against the class (scaled)")
     top.set_ylabel("intensity (a.u.)")
     top.set_title(title, fontsize=10)
     top.legend(fontsize=8, loc="upper right")

@@ -74,10 +74,14 @@ def predict_spectra(bundle: Bundle, spectra: list[Spectrum], top: int = 5, neare
     results = []
     if bundle.info["task"]["kind"] == "elements":
         scores = estimator.predict_proba(X)
+        proba = scores
     else:
         proba = estimator.predict_proba(X)
+    confidence = bundle.info["ood"].get("confidence")
     for i, s in enumerate(kept):
-        p = Prediction(s.source, similarity=float(best[i]), unknown=bool(best[i] < threshold))
+        unlike = best[i] < threshold
+        unsure = confidence is not None and proba[i].max() < confidence
+        p = Prediction(s.source, similarity=float(best[i]), unknown=bool(unlike or unsure))
         if bundle.info["task"]["kind"] == "elements":
             p.elements = {e: {"probability": float(scores[i, j]), "present": bool(scores[i, j] >= estimator.thresholds_[j])}
                           for j, e in enumerate(estimator.elements_)}
