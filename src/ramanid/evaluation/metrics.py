@@ -22,7 +22,7 @@ def multiclass_metrics(y_true, proba: np.ndarray, classes) -> dict:
         "log_loss": log_loss(y_true, _renormalised(proba), labels=classes),
     }
     for k in (1, 5, 10):
-        if k < len(classes):
+        if 2 < len(classes) and k < len(classes):  # for two classes top-1 is the accuracy
             out[f"top{k}"] = top_k_accuracy_score(y_true, proba, k=k, labels=classes)
     if len(classes) == 2:
         out["roc_auc"] = roc_auc_score(y_true == classes[1], proba[:, 1])
