@@ -161,9 +161,11 @@ def train_bundle(spectra, task, model: str, options, seed: int, folder: str | Pa
     if not usable.all():
         log(f"{int((~usable).sum())} spectra have no readable chemistry and are left out")
         spectra, y = spectra.subset(usable), y[usable]
+    from ramanid.models import MODELS
+
+    if model not in MODELS:
+        raise RamanIdError(f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {sorted(MODELS)}")
     estimator = make_estimator(model, task, options, seed)
-    if not hasattr(estimator, "validation_index_") and not hasattr(estimator, "val_fraction"):
-        raise RamanIdError(f"model {model!r} cannot be saved: 'ramanid train' takes the neural models")
     X = spectra.intensities
     estimator.fit(X, y)
     val = estimator.validation_index_
