@@ -11,7 +11,6 @@ from ramanid.cli import main
 from ramanid.datasets.covid_serum import load_covid_serum
 from ramanid.evaluation.protocol import Options, Task
 from ramanid.explain import embedding_figure, explain_spectrum, integrated_gradients
-from ramanid.io.files import read_spectrum_files
 from ramanid.models import build_model
 from ramanid.predict import predict_spectra
 from ramanid.spectra import Spectrum

@@ -154,8 +154,8 @@ def train_bundle(spectra, task, model: str, options, seed: int, folder: str | Pa
     spectra are flagged.
     """
     from ramanid.classical import LibrarySearch
-    from ramanid.evaluation.metrics import element_metrics, multiclass_metrics
-    from ramanid.evaluation.protocol import _jsonable, make_estimator
+    from ramanid.evaluation.metrics import element_metrics, json_ready, multiclass_metrics
+    from ramanid.evaluation.protocol import make_estimator
 
     y, usable = task.targets(spectra)
     if not usable.all():
@@ -191,7 +191,7 @@ def train_bundle(spectra, task, model: str, options, seed: int, folder: str | Pa
         "method": spectra.info.get("method", "linear"),
         "preprocess": spectra.info.get("preprocess", "minmax"),
         "data": {"n_spectra": len(X), "classes": int(len(np.unique(labels))), "built_with": spectra.info},
-        "validation": {"n_spectra": int(len(val)), "metrics": _jsonable(metrics)},
+        "validation": {"n_spectra": int(len(val)), "metrics": json_ready(metrics)},
         "ood": {"metric": "cosine", "quantile": OOD_QUANTILE, "threshold": threshold, "confidence": confidence,
                 "validation_similarity": {"min": float(similarity.min()), "median": float(np.median(similarity))}
                 if len(similarity) else {}},

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from ramanid.errors import RamanIdError
 from ramanid.models import MODELS, build_model, count_parameters
 from ramanid.models.ramannet import ramannet, ramannet_loop
-from ramanid.errors import RamanIdError
 
 # Trainable parameters for 1024-point spectra and 67 classes, counted by hand from each paper:
 PARAMETERS_1024_67 = {

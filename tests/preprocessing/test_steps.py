@@ -10,7 +10,13 @@ from sklearn.pipeline import Pipeline
 
 from ramanid.errors import SpectrumFormatError
 from ramanid.preprocessing import (
-    BaselineCorrection, Crop, Derivative, Despike, Normalize, Resample, SavitzkyGolay,
+    BaselineCorrection,
+    Crop,
+    Derivative,
+    Despike,
+    Normalize,
+    Resample,
+    SavitzkyGolay,
 )
 
 AXIS = np.linspace(100, 1400, 300)

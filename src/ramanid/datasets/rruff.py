@@ -19,9 +19,9 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ramanid.chemistry import parse_elements
+from ramanid.datasets.grid import AutoGrid, Grid, parse_grid
 from ramanid.errors import ChemistryError, DatasetError
 from ramanid.io.rruff import Skipped, read_rruff
-from ramanid.datasets.grid import AutoGrid, Grid, parse_grid
 from ramanid.preprocessing.presets import make_pipeline, output_shifts
 from ramanid.preprocessing.resample import coverage, resample_spectrum
 from ramanid.spectra import SpectraSet, Spectrum

@@ -14,7 +14,7 @@ from joblib import Parallel, delayed
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.classical import ClassicalElementIdentifier, classical_model
 from ramanid.errors import DatasetError, RamanIdError
-from ramanid.evaluation.metrics import aggregate, element_metrics, multiclass_metrics
+from ramanid.evaluation.metrics import aggregate, element_metrics, json_ready, multiclass_metrics
 from ramanid.evaluation.splits import Split
 from ramanid.io.atomic import atomic_write
 from ramanid.models import MODELS
@@ -104,7 +104,7 @@ def run_fold(X, y, train, test, name: str, task: Task, options: Options, seed: i
         full[:, np.searchsorted(classes, estimator.classes_)] = proba
         metrics = multiclass_metrics(y[test], full, classes)
         extra = {}
-    return {"model": name, "train_size": int(len(train)), "test_size": int(len(test)), "metrics": _jsonable(metrics),
+    return {"model": name, "train_size": int(len(train)), "test_size": int(len(test)), "metrics": json_ready(metrics),
             "wall_s": time.perf_counter() - start, **extra}
 
 
@@ -235,15 +235,3 @@ def _store_cached(cache: Path | None, name: str, fold: int, config: dict, record
         return
     with atomic_write(cache / f"{name}__fold{fold}.json") as tmp:
         tmp.write_text(json.dumps({"key": _cache_key(config), "record": record}))
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import (
-    GroupKFold, KFold, LeaveOneGroupOut, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold,
+    GroupKFold,
+    KFold,
+    LeaveOneGroupOut,
+    ShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
     StratifiedShuffleSplit,
 )
 

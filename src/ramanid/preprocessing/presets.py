@@ -12,9 +12,11 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ramanid.errors import RamanIdError
-from ramanid.preprocessing.baseline import PARAMETERS as BASELINES, BaselineCorrection
+from ramanid.preprocessing.baseline import PARAMETERS as BASELINES
+from ramanid.preprocessing.baseline import BaselineCorrection
 from ramanid.preprocessing.despike import Despike
-from ramanid.preprocessing.normalize import METHODS as NORMALIZATIONS, Normalize
+from ramanid.preprocessing.normalize import METHODS as NORMALIZATIONS
+from ramanid.preprocessing.normalize import Normalize
 from ramanid.preprocessing.resample import Crop, Resample
 from ramanid.preprocessing.smooth import Derivative, SavitzkyGolay
 
