@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from ramanid.errors import RamanIdError
 from ramanid.io.atomic import atomic_write
-from ramanid.models import build_model
+from ramanid.models import MODELS, build_model
 
 FORMAT = "ramanid.bundle"
 VERSION = 1
@@ -161,8 +161,6 @@ def train_bundle(spectra, task, model: str, options, seed: int, folder: str | Pa
     if not usable.all():
         log(f"{int((~usable).sum())} spectra have no readable chemistry and are left out")
         spectra, y = spectra.subset(usable), y[usable]
-    from ramanid.models import MODELS
-
     if model not in MODELS:
         raise RamanIdError(f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {sorted(MODELS)}")
     estimator = make_estimator(model, task, options, seed)
