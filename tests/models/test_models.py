@@ -79,6 +79,8 @@ def test_other_counts_stated():
     # seed_attention for one element: 1024*64+64, three 64x64 projections with bias, 64+1
     assert count_parameters(build_model("seed_attention", 1024, 1)) == 65_600 + 3 * 4_160 + 65 == 78_145
     # window embedding 64*32+64; positions 63*64; 3 blocks of (attention 3*64*64+192 + 64*64+64, feed-forward
-    # 64*128+128 + 128*64+64, two LayerNorms 256); final LayerNorm 128; head 128*6+6
-    assert count_parameters(build_model("attention_resnet", 1024, 6)) == 2_112 + 4_032 + 3 * 33_472 + 128 + 774
+    # 64*128+128 + 128*64+64, two LayerNorms 256); final LayerNorm 128; whole-spectrum path 1024*64+64;
+    # head (64 mean + 64 max + 64 whole)*6+6
+    assert count_parameters(build_model("attention_resnet", 1024, 6)) == (
+        2_112 + 4_032 + 3 * 33_472 + 128 + 65_600 + 192 * 6 + 6) == 173_446
     assert count_parameters(build_model("mlp", 1024, 67)) == (1024 * 256 + 256 + 512) + (256 * 128 + 128 + 256) + 128 * 67 + 67
