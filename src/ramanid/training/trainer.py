@@ -25,7 +25,9 @@ class TrainConfig:
 
     ``batch_size=None`` trains full-batch. ``patience=None`` turns early stopping off (the
     final weights are kept); otherwise training stops after ``patience`` epochs without a
-    better validation loss and the best weights are restored. ``scheduler`` is ``"plateau"``
+    better validation loss, but not before ``min_steps`` optimizer steps (on a small set one
+    epoch is one step, and BatchNorm's running statistics need many steps before the validation
+    loss means anything), and the best weights are restored. ``scheduler`` is ``"plateau"``
     (reduce-on-plateau on the validation loss), ``"cosine"`` or ``None``.
     """
 
@@ -38,6 +40,7 @@ class TrainConfig:
     plateau_factor: float = 0.9
     plateau_patience: int = 10
     clip_grad: float | None = None
+    min_steps: int = 150
     device: str | None = None
     amp: bool = True
     seed: int | None = 0
@@ -82,7 +85,7 @@ def train(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, confi
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     batch = len(X_t) if config.batch_size is None else min(config.batch_size, len(X_t))
-    best, best_loss, waited, history = None, math.inf, 0, []
+    best, best_loss, waited, steps, history = None, math.inf, 0, 0, []
     bar = tqdm(range(config.epochs), disable=not config.progress, unit="epoch", leave=False)
     for epoch in bar:
         model.train()
@@ -104,6 +107,7 @@ def train(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, confi
                 nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             scaler.step(optimizer)
             scaler.update()
+            steps += 1
             total += loss.item() * len(index)
             seen += len(index)
         record = {"epoch": epoch + 1, "loss": total / max(seen, 1), "lr": optimizer.param_groups[0]["lr"]}
@@ -123,7 +127,7 @@ def train(model: nn.Module, loss_fn: LossFn, X: np.ndarray, y: np.ndarray, confi
                 best = copy.deepcopy(model.state_dict())
         else:
             waited += 1
-            if config.patience is not None and waited >= config.patience:
+            if config.patience is not None and waited >= config.patience and steps >= config.min_steps:
                 break
     if best is not None:
         model.load_state_dict(best)
