@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -49,7 +48,11 @@ def save_bundle(folder: str | Path, estimator, info: dict, library: np.ndarray, 
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    models = estimator.models_ if hasattr(estimator, "models_") else [estimator.model_]
+    if hasattr(estimator, "models_"):  # one network for all elements, or one per element
+        models = estimator.models_
+        outputs = [len(estimator.elements_) // len(models)] * len(models)
+    else:
+        models, outputs = [estimator.model_], [len(estimator.classes_)]
     tensors = {f"net{i}.{k}": v.detach().cpu().contiguous() for i, m in enumerate(models)
                for k, v in m.state_dict().items()}
     with atomic_write(folder / "weights.safetensors") as tmp:
@@ -63,7 +66,7 @@ def save_bundle(folder: str | Path, estimator, info: dict, library: np.ndarray, 
         "format": FORMAT, "version": VERSION, "ramanid_version": __version__,
         "estimator": type(estimator).__name__, "params": _json_params(estimator.get_params()),
         "n_features": int(estimator.n_features_in_), "n_networks": len(models),
-        "outputs": [int(_outputs(m)) for m in models],
+        "outputs": outputs,
         "classes": [str(c) for c in getattr(estimator, "classes_", [])],
         "thresholds": [float(t) for t in getattr(estimator, "thresholds_", [])],
         **info,
@@ -122,11 +125,6 @@ def load_bundle(folder: str | Path) -> Bundle:
     except (OSError, KeyError, ValueError) as exc:
         raise BundleError(f"{folder / 'library.npz'}: damaged reference library ({exc})") from exc
     return Bundle(estimator, info, library, library_meta, folder)
-
-
-def _outputs(model: torch.nn.Module) -> int:
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    return last.out_features
 
 
 def _json_params(params: dict) -> dict:

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.errors import RamanIdError
 
 METRICS = ("cosine", "pearson", "hqi")
@@ -124,7 +125,7 @@ class ClassicalElementIdentifier(BaseEstimator):
     honest baselines: ``base`` is a name for :func:`classical_model` (``lr``, ``rf``, ...).
     """
 
-    def __init__(self, elements=("Mg", "Al", "P", "S", "Fe", "Cu"), base="lr", threshold="youden",
+    def __init__(self, elements=DEFAULT_ELEMENTS, base="lr", threshold="youden",
                  val_fraction=0.15, random_state=None):
         self.elements = elements
         self.base = base
