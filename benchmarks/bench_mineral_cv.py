@@ -37,24 +37,27 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--split", default="stratified", help="stratified, or grouped:rruff_id to keep specimens together")
     parser.add_argument("--min-per-mineral", type=int, default=10)
+    parser.add_argument("--precision", default="auto", help="training precision: auto, float32 or bfloat16")
     parser.add_argument("--log", default=None, help="append one JSON line per model here")
     args = parser.parse_args()
     torch.set_num_threads(2)
     spectra = build_rruff(RRUFF_ZIP, wavelengths=None, kind="raw", min_per_mineral=args.min_per_mineral).spectra
     print(f"machine: {machine()}, torch {torch.__version__}")
-    print(f"data: {len(spectra)} spectra, {spectra.meta['mineral'].nunique()} minerals; neural epochs <= {args.epochs}")
+    print(f"data: {len(spectra)} spectra, {spectra.meta['mineral'].nunique()} minerals; neural epochs <= {args.epochs}, "
+          f"precision {args.precision}")
     print(f"{'model':18s} {'top-1':>14s} {'top-5':>14s} {'top-10':>14s} {'wall':>8s}")
     for name in args.models:
         start = time.perf_counter()
         result = run_cv(spectra, "mineral", [name], args.split, args.folds, 0,
-                        Options(epochs=args.epochs, extra={"patience": 30}), log=lambda _: None)
+                        Options(epochs=args.epochs, precision=args.precision, extra={"patience": 30}), log=lambda _: None)
         wall = time.perf_counter() - start
         summary = result["models"][name]["summary"]
         cells = " ".join(f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}" for k in ("top1", "top5", "top10"))
         print(f"{name:18s} {cells} {wall:7.0f}s   [{result['split']}]", flush=True)
         if args.log:
             with open(args.log, "a") as fh:
-                fh.write(json.dumps({"model": name, "split": result["split"], "summary": summary, "wall_s": wall}) + "\n")
+                fh.write(json.dumps({"model": name, "split": result["split"], "n_spectra": len(spectra), "epochs": args.epochs,
+                                     "precision": args.precision, "summary": summary, "wall_s": wall}) + "\n")
 
 
 if __name__ == "__main__":

@@ -50,18 +50,21 @@ def _training_options(f):
         click.option("--hidden", type=click.IntRange(1), default=None,
                      help="Hidden size of attention/ResNet/RamanNet."),
         click.option("--device", default=None, help="cpu, cuda or mps (default: the best available)."),
+        click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
+                     show_default=True, help="Training precision. auto: float16 mixed precision on CUDA, float32 "
+                     "elsewhere; bfloat16: about 2.4x faster CNN training on CPUs with AVX-512 BF16."),
         click.option("--seed", type=int, default=0, show_default=True),
     ]):
         f = option(f)
     return f
 
 
-def _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device):
+def _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision):
     from ramanid.evaluation.protocol import Options, Task
 
     element_list = [e.strip() for e in elements.split(",") if e.strip()]
     return Task.parse(task, element_list), Options(epochs=epochs, lr=lr, weight_decay=weight_decay, hidden=hidden,
-                                                   device=device)
+                                                   device=device, precision=precision)
 
 
 @build.command("rruff")
@@ -100,6 +103,22 @@ def build_rruff_command(source, wavelengths, kind, min_per_mineral, grid, method
 
 
 
+@build.command("bacteria")
+@click.option("--source", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder with X_reference.npy, y_reference.npy, X_finetune.npy, y_finetune.npy, X_test.npy, "
+                   "y_test.npy (and wavenumbers.npy if you have it).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+def build_bacteria_command(source, out):
+    """Build the Bacteria-ID set (Ho et al. 2019); its 'role' column drives --split predefined:role."""
+    from ramanid.datasets.bacteria_id import load_bacteria_id
+
+    spectra = load_bacteria_id(source)
+    spectra.save(out)
+    click.echo(f"spectra: {len(spectra)}; roles: {spectra.meta['role'].value_counts().to_dict()}; "
+               f"isolates: {spectra.meta['label'].nunique()}; axis: {spectra.info['axis']}")
+    click.echo(f"written: {out}")
+
+
 @build.command("covid")
 @click.option("--source", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder with train_x.npy, train_y.npy, test_x.npy, test_y.npy, wavenumber.npy, label.json.")
@@ -131,8 +150,8 @@ def build_covid_command(source, out):
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address, with --backend dask.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.")
-def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, weight_decay, hidden, device, jobs,
-               backend, scheduler, out):
+def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, weight_decay, hidden, device,
+               precision, jobs, backend, scheduler, out):
     """Cross-validate one or more models on the same folds and write a report."""
     from pathlib import Path
 
@@ -141,7 +160,7 @@ def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, wei
     from ramanid.spectra import SpectraSet
 
     spectra = SpectraSet.load(data)
-    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device)
+    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision)
     result = run_cv(spectra, task, models, split, folds, seed, options, n_jobs=jobs,
                     backend=backend, scheduler=scheduler, cache_dir=Path(out) / "folds", log=click.echo)
     write_report(result, out)
@@ -156,12 +175,12 @@ def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, wei
               help="ramannet, attention_resnet, seed_attention, liu2017_cnn, ho2019_resnet or mlp.")
 @_training_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The model folder to write.")
-def train_command(data, model, task, elements, epochs, lr, weight_decay, hidden, device, seed, out):
+def train_command(data, model, task, elements, epochs, lr, weight_decay, hidden, device, precision, seed, out):
     """Train on all the data and save a model folder for predict and explain."""
     from ramanid.bundle import train_bundle
     from ramanid.spectra import SpectraSet
 
-    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device)
+    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision)
     bundle = train_bundle(SpectraSet.load(data), task, model, options, seed, out, log=click.echo)
     metrics = bundle.info["validation"]["metrics"]
     headline = (f"macro ROC AUC {metrics['macro_roc_auc']:.3f}" if task.kind == "elements"

@@ -146,3 +146,29 @@ def test_an_interrupted_run_resumes_from_the_finished_folds(tmp_path, monkeypatc
     logs = []
     run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, cache_dir=tmp_path, log=logs.append)
     assert logs[0] == "resuming: 2 of 3 folds already done"
+
+
+def test_predefined_split_pretrains_then_fine_tunes_on_real_rruff(rruff_raw10):
+    """The Bacteria-ID protocol on RRUFF: pretrain on 514/532/785 nm, fine-tune on half the 780 nm
+    specimens, test on the other half."""
+    spectra = rruff_raw10.spectra
+    at_780 = spectra.meta["wavelength"].to_numpy() == 780
+    specimens = spectra.meta["rruff_id"].to_numpy()
+    specimen_half = np.isin(specimens, sorted(set(specimens[at_780]))[::2])
+    spectra.meta["role"] = np.where(~at_780, "pretrain", np.where(specimen_half, "finetune", "test"))
+    split = Split.parse("predefined:role")
+    assert "pretrain -> fine-tune -> test" in split.describe()
+    result = run_cv(spectra, "mineral", ["mlp", "lr"], split, options=Options(epochs=3), log=lambda _: None)
+    for name in ("mlp", "lr"):
+        record = result["models"][name]["folds"][0]
+        assert record["pretrain_size"] == int((~at_780).sum())
+        assert record["train_size"] == int((at_780 & specimen_half).sum())
+        assert record["test_size"] == int((at_780 & ~specimen_half).sum())
+    assert result["models"]["lr"]["summary"]["accuracy"]["mean"] > 0.5
+
+
+def test_predefined_split_names_unknown_roles():
+    spectra = toy()
+    spectra.meta.loc[3, "split"] = "validation"
+    with pytest.raises(DatasetError, match=r"has values \['validation'\] \(rows \[3\]\)"):
+        Split.parse("predefined:split").indices(spectra, spectra.meta["mineral"].to_numpy())

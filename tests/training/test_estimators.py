@@ -129,3 +129,28 @@ def test_library_search_returns_the_top_matches_with_metadata(minerals, metric):
     assert hits["similarity"].is_monotonic_decreasing and "row" in hits
     query = X[5:6]
     assert library.search(query, k=1)[0]["row"][0] == 5  # a spectrum finds itself first
+
+
+def test_warm_start_fine_tunes_the_pretrained_network(minerals):
+    X, y = minerals
+    first = np.isin(y, np.unique(y)[:10])
+    pretrain, finetune = np.flatnonzero(first)[::2], np.flatnonzero(first)[1::2]
+    model = SpectrumClassifier(epochs=3, random_state=0).fit(X[pretrain], y[pretrain])
+    pretrained = model.predict_proba(X[finetune])
+    # no epochs of fine-tuning: the pretrained network is kept, not a new one
+    model.set_params(warm_start=True, epochs=0).fit(X[finetune], y[finetune])
+    np.testing.assert_array_equal(model.predict_proba(X[finetune]), pretrained)
+    # fine-tuning on fewer classes keeps every class of the first fit
+    few = finetune[np.isin(y[finetune], np.unique(y)[:3])]
+    model.set_params(epochs=2).fit(X[few], y[few])
+    assert len(model.classes_) == 10 and not np.allclose(model.predict_proba(X[finetune]), pretrained)
+    with pytest.raises(ValueError, match="were not among the 10 classes"):
+        model.fit(X[~first][:20], y[~first][:20])
+
+
+def test_bfloat16_training_learns():
+    X, y = blobs(120, 128)
+    model = SpectrumClassifier(model="liu2017_cnn", epochs=15, batch_size=32, random_state=0, precision="bfloat16")
+    assert model.fit(X, y).score(X, y) > 0.9
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        SpectrumClassifier(**TINY, precision="half").fit(X, y)

@@ -62,6 +62,7 @@ class Options:
     hidden: int | None = None
     batch_size: int | None = None
     device: str | None = None
+    precision: str = "auto"
     extra: dict = field(default_factory=dict)
 
 
@@ -80,20 +81,33 @@ def make_estimator(name: str, task: Task, options: Options, seed: int):
         model_params["hidden"] = options.hidden
     common = dict(model=name, model_params=model_params or None, epochs=options.epochs, lr=options.lr,
                   weight_decay=options.weight_decay, batch_size=options.batch_size, device=options.device,
-                  random_state=seed, **options.extra)
+                  precision=options.precision, random_state=seed, **options.extra)
     if task.kind == "elements":
         return ElementIdentifier(elements=task.elements, **common)
     return SpectrumClassifier(**common)
 
 
-def run_fold(X, y, train, test, name: str, task: Task, options: Options, seed: int, classes, threads: int = 0):
-    """Fit on ``train``, score ``test``; returns a JSON-ready record."""
+def run_fold(X, y, train, test, name: str, task: Task, options: Options, seed: int, classes, threads: int = 0,
+             pretrain=None):
+    """Fit on ``train``, score ``test``; returns a JSON-ready record.
+
+    With ``pretrain`` rows (the Bacteria-ID protocol of Ho et al. 2019), a network is first fitted
+    on them and then fine-tuned on ``train`` (``warm_start``); a classical model, which has
+    nothing to fine-tune, is fitted on both.
+    """
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    estimator = make_estimator(name, task, options, seed).fit(X[train], y[train])
+    estimator = make_estimator(name, task, options, seed)
+    if pretrain is None:
+        estimator.fit(X[train], y[train])
+    elif "warm_start" in estimator.get_params():
+        estimator.fit(X[pretrain], y[pretrain]).set_params(warm_start=True).fit(X[train], y[train])
+    else:
+        both = np.concatenate([pretrain, train])
+        estimator.fit(X[both], y[both])
     if task.kind == "elements":
         scores = estimator.predict_proba(X[test])
         metrics = element_metrics(y[test], scores, estimator.thresholds_, task.elements)
@@ -104,8 +118,10 @@ def run_fold(X, y, train, test, name: str, task: Task, options: Options, seed: i
         full[:, np.searchsorted(classes, estimator.classes_)] = proba
         metrics = multiclass_metrics(y[test], full, classes)
         extra = {}
-    return {"model": name, "train_size": int(len(train)), "test_size": int(len(test)), "metrics": json_ready(metrics),
-            "wall_s": time.perf_counter() - start, **extra}
+    sizes = {"train_size": int(len(train)), "test_size": int(len(test))}
+    if pretrain is not None:
+        sizes["pretrain_size"] = int(len(pretrain))
+    return {"model": name, **sizes, "metrics": json_ready(metrics), "wall_s": time.perf_counter() - start, **extra}
 
 
 def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[str] = ("ramannet",),
@@ -141,6 +157,7 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
     X = spectra.intensities
     classes = np.unique(y) if task.kind != "elements" else np.arange(len(task.elements))
     pairs = split.indices(spectra, y)
+    pretrain = split.pretrain_indices(spectra)
     # the fingerprint of a fold's work: a model's cached folds stay valid when other models are added
     config = {"task": asdict(task), "split": asdict(split), "options": asdict(options), "data": _fingerprint(spectra)}
     jobs = [(name, i, tr, te) for name in models for i, (tr, te) in enumerate(pairs)]
@@ -155,7 +172,7 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
     if len(results):
         log(f"resuming: {len(results)} of {len(jobs)} folds already done")
     threads = max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
-    calls = [(X, y, tr, te, name, task, options, seed, classes, threads) for name, i, tr, te in todo]
+    calls = [(X, y, tr, te, name, task, options, seed, classes, threads, pretrain) for name, i, tr, te in todo]
     for (name, i, _, _), record in zip(todo, _execute(calls, n_jobs, backend, scheduler)):
         record["fold"] = i
         results[(name, i)] = record

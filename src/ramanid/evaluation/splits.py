@@ -7,8 +7,9 @@
 - ``repeated-holdout``: repeated random 70/30 splits (the COVID protocol: 50 repeats),
   stratified where the target is one class per spectrum.
 - ``logo:COLUMN``: leave one group out.
-- ``predefined:COLUMN``: train on rows whose COLUMN is ``train`` (or ``pretrain``/``finetune``),
-  test on ``test``: the Bacteria-ID pretrain -> fine-tune -> test protocol.
+- ``predefined:COLUMN``: COLUMN says each row's role: ``train`` and ``test``, or ``pretrain``,
+  ``finetune`` and ``test`` for the Bacteria-ID protocol (Ho et al. 2019): pretrain on the
+  reference set, fine-tune the same network on the fine-tuning set, test on the test set.
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from sklearn.model_selection import (
 
 from ramanid.errors import DatasetError
 from ramanid.spectra import SpectraSet
+
+#: the roles a ``predefined:COLUMN`` split reads from its column
+ROLES = ("pretrain", "finetune", "train", "test")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class Split:
         base = {"kfold": f"{self.folds}-fold shuffled k-fold", "stratified": f"{self.folds}-fold stratified k-fold",
                 "grouped": f"{self.folds}-fold grouped by {self.group} (stratified where possible)",
                 "repeated-holdout": f"{self.folds} x random {1 - self.test_size:.0%}/{self.test_size:.0%} hold-out",
-                "logo": f"leave one {self.group} out", "predefined": f"predefined by column {self.group}"}[self.kind]
+                "logo": f"leave one {self.group} out",
+                "predefined": f"predefined by column {self.group} (pretrain -> fine-tune -> test where marked)"}[self.kind]
         groups = "groups NOT kept together" if self.leaks_groups else f"groups kept together ({self.group})"
         return f"{base}, seed {self.seed}; {groups}"
 
@@ -88,9 +93,32 @@ class Split:
         elif self.kind == "logo":
             splitter = LeaveOneGroupOut()
         else:
-            test = groups == "test"
-            if not test.any() or test.all():
-                raise DatasetError(f"predefined split: column {self.group!r} needs rows marked 'test' and others")
-            return [(np.flatnonzero(~test), np.flatnonzero(test))]
+            roles = self._roles(groups)
+            train = np.isin(roles, ("train", "finetune"))
+            if not train.any():
+                train = roles == "pretrain"  # pretraining alone is plain training
+            if not train.any() or not (roles == "test").any():
+                raise DatasetError(f"predefined split: column {self.group!r} needs rows marked 'test' and rows to "
+                                   "train on ('train', or 'pretrain' and 'finetune')")
+            return [(np.flatnonzero(train), np.flatnonzero(roles == "test"))]
         target = y if single else None
         return [(tr, te) for tr, te in splitter.split(X, target, groups)]
+
+    def pretrain_indices(self, spectra: SpectraSet) -> np.ndarray | None:
+        """Rows to pretrain on before each fold's training rows are fitted (the Bacteria-ID
+        protocol), or None where the split has no separate pretraining stage."""
+        if self.kind != "predefined" or self.group not in spectra.meta:
+            return None
+        roles = self._roles(spectra.meta[self.group].astype(str).to_numpy())
+        if not (roles == "pretrain").any() or not np.isin(roles, ("train", "finetune")).any():
+            return None
+        return np.flatnonzero(roles == "pretrain")
+
+    def _roles(self, values: np.ndarray) -> np.ndarray:
+        roles = np.char.lower(np.char.strip(values.astype(str)))
+        unknown = sorted(set(roles.tolist()) - set(ROLES))
+        if unknown:
+            rows = np.flatnonzero(~np.isin(roles, ROLES))[:3].tolist()
+            raise DatasetError(f"predefined split: column {self.group!r} has values {unknown[:5]} (rows {rows}); "
+                               f"expected one of {', '.join(ROLES)}")
+        return roles

@@ -53,18 +53,20 @@ def read_wide_csv(path: str | Path) -> SpectraSet:
 
 
 def read_npy(
-    intensities: str | Path, shifts: str | Path, labels: str | Path | None = None,
+    intensities: str | Path, shifts: str | Path | np.ndarray, labels: str | Path | None = None,
     label_names: dict | list | None = None,
 ) -> SpectraSet:
-    """A ``(n, p)`` ``.npy`` matrix with its ``(p,)`` shift axis, and optional ``(n,)`` labels.
+    """A ``(n, p)`` ``.npy`` matrix with its ``(p,)`` shift axis (a file or an array), and
+    optional ``(n,)`` labels.
 
     Loaded with ``allow_pickle=False``: an object array is refused, never unpickled.
     ``label_names`` maps integer labels to names (a list, or a dict such as COVID's ``label.json``).
     """
     X = _load_array(intensities)
-    axis = check_shifts(_load_array(shifts), str(shifts))
+    source = "the given axis" if isinstance(shifts, np.ndarray) else str(shifts)
+    axis = check_shifts(shifts if isinstance(shifts, np.ndarray) else _load_array(shifts), source)
     if X.ndim != 2 or X.shape[1] != len(axis):
-        raise SpectrumFormatError(str(intensities), f"shape {X.shape} does not match {len(axis)} shifts in {shifts}")
+        raise SpectrumFormatError(str(intensities), f"shape {X.shape} does not match {len(axis)} shifts in {source}")
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
         raise SpectrumFormatError(str(intensities), f"row {int(np.flatnonzero(bad)[0])} holds NaN or inf")

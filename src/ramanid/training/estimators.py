@@ -42,15 +42,22 @@ class _NeuralEstimator(BaseEstimator):
             epochs=self.epochs, lr=self._setting("lr", 1e-3), weight_decay=self._setting("weight_decay", 0.0),
             batch_size=self._setting("batch_size", 64), patience=self._setting("patience", 20),
             scheduler=self._setting("scheduler", "plateau"), clip_grad=self.clip_grad, device=self.device,
-            seed=self.random_state if self.random_state is not None else 0, progress=self.progress,
+            seed=self._seed(), progress=self.progress, precision=self.precision,
             augment=Augment(**(self._setting("augment", None) or {})),
         )
+
+    def _seed(self) -> int:
+        return self.random_state if self.random_state is not None else 0
+
+    def _warm(self, fitted: str) -> bool:
+        """True where ``fit`` continues from the weights of an earlier fit (``warm_start``)."""
+        return bool(self.warm_start) and hasattr(self, fitted)
 
     def _split(self, X, Y, stratify=None):
         """Hold out ``val_fraction`` of the training data; its positions go to ``validation_index_``."""
         index = np.arange(len(X))
         if self.val_fraction and len(X) >= 10:
-            seed = self.random_state if self.random_state is not None else 0
+            seed = self._seed()
             try:
                 train, val = train_test_split(index, test_size=self.val_fraction, random_state=seed, stratify=stratify)
             except ValueError:  # a class too small to stratify
@@ -61,7 +68,7 @@ class _NeuralEstimator(BaseEstimator):
         return X[train], Y[train], X[val], Y[val]
 
     def _new_model(self, n_outputs: int):
-        seed_everything(self.random_state if self.random_state is not None else 0)
+        seed_everything(self._seed())
         return build_model(self.model, self.n_features_in_, n_outputs, **(self.model_params or {}))
 
     def _predict_batch(self):
@@ -97,13 +104,20 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
         where the model's default turns it on (attention_resnet).
     device : str, optional
         ``"cpu"``, ``"cuda"``, ``"mps"``; default: the best available.
+    precision : {"auto", "float32", "bfloat16"}
+        Training precision (see :class:`~ramanid.training.trainer.TrainConfig`).
+    warm_start : bool
+        If True and already fitted, ``fit`` continues training the current network on the new
+        data (fine-tuning, as in the Bacteria-ID protocol of Ho et al. 2019) instead of starting
+        afresh; the new labels must be among ``classes_``.
     random_state : int, optional
     progress : bool
     """
 
     def __init__(self, model="ramannet", model_params=None, epochs=100, lr=None, weight_decay=None, batch_size=None,
                  patience=None, scheduler=None, clip_grad=None, val_fraction=0.1, triplet_weight=None,
-                 class_weight=None, augment=None, device=None, random_state=None, progress=False):
+                 class_weight=None, augment=None, device=None, precision="auto", warm_start=False, random_state=None,
+                 progress=False):
         self.model = model
         self.model_params = model_params
         self.epochs = epochs
@@ -118,16 +132,26 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
         self.class_weight = class_weight
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.warm_start = warm_start
         self.random_state = random_state
         self.progress = progress
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y, dtype=np.float32)
-        self._encoder = LabelEncoder().fit(y)
-        self.classes_ = self._encoder.classes_
+        warm = self._warm("model_")
+        X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
+        if warm:
+            unseen = sorted(set(np.unique(y).tolist()) - set(self.classes_.tolist()))
+            if unseen:
+                raise ValueError(f"warm_start: labels {unseen[:5]} were not among the {len(self.classes_)} classes "
+                                 "of the first fit; fine-tuning keeps the classes")
+            seed_everything(self._seed())
+        else:
+            self._encoder = LabelEncoder().fit(y)
+            self.classes_ = self._encoder.classes_
+            self.model_ = self._new_model(len(self.classes_))
         codes = self._encoder.transform(y)
         X_tr, y_tr, X_val, y_val = self._split(X, codes, stratify=codes)
-        self.model_ = self._new_model(len(self.classes_))
         weights = None
         if self.class_weight == "balanced":
             counts = np.bincount(y_tr, minlength=len(self.classes_)).astype(np.float32)
@@ -203,7 +227,8 @@ class ElementIdentifier(_NeuralEstimator):
 
     def __init__(self, elements=DEFAULT_ELEMENTS, model="attention_resnet", model_params=None, epochs=100, lr=None,
                  weight_decay=None, batch_size=None, patience=None, scheduler=None, clip_grad=None, val_fraction=0.15,
-                 threshold="youden", pos_weight=True, augment=None, device=None, random_state=None, progress=False):
+                 threshold="youden", pos_weight=True, augment=None, device=None, precision="auto", warm_start=False,
+                 random_state=None, progress=False):
         self.elements = elements
         self.model = model
         self.model_params = model_params
@@ -219,25 +244,34 @@ class ElementIdentifier(_NeuralEstimator):
         self.pos_weight = pos_weight
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.warm_start = warm_start
         self.random_state = random_state
         self.progress = progress
 
     def fit(self, X, Y):
-        X, Y = validate_data(self, X, Y, dtype=np.float32, multi_output=True)
+        warm = self._warm("models_")
+        X, Y = validate_data(self, X, Y, dtype=np.float32, multi_output=True, reset=not warm)
         Y = np.asarray(Y, dtype=np.float32).reshape(len(X), -1)
         if Y.shape[1] != len(self.elements):
             raise ValueError(f"Y has {Y.shape[1]} columns for {len(self.elements)} elements {list(self.elements)}")
+        if warm and list(self.elements) != self.elements_:
+            raise ValueError(f"warm_start: elements {list(self.elements)} differ from those of the first fit "
+                             f"{self.elements_}")
         self.elements_ = list(self.elements)
         X_tr, Y_tr, X_val, Y_val = self._split(X, Y)
         config = self._config()
         separate = MODEL_DEFAULTS.get(self.model, {}).get("separate", False)
         targets = [[j] for j in range(Y.shape[1])] if separate else [list(range(Y.shape[1]))]
-        self.models_, self.history_ = [], []
-        for columns in targets:
-            model = self._new_model(len(columns))
-            loss_fn = self._loss(Y_tr[:, columns])
-            self.history_.append(train(model, loss_fn, X_tr, Y_tr[:, columns], config, X_val, Y_val[:, columns]))
-            self.models_.append(model)
+        if warm:
+            seed_everything(self._seed())
+        models, self.history_ = [], []
+        for j, columns in enumerate(targets):
+            model = self.models_[j] if warm else self._new_model(len(columns))
+            self.history_.append(train(model, self._loss(Y_tr[:, columns]), X_tr, Y_tr[:, columns], config, X_val,
+                                       Y_val[:, columns]))
+            models.append(model)
+        self.models_ = models
         self.thresholds_ = self._choose_thresholds(X_val, Y_val)
         return self
 
