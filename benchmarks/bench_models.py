@@ -27,7 +27,7 @@ from ramanid.training.losses import semi_hard_triplet_loss  # noqa: E402
 THREADS = 2
 
 
-def train_rate(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int = 3) -> float:
+def train_rate(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int = 3, bf16: bool = False) -> float:
     torch.manual_seed(0)
     model = build_model(name, X.shape[1], int(y.max()) + 1).train()
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
@@ -38,8 +38,9 @@ def train_rate(name: str, X: torch.Tensor, y: torch.Tensor, epochs: int = 3) -> 
         order = torch.randperm(len(X))
         for i in range(0, len(X) - 1, 256):
             idx = order[i : i + 256]
-            logits, emb = model(X[idx], return_embedding=True)
-            loss = 0.5 * F.cross_entropy(logits, y[idx]) + 0.5 * semi_hard_triplet_loss(emb, y[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits, emb = model(X[idx], return_embedding=True)
+                loss = 0.5 * F.cross_entropy(logits, y[idx]) + 0.5 * semi_hard_triplet_loss(emb, y[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -68,6 +69,10 @@ def main():
     batched = train_rate("ramannet", X, y)
     print(f"training, loop of layers:  {loop:8.0f} spectra/s")
     print(f"training, batched blocks:  {batched:8.0f} spectra/s  ({batched / loop:.2f}x the loop)")
+    loop_bf16 = train_rate("ramannet_loop", X, y, bf16=True)
+    batched_bf16 = train_rate("ramannet", X, y, bf16=True)
+    print(f"training, bfloat16 autocast (precision='bfloat16'): loop {loop_bf16:8.0f}, batched {batched_bf16:8.0f} "
+          f"spectra/s ({batched_bf16 / loop_bf16:.2f}x the bf16 loop, {batched_bf16 / loop:.2f}x the float32 loop)")
     batch = X[:1024].contiguous()
     print("inference, batch 1024 (spectra/s):   float32    bfloat16  parameters")
     for name in MODELS:

@@ -36,3 +36,7 @@ class ChemistryError(RamanIdError, ValueError):
 
 class DatasetError(RamanIdError, ValueError):
     """A dataset cannot be built or loaded (bad source, nothing left after filtering, bad file)."""
+
+
+class ModelError(RamanIdError, ValueError):
+    """A model cannot be built or trained as asked (spectra too short, unknown option, labels unseen)."""

@@ -115,6 +115,10 @@ def test_cv_command(tmp_path):
                                        "library", "--folds", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "confusion_lr.png").is_file() and "| library |" in result.output
+    # a network that cannot take spectra this short says so in one line, without a traceback
+    result = CliRunner().invoke(main, ["cv", "--data", str(data), "--model", "liu2017_cnn", "--epochs", "1",
+                                       "--precision", "bfloat16", "--out", str(tmp_path / "cnn")])
+    assert result.exit_code == 2 and "liu2017_cnn: spectra of 32 points are too short" in result.output
 
 
 def test_cv_on_real_elements(rruff_780, tmp_path):

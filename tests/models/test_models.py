@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ramanid.errors import RamanIdError
+from ramanid.errors import ModelError
 from ramanid.models import MODELS, build_model, count_parameters
 from ramanid.models.ramannet import ramannet, ramannet_loop
 
@@ -69,9 +69,9 @@ def test_attention_resnet_sees_position():
 
 
 def test_unknown_model_and_too_short_spectra():
-    with pytest.raises(RamanIdError, match="unknown model"):
+    with pytest.raises(ModelError, match="unknown model"):
         build_model("transformer9000", 1024, 2)
-    with pytest.raises(ValueError, match="shorter than one window"):
+    with pytest.raises(ModelError, match="ramannet: spectra of .* shorter than one window"):
         ramannet(30, 2)
 
 

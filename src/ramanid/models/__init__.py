@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ramanid.errors import RamanIdError
+from ramanid.errors import ModelError
 from ramanid.models.attention import attention_resnet, seed_attention
 from ramanid.models.cnn import liu2017_cnn
 from ramanid.models.mlp import mlp
@@ -28,7 +28,7 @@ MODELS = {
 def build_model(name: str, n_points: int, n_outputs: int, **params) -> nn.Module:
     """The network ``name`` for spectra of ``n_points`` and ``n_outputs`` outputs."""
     if name not in MODELS:
-        raise RamanIdError(f"unknown model {name!r}: expected one of {sorted(MODELS)}")
+        raise ModelError(f"unknown model {name!r}: expected one of {sorted(MODELS)}")
     return MODELS[name](n_points, n_outputs, **params)
 
 

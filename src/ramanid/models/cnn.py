@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ramanid.errors import ModelError
+
 
 def _conv_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, c_out, kernel), nn.BatchNorm1d(c_out), nn.LeakyReLU(), nn.MaxPool1d(2))
@@ -27,7 +29,7 @@ class Liu2017CNN(nn.Module):
         for k in kernels:
             length = (length - k + 1) // 2
         if length < 1:
-            raise ValueError(f"spectra of {n_points} points are too short for kernels {kernels}")
+            raise ModelError(f"liu2017_cnn: spectra of {n_points} points are too short for kernels {kernels}")
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(filters[-1] * length, dense), nn.LeakyReLU(),
             nn.Dropout(dropout), nn.Linear(dense, n_classes),

@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ramanid.errors import ModelError
+
 LEAKY_SLOPE = 0.3  # Keras' LeakyReLU default, as in the published code
 
 
 def n_windows(n_points: int, window: int, step: int) -> int:
     if n_points < window:
-        raise ValueError(f"spectra of {n_points} points are shorter than one window of {window}")
+        raise ModelError(f"ramannet: spectra of {n_points} points are shorter than one window of {window}")
     return (n_points - window) // step + 1
 
 

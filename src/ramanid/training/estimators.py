@@ -15,6 +15,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ramanid.chemistry import DEFAULT_ELEMENTS
+from ramanid.errors import ModelError
 from ramanid.models import build_model
 from ramanid.training.augment import Augment
 from ramanid.training.losses import semi_hard_triplet_loss
@@ -143,7 +144,7 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
         if warm:
             unseen = sorted(set(np.unique(y).tolist()) - set(self.classes_.tolist()))
             if unseen:
-                raise ValueError(f"warm_start: labels {unseen[:5]} were not among the {len(self.classes_)} classes "
+                raise ModelError(f"warm_start: labels {unseen[:5]} were not among the {len(self.classes_)} classes "
                                  "of the first fit; fine-tuning keeps the classes")
             seed_everything(self._seed())
         else:
@@ -254,9 +255,9 @@ class ElementIdentifier(_NeuralEstimator):
         X, Y = validate_data(self, X, Y, dtype=np.float32, multi_output=True, reset=not warm)
         Y = np.asarray(Y, dtype=np.float32).reshape(len(X), -1)
         if Y.shape[1] != len(self.elements):
-            raise ValueError(f"Y has {Y.shape[1]} columns for {len(self.elements)} elements {list(self.elements)}")
+            raise ModelError(f"Y has {Y.shape[1]} columns for {len(self.elements)} elements {list(self.elements)}")
         if warm and list(self.elements) != self.elements_:
-            raise ValueError(f"warm_start: elements {list(self.elements)} differ from those of the first fit "
+            raise ModelError(f"warm_start: elements {list(self.elements)} differ from those of the first fit "
                              f"{self.elements_}")
         self.elements_ = list(self.elements)
         X_tr, Y_tr, X_val, Y_val = self._split(X, Y)
@@ -319,7 +320,7 @@ def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> n
     if not isinstance(rule, str):
         return np.full(columns, float(rule))
     if rule not in ("youden", "f1"):
-        raise ValueError(f"unknown threshold rule {rule!r}: expected 'youden', 'f1' or a number")
+        raise ModelError(f"unknown threshold rule {rule!r}: expected 'youden', 'f1' or a number")
     thresholds = np.full(columns, 0.5)
     for j in range(columns if len(Y_val) else 0):
         truth = Y_val[:, j]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ramanid.errors import ModelError
 from ramanid.training.augment import Augment
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -65,7 +66,7 @@ def resolve_device(device: str | None = None) -> torch.device:
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The dtype to autocast to while training, or None for plain float32."""
     if precision not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"unknown precision {precision!r}: expected 'auto', 'float32' or 'bfloat16'")
+        raise ModelError(f"unknown precision {precision!r}: expected 'auto', 'float32' or 'bfloat16'")
     if precision == "bfloat16":
         return torch.bfloat16
     return torch.float16 if precision == "auto" and device.type == "cuda" else None
@@ -186,4 +187,4 @@ def _scheduler(optimizer, config: TrainConfig):
             optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
-    raise ValueError(f"unknown scheduler {config.scheduler!r}: expected 'plateau', 'cosine' or None")
+    raise ModelError(f"unknown scheduler {config.scheduler!r}: expected 'plateau', 'cosine' or None")
