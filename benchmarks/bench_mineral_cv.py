@@ -3,6 +3,7 @@
     python benchmarks/bench_mineral_cv.py [--models ramannet lr ...] [--epochs 300]
     python benchmarks/bench_mineral_cv.py --min-per-mineral 9 --folds 3      # the public benchmark's protocol
     python benchmarks/bench_mineral_cv.py --split grouped:rruff_id            # specimens kept together
+    python benchmarks/bench_mineral_cv.py --preprocess "despike, arpls, savgol, minmax"   # baseline removed
 
 Data: raw RRUFF spectra of every wavelength, minerals with at least 10 spectra (67 minerals,
 1,061 spectra in the shared zip), linear resampling onto 1024 points over 100-1400 cm-1,
@@ -38,13 +39,16 @@ def main():
     parser.add_argument("--split", default="stratified", help="stratified, or grouped:rruff_id to keep specimens together")
     parser.add_argument("--min-per-mineral", type=int, default=10)
     parser.add_argument("--precision", default="auto", help="training precision: auto, float32 or bfloat16")
+    parser.add_argument("--preprocess", default="minmax",
+                        help="steps after resampling, e.g. 'despike, arpls, savgol, minmax' (default: the paper's minmax)")
     parser.add_argument("--log", default=None, help="append one JSON line per model here")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    spectra = build_rruff(RRUFF_ZIP, wavelengths=None, kind="raw", min_per_mineral=args.min_per_mineral).spectra
+    spectra = build_rruff(RRUFF_ZIP, wavelengths=None, kind="raw", min_per_mineral=args.min_per_mineral,
+                          preprocess=args.preprocess).spectra
     print(f"machine: {machine()}, torch {torch.__version__}")
     print(f"data: {len(spectra)} spectra, {spectra.meta['mineral'].nunique()} minerals; neural epochs <= {args.epochs}, "
-          f"precision {args.precision}")
+          f"precision {args.precision}, preprocessing {args.preprocess!r}")
     print(f"{'model':18s} {'top-1':>14s} {'top-5':>14s} {'top-10':>14s} {'wall':>8s}")
     for name in args.models:
         start = time.perf_counter()
@@ -57,7 +61,7 @@ def main():
         if args.log:
             with open(args.log, "a") as fh:
                 fh.write(json.dumps({"model": name, "split": result["split"], "n_spectra": len(spectra), "epochs": args.epochs,
-                                     "precision": args.precision, "summary": summary, "wall_s": wall}) + "\n")
+                                     "precision": args.precision, "preprocess": args.preprocess, "summary": summary, "wall_s": wall}) + "\n")
 
 
 if __name__ == "__main__":
