@@ -38,6 +38,7 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--split", default="stratified", help="stratified, or grouped:rruff_id to keep specimens together")
     parser.add_argument("--min-per-mineral", type=int, default=10)
+    parser.add_argument("--ensemble", type=int, default=1, help="average this many networks (seeds 0..N-1)")
     parser.add_argument("--precision", default="auto", help="training precision: auto, float32 or bfloat16")
     parser.add_argument("--preprocess", default="minmax",
                         help="steps after resampling, e.g. 'despike, arpls, savgol, minmax' (default: the paper's minmax)")
@@ -48,12 +49,13 @@ def main():
                           preprocess=args.preprocess).spectra
     print(f"machine: {machine()}, torch {torch.__version__}")
     print(f"data: {len(spectra)} spectra, {spectra.meta['mineral'].nunique()} minerals; neural epochs <= {args.epochs}, "
-          f"precision {args.precision}, preprocessing {args.preprocess!r}")
+          f"precision {args.precision}, preprocessing {args.preprocess!r}, ensemble {args.ensemble}")
     print(f"{'model':18s} {'top-1':>14s} {'top-5':>14s} {'top-10':>14s} {'wall':>8s}")
     for name in args.models:
         start = time.perf_counter()
         result = run_cv(spectra, "mineral", [name], args.split, args.folds, 0,
-                        Options(epochs=args.epochs, precision=args.precision, extra={"patience": 30}), log=lambda _: None)
+                        Options(epochs=args.epochs, precision=args.precision, ensemble=args.ensemble,
+                                extra={"patience": 30}), log=lambda _: None)
         wall = time.perf_counter() - start
         summary = result["models"][name]["summary"]
         cells = " ".join(f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}" for k in ("top1", "top5", "top10"))
@@ -61,7 +63,8 @@ def main():
         if args.log:
             with open(args.log, "a") as fh:
                 fh.write(json.dumps({"model": name, "split": result["split"], "n_spectra": len(spectra), "epochs": args.epochs,
-                                     "precision": args.precision, "preprocess": args.preprocess, "summary": summary, "wall_s": wall}) + "\n")
+                                     "precision": args.precision, "preprocess": args.preprocess,
+                                     "ensemble": args.ensemble, "summary": summary, "wall_s": wall}) + "\n")
 
 
 if __name__ == "__main__":

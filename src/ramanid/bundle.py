@@ -161,6 +161,8 @@ def train_bundle(spectra, task, model: str, options, seed: int, folder: str | Pa
         spectra, y = spectra.subset(usable), y[usable]
     if model not in MODELS:
         raise RamanIdError(f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {sorted(MODELS)}")
+    if options.ensemble > 1:
+        raise RamanIdError("a saved model holds one network: train it with ensemble=1")
     estimator = make_estimator(model, task, options, seed)
     X = spectra.intensities
     estimator.fit(X, y)

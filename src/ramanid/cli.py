@@ -145,13 +145,15 @@ def build_covid_command(source, out):
 @click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
               help="Folds (or repeats for repeated-holdout: default 50).")
 @_training_options
+@click.option("--ensemble", type=click.IntRange(1), default=1, show_default=True,
+              help="Average N networks trained from seeds S..S+N-1 (mineral and label tasks).")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Folds run in parallel.")
 @click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib", show_default=True)
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address, with --backend dask.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.")
 def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, weight_decay, hidden, device,
-               precision, jobs, backend, scheduler, out):
+               precision, ensemble, jobs, backend, scheduler, out):
     """Cross-validate one or more models on the same folds and write a report."""
     from pathlib import Path
 
@@ -161,6 +163,7 @@ def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, wei
 
     spectra = SpectraSet.load(data)
     task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision)
+    options.ensemble = ensemble
     result = run_cv(spectra, task, models, split, folds, seed, options, n_jobs=jobs,
                     backend=backend, scheduler=scheduler, cache_dir=Path(out) / "folds", log=click.echo)
     write_report(result, out)

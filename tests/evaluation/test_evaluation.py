@@ -176,3 +176,21 @@ def test_predefined_split_names_unknown_roles():
     spectra.meta.loc[3, "split"] = "validation"
     with pytest.raises(DatasetError, match=r"has values \['validation'\] \(rows \[3\]\)"):
         Split.parse("predefined:split").indices(spectra, spectra.meta["mineral"].to_numpy())
+
+
+def test_ensemble_averages_networks_from_consecutive_seeds():
+    from ramanid.errors import ModelError
+    from ramanid.evaluation.protocol import make_estimator
+
+    ensemble = make_estimator("mlp", Task.parse("mineral"), Options(epochs=2, ensemble=3), seed=5)
+    assert [member.random_state for _, member in ensemble.estimators] == [5, 6, 7]
+    spectra = toy()
+    X, y = spectra.intensities, spectra.meta["mineral"].to_numpy()
+    ensemble.fit(X, y)
+    mean = np.mean([member.predict_proba(X) for member in ensemble.estimators_], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(X), mean, rtol=1e-6)
+    result = run_cv(spectra, "mineral", ["mlp", "lr"], "stratified", 3, 0, Options(epochs=2, ensemble=2),
+                    log=lambda _: None)
+    assert result["models"]["mlp"]["summary"]["accuracy"]["n"] == 3
+    with pytest.raises(ModelError, match="ensembles are for mineral and label tasks"):
+        make_estimator("mlp", Task.parse("elements"), Options(ensemble=2), seed=0)

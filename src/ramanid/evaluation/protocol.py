@@ -10,10 +10,11 @@ from typing import Sequence
 
 import numpy as np
 from joblib import Parallel, delayed
+from sklearn.ensemble import VotingClassifier
 
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.classical import ClassicalElementIdentifier, classical_model
-from ramanid.errors import DatasetError, RamanIdError
+from ramanid.errors import DatasetError, ModelError, RamanIdError
 from ramanid.evaluation.metrics import aggregate, element_metrics, json_ready, multiclass_metrics
 from ramanid.evaluation.splits import Split
 from ramanid.io.atomic import atomic_write
@@ -54,7 +55,11 @@ class Task:
 
 @dataclass
 class Options:
-    """Training options shared by every neural model; ``None`` keeps the model's default."""
+    """Training options shared by every neural model; ``None`` keeps the model's default.
+
+    ``ensemble=N`` trains N copies of each network from seeds ``seed .. seed+N-1`` and averages
+    their probabilities (a deep ensemble, Lakshminarayanan et al. 2017); label tasks only.
+    """
 
     epochs: int = 100
     lr: float | None = None
@@ -63,6 +68,7 @@ class Options:
     batch_size: int | None = None
     device: str | None = None
     precision: str = "auto"
+    ensemble: int = 1
     extra: dict = field(default_factory=dict)
 
 
@@ -83,7 +89,14 @@ def make_estimator(name: str, task: Task, options: Options, seed: int):
                   weight_decay=options.weight_decay, batch_size=options.batch_size, device=options.device,
                   precision=options.precision, random_state=seed, **options.extra)
     if task.kind == "elements":
+        if options.ensemble > 1:
+            raise ModelError("ensembles are for mineral and label tasks: each element network chooses its "
+                             "thresholds on its own validation split")
         return ElementIdentifier(elements=task.elements, **common)
+    if options.ensemble > 1:
+        members = [(f"seed{seed + i}", SpectrumClassifier(**{**common, "random_state": seed + i}))
+                   for i in range(options.ensemble)]
+        return VotingClassifier(members, voting="soft")
     return SpectrumClassifier(**common)
 
 
@@ -158,6 +171,8 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
     classes = np.unique(y) if task.kind != "elements" else np.arange(len(task.elements))
     pairs = split.indices(spectra, y)
     pretrain = split.pretrain_indices(spectra)
+    if pretrain is not None and options.ensemble > 1:
+        raise ModelError("an ensemble cannot be pretrained and fine-tuned yet: use --ensemble 1 with this split")
     # the fingerprint of a fold's work: a model's cached folds stay valid when other models are added
     config = {"task": asdict(task), "split": asdict(split), "options": asdict(options), "data": _fingerprint(spectra)}
     jobs = [(name, i, tr, te) for name in models for i, (tr, te) in enumerate(pairs)]
