@@ -170,17 +170,16 @@ def train_bundle(spectra, task, model: str, options, seed: int, folder: str | Pa
     train = np.setdiff1d(np.arange(len(X)), val)
     labels = spectra.meta[task.column].astype(str).to_numpy() if task.column else spectra.meta.get(
         "mineral", pd.Series(["?"] * len(X))).astype(str).to_numpy()
+    proba = estimator.predict_proba(X[val])
     if task.kind == "elements":
-        metrics = element_metrics(y[val], estimator.predict_proba(X[val]), estimator.thresholds_, task.elements)
+        metrics = element_metrics(y[val], proba, estimator.thresholds_, task.elements)
     else:
-        proba = np.zeros((len(val), len(estimator.classes_)))
-        proba[:] = estimator.predict_proba(X[val])
         metrics = multiclass_metrics(y[val], proba, estimator.classes_)
     similarity = LibrarySearch("cosine").fit(X[train], labels[train]).similarity(X[val]).max(axis=1)
     threshold = float(np.quantile(similarity, OOD_QUANTILE)) if len(similarity) else 0.0
     confidence = None
     if task.kind != "elements" and len(val):
-        confidence = float(np.quantile(estimator.predict_proba(X[val]).max(axis=1), OOD_QUANTILE))
+        confidence = float(np.quantile(proba.max(axis=1), OOD_QUANTILE))
     meta = spectra.meta.copy()
     meta["label"] = labels
     info = {

@@ -66,29 +66,24 @@ def predict_spectra(bundle: Bundle, spectra: list[Spectrum], top: int = 5, neare
     X, kept, skipped = prepare(bundle, spectra)
     if not len(X):
         return [], skipped
-    search = library_search(bundle)
-    hits = search.search(X, k=nearest)
-    best = search.similarity(X).max(axis=1)
+    hits = library_search(bundle).search(X, k=max(nearest, 1))
+    best = np.array([hit["similarity"].iloc[0] for hit in hits])  # hits are ranked, best first
     threshold = bundle.info["ood"]["threshold"]
     estimator = bundle.estimator
-    results = []
-    if bundle.info["task"]["kind"] == "elements":
-        scores = estimator.predict_proba(X)
-        proba = scores
-    else:
-        proba = estimator.predict_proba(X)
+    proba = estimator.predict_proba(X)
     confidence = bundle.info["ood"].get("confidence")
+    results = []
     for i, s in enumerate(kept):
         unlike = best[i] < threshold
         unsure = confidence is not None and proba[i].max() < confidence
         p = Prediction(s.source, similarity=float(best[i]), unknown=bool(unlike or unsure))
         if bundle.info["task"]["kind"] == "elements":
-            p.elements = {e: {"probability": float(scores[i, j]), "present": bool(scores[i, j] >= estimator.thresholds_[j])}
+            p.elements = {e: {"probability": float(proba[i, j]), "present": bool(proba[i, j] >= estimator.thresholds_[j])}
                           for j, e in enumerate(estimator.elements_)}
         else:
             order = np.argsort(-proba[i])[:top]
             p.top = [(str(estimator.classes_[j]), float(proba[i, j])) for j in order]
-        p.nearest = hits[i].drop(columns=["library_index"]).to_dict("records")
+        p.nearest = hits[i].head(nearest).drop(columns=["library_index"]).to_dict("records")
         results.append(p)
     return results, skipped
 
