@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts: where the data is, and a description of the machine."""
+
 from __future__ import annotations
 
 import os
@@ -12,11 +13,28 @@ RRUFF_ZIP = SHARED / "rruff" / "excellent_unoriented.zip"
 COVID_DIR = SHARED / "covid_serum"
 
 
+def cpu_flags() -> str:
+    """The CPU model and the vector flags that decide float32 and bfloat16 speed, and the kernels
+    torch uses (``ATEN_CPU_CAPABILITY=avx2`` makes torch use its AVX2 kernels on a newer CPU)."""
+    import torch
+
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        info = {key.strip(): value.strip() for key, value in info.items()}
+    except OSError:
+        info = {}
+    model, flags = info.get("model name", platform.processor() or "cpu"), set(info.get("flags", "").split())
+    shown = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{model}; flags: {' '.join(shown) or 'unknown'}; torch kernels: {torch.backends.cpu.get_cpu_capability()}"
+
+
 def machine() -> str:
     import numpy
 
-    return (f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"numpy {numpy.__version__}, {time.strftime('%Y-%m-%d')}")
+    return (
+        f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, {time.strftime('%Y-%m-%d')}"
+    )
 
 
 @contextmanager

@@ -12,6 +12,7 @@ sees the same folds. Neural models hold 10% of each training fold out for early 
 By default folds are NOT grouped by RRUFF sample: spectra of one specimen at other wavelengths
 can sit on both sides, as in the paper; ``--split grouped:rruff_id`` keeps them together.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, machine  # noqa: E402
 
 from ramanid.datasets.rruff import build_rruff  # noqa: E402
-from ramanid.evaluation.protocol import Options, run_cv  # noqa: E402
+from ramanid.evaluation.protocol import run_cv
+from ramanid.training.factory import Options  # noqa: E402
 
 DEFAULT_MODELS = ["lr", "svm", "knn", "rf", "pca_lr", "library", "ramannet", "mlp", "attention_resnet", "liu2017_cnn"]
 
@@ -36,35 +38,63 @@ def main():
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--split", default="stratified", help="stratified, or grouped:rruff_id to keep specimens together")
+    parser.add_argument(
+        "--split", default="stratified", help="stratified, or grouped:rruff_id to keep specimens together"
+    )
     parser.add_argument("--min-per-mineral", type=int, default=10)
     parser.add_argument("--ensemble", type=int, default=1, help="average this many networks (seeds 0..N-1)")
     parser.add_argument("--precision", default="auto", help="training precision: auto, float32 or bfloat16")
-    parser.add_argument("--preprocess", default="minmax",
-                        help="steps after resampling, e.g. 'despike, arpls, savgol, minmax' (default: the paper's minmax)")
+    parser.add_argument(
+        "--preprocess",
+        default="minmax",
+        help="steps after resampling, e.g. 'despike, arpls, savgol, minmax' (default: the paper's minmax)",
+    )
     parser.add_argument("--log", default=None, help="append one JSON line per model here")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    spectra = build_rruff(RRUFF_ZIP, wavelengths=None, kind="raw", min_per_mineral=args.min_per_mineral,
-                          preprocess=args.preprocess).spectra
+    spectra = build_rruff(
+        RRUFF_ZIP, wavelengths=None, kind="raw", min_per_mineral=args.min_per_mineral, preprocess=args.preprocess
+    ).spectra
     print(f"machine: {machine()}, torch {torch.__version__}")
-    print(f"data: {len(spectra)} spectra, {spectra.meta['mineral'].nunique()} minerals; neural epochs <= {args.epochs}, "
-          f"precision {args.precision}, preprocessing {args.preprocess!r}, ensemble {args.ensemble}")
+    print(
+        f"data: {len(spectra)} spectra, {spectra.meta['mineral'].nunique()} minerals; neural epochs <= {args.epochs}, "
+        f"precision {args.precision}, preprocessing {args.preprocess!r}, ensemble {args.ensemble}"
+    )
     print(f"{'model':18s} {'top-1':>14s} {'top-5':>14s} {'top-10':>14s} {'wall':>8s}")
     for name in args.models:
         start = time.perf_counter()
-        result = run_cv(spectra, "mineral", [name], args.split, args.folds, 0,
-                        Options(epochs=args.epochs, precision=args.precision, ensemble=args.ensemble,
-                                extra={"patience": 30}), log=lambda _: None)
+        result = run_cv(
+            spectra,
+            models=[name],
+            split=args.split,
+            folds=args.folds,
+            options=Options(
+                epochs=args.epochs, precision=args.precision, ensemble=args.ensemble, extra={"patience": 30}
+            ),
+            log=lambda _: None,
+        )
         wall = time.perf_counter() - start
         summary = result["models"][name]["summary"]
         cells = " ".join(f"{summary[k]['mean']:.3f} ± {summary[k]['std']:.3f}" for k in ("top1", "top5", "top10"))
         print(f"{name:18s} {cells} {wall:7.0f}s   [{result['split']}]", flush=True)
         if args.log:
             with open(args.log, "a") as fh:
-                fh.write(json.dumps({"model": name, "split": result["split"], "n_spectra": len(spectra), "epochs": args.epochs,
-                                     "precision": args.precision, "preprocess": args.preprocess,
-                                     "ensemble": args.ensemble, "summary": summary, "wall_s": wall}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "model": name,
+                            "split": result["split"],
+                            "n_spectra": len(spectra),
+                            "epochs": args.epochs,
+                            "precision": args.precision,
+                            "preprocess": args.preprocess,
+                            "ensemble": args.ensemble,
+                            "summary": summary,
+                            "wall_s": wall,
+                        }
+                    )
+                    + "\n"
+                )
 
 
 if __name__ == "__main__":

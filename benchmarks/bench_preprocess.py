@@ -6,6 +6,7 @@ Compares, in the same run: ramanid's pipeline with 1 and 2 worker processes, and
 that calls the libraries once per spectrum (Whitaker-Hayes despike, pybaselines' arpls
 function, scipy's savgol_filter, L2 norm).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ def main():
     print(f"plain per-spectrum loop:        {t['loop']:6.1f} s  {n / t['loop']:7.0f} spectra/s")
     for jobs in (1, 2):
         s = t[f"ramanid_{jobs}"]
-        print(f"ramanid robust, {jobs} process(es): {s:6.1f} s  {n / s:7.0f} spectra/s  "
-              f"({t['loop'] / s:.2f}x the loop)")
+        print(
+            f"ramanid robust, {jobs} process(es): {s:6.1f} s  {n / s:7.0f} spectra/s  ({t['loop'] / s:.2f}x the loop)"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Prints, for the 11,080 files of the shared zip: the floor (decompressing the mem
 serial and with 2 processes), ramanid's read-and-parse (1 and 2 processes), a naive
 per-line ``float()`` reader, the default 780 nm build, and the peak memory of builds.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,10 +52,12 @@ def peak_rss_mb(args):
 
     Call it before this process grows: Linux carries the peak RSS across fork and exec.
     """
-    code = ("import resource, sys; from ramanid.cli import main; sys.argv = ['ramanid'] + sys.argv[1:]\n"
-            "try:\n main()\nexcept SystemExit: pass\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
-            " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, file=sys.stderr)")
+    code = (
+        "import resource, sys; from ramanid.cli import main; sys.argv = ['ramanid'] + sys.argv[1:]\n"
+        "try:\n main()\nexcept SystemExit: pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, file=sys.stderr)"
+    )
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     return tuple(float(v) for v in out.stderr.strip().splitlines()[-1].split())
 
@@ -62,8 +65,22 @@ def peak_rss_mb(args):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         rss_default = peak_rss_mb(["build", "rruff", "--source", str(RRUFF_ZIP), "--out", f"{tmp}/a.npz"])
-        rss_all = peak_rss_mb(["build", "rruff", "--source", str(RRUFF_ZIP), "--wavelength", "all",
-                               "--kind", "all", "--min-per-mineral", "1", "--out", f"{tmp}/b.npz"])
+        rss_all = peak_rss_mb(
+            [
+                "build",
+                "rruff",
+                "--source",
+                str(RRUFF_ZIP),
+                "--wavelength",
+                "all",
+                "--kind",
+                "all",
+                "--min-per-mineral",
+                "1",
+                "--out",
+                f"{tmp}/b.npz",
+            ]
+        )
     names = sorted(zipfile.ZipFile(RRUFF_ZIP).namelist())
     t: dict[str, float] = {}
     with timer(t, "floor_1"):
@@ -85,12 +102,20 @@ def main():
     print(f"files: {len(names)}")
     print(f"floor, decompress only, 1 process:  {t['floor_1']:6.1f} s")
     print(f"floor, decompress only, 2 processes: {t['floor_2']:6.1f} s")
-    print(f"ramanid read+parse, 1 process:      {t['ramanid_1']:6.1f} s  ({t['ramanid_1'] / t['floor_1']:.2f}x the 1-process floor)")
-    print(f"ramanid read+parse, 2 processes:    {t['ramanid_2']:6.1f} s  ({t['ramanid_2'] / t['floor_2']:.2f}x the 2-process floor, "
-          f"{t['ramanid_2'] / t['floor_1']:.2f}x the 1-process floor)")
-    print(f"naive float() loop, 1 process:      {t['naive_1']:6.1f} s  (ramanid 2 processes is {t['naive_1'] / t['ramanid_2']:.1f}x faster)")
+    print(
+        f"ramanid read+parse, 1 process:      {t['ramanid_1']:6.1f} s  ({t['ramanid_1'] / t['floor_1']:.2f}x the 1-process floor)"
+    )
+    print(
+        f"ramanid read+parse, 2 processes:    {t['ramanid_2']:6.1f} s  ({t['ramanid_2'] / t['floor_2']:.2f}x the 2-process floor, "
+        f"{t['ramanid_2'] / t['floor_1']:.2f}x the 1-process floor)"
+    )
+    print(
+        f"naive float() loop, 1 process:      {t['naive_1']:6.1f} s  (ramanid 2 processes is {t['naive_1'] / t['ramanid_2']:.1f}x faster)"
+    )
     print(f"default 780 nm build (in process):  {t['build_780']:6.1f} s")
-    print(f"peak RSS, default build:            {rss_default[0]:6.0f} MB main process, {rss_default[1]:.0f} MB largest worker")
+    print(
+        f"peak RSS, default build:            {rss_default[0]:6.0f} MB main process, {rss_default[1]:.0f} MB largest worker"
+    )
     print(f"peak RSS, all 11,080 files built:   {rss_all[0]:6.0f} MB main process, {rss_all[1]:.0f} MB largest worker")
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: real data from ../shared/data, read once per session; seeded randomness."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ def _require(path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _seed_everything():
     random.seed(0)
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - code under test may use the legacy global generator
     try:
         import torch
     except ImportError:  # pragma: no cover

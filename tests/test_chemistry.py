@@ -32,9 +32,22 @@ HAND_VERIFIED = {
     "Ca_4_Be_2+x_Al_2-x_Si_9_O_26-x_(OH)_2+x_ (x = 0 to 1)": {"Ca", "Be", "Al", "Si", "O", "H"},
     "SiO_2_&#183;<i>n</i>H_2_O": {"Si", "O", "H"},  # opal, italic n
     "[(N^3-^Hg^2+^_2_)_2_](S^6+^O_4_)(H_2_O)_<i>x</i>_": {"N", "Hg", "S", "O", "H"},
-    "Ni^2+^_1-x_Co^3+^_x_(OH)_2-x_(S^6+^O_4_)_x_&#183;nH_2_O [x &#8804; 1/3; n &#8804; (1-x)]": {"Ni", "Co", "O", "H", "S"},
+    "Ni^2+^_1-x_Co^3+^_x_(OH)_2-x_(S^6+^O_4_)_x_&#183;nH_2_O [x &#8804; 1/3; n &#8804; (1-x)]": {
+        "Ni",
+        "Co",
+        "O",
+        "H",
+        "S",
+    },
     "Tl^1+^_5-x_Pb^2+^_2x_(Sb^3+^,As^3+^)_21-x_S^2-^_34_ (x~1.2-1.5)": {"Tl", "Pb", "Sb", "As", "S"},
-    "Mg_0.5_Zn^2+^Fe^3+^(Te^4+^O_3_)_3_&#183;<i>n</i>H_2_O (3&#8804;<i>n</i>&#8804;4.5)": {"Mg", "Zn", "Fe", "Te", "O", "H"},
+    "Mg_0.5_Zn^2+^Fe^3+^(Te^4+^O_3_)_3_&#183;<i>n</i>H_2_O (3&#8804;<i>n</i>&#8804;4.5)": {
+        "Mg",
+        "Zn",
+        "Fe",
+        "Te",
+        "O",
+        "H",
+    },
     "Ca_9_Mg(PO_4_)_6_(PO_3_F)": {"Ca", "Mg", "P", "O", "F"},
     "Cu^1+^_3_Bi^3+^S^2-^_3_": {"Cu", "Bi", "S"},
     "NaAl(S^6+^O_4_)_2_&#183;6H_2_O": {"Na", "Al", "S", "O", "H"},
@@ -70,6 +83,7 @@ def test_bad_formulas_raise_clearly(bad):
         parse_elements(bad)
 
 
+@pytest.mark.slow
 def test_every_formula_in_the_real_zip_parses(rruff_all):
     spectra, _ = rruff_all
     formulas = {s.meta["chemistry"] for s in spectra if "chemistry" in s.meta}

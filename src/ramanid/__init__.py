@@ -1,4 +1,5 @@
 """ramanid: identify minerals, their elements and other sample classes from Raman spectra."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version

@@ -9,6 +9,7 @@ against the periodic table.
 
 ``REE`` (rare-earth elements, unspecified) is kept as the pseudo-symbol ``"REE"``.
 """
+
 from __future__ import annotations
 
 import html

@@ -1,22 +1,71 @@
 """The ``ramanid`` command: a thin layer over the library's functions."""
+
 from __future__ import annotations
 
 import sys
 
 import click
+import numpy as np
 
 from ramanid.errors import RamanIdError
 
+#: the identifier's preprocessing: spikes out, fluorescence baseline out (arPLS, Baek et al. 2015), min-max
+IDENTIFIER_PREPROCESS = "despike, arpls, minmax"
+
+#: exit code for bad data, files or model folders (click itself uses 2 for bad usage)
+DATA_ERROR = 1
+
 
 class _FriendlyGroup(click.Group):
-    """Report ramanid's own errors as one clear line and exit code 2, not a traceback."""
+    """Report ramanid's own errors as one clear line and exit code 1, not a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RamanIdError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(DATA_ERROR)
+
+
+def _output_file(ctx, param, value):
+    """Refuse an output file that cannot or must not be written, before any work starts."""
+    return _checked_output(value, folder=False)
+
+
+def _output_folder(ctx, param, value):
+    """Refuse an output folder that cannot or must not be written, before any work starts."""
+    return _checked_output(value, folder=True)
+
+
+def _checked_output(value, folder: bool):
+    from ramanid.atomic import check_output
+
+    if value is not None:
+        try:
+            check_output(value, folder=folder)
+        except RamanIdError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+class _ModelOption(click.Option):
+    """``--model``, whose help lists the registry's models when help is asked for (so that the
+    command starts without importing torch).
+    """
+
+    def __init__(self, *args, neural_only: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.neural_only = neural_only
+
+    def get_help_record(self, ctx):
+        from ramanid.classical import CLASSICAL
+        from ramanid.models import MODELS, user_models
+
+        lines = [f"{name}: {MODELS[name].description}." for name in user_models()]
+        if not self.neural_only:
+            lines.append(f"Classical baselines: {', '.join(CLASSICAL)}.")
+        self.help = f"{self.help} " + " ".join(lines)
+        return super().get_help_record(ctx)
 
 
 @click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,88 +90,273 @@ def _wavelengths(values: tuple[str, ...]):
 
 def _training_options(f):
     """The reference's training options, shared by cv and train."""
-    for option in reversed([
-        click.option("--task", default="mineral", show_default=True, help="mineral, elements or label:COLUMN."),
-        click.option("--elements", default="Mg,Al,P,S,Fe,Cu", show_default=True, help="For --task elements."),
-        click.option("--epochs", type=click.IntRange(1), default=100, show_default=True),
-        click.option("--lr", type=float, default=None, help="Learning rate (default: the model's published one)."),
-        click.option("--wd", "weight_decay", type=float, default=None, help="Weight decay."),
-        click.option("--hidden", type=click.IntRange(1), default=None,
-                     help="Hidden size of attention/ResNet/RamanNet."),
-        click.option("--device", default=None, help="cpu, cuda or mps (default: the best available)."),
-        click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default="auto",
-                     show_default=True, help="Training precision. auto: float16 mixed precision on CUDA, float32 "
-                     "elsewhere; bfloat16: about 2.4x faster CNN training on CPUs with AVX-512 BF16."),
-        click.option("--seed", type=int, default=0, show_default=True),
-    ]):
+    for option in reversed(
+        [
+            click.option("--task", default="mineral", show_default=True, help="mineral, elements or label:COLUMN."),
+            click.option(
+                "--elements",
+                default="Mg,Al,P,S,Fe,Cu",
+                show_default=True,
+                help="For --task elements; 'all': every element found in 30 or more minerals of the set.",
+            ),
+            click.option(
+                "--chemistry",
+                type=click.Choice(["ideal", "measured"]),
+                default="ideal",
+                show_default=True,
+                help="Element labels from RRUFF's IDEAL CHEMISTRY formula, or its MEASURED CHEMISTRY line "
+                "(files without one are left out).",
+            ),
+            click.option(
+                "--positive",
+                default=None,
+                help="The positive class of a binary task (default: the second label in sorted order).",
+            ),
+            click.option("--epochs", type=click.IntRange(1), default=100, show_default=True),
+            click.option("--lr", type=float, default=None, help="Learning rate (default: the model's published one)."),
+            click.option("--wd", "weight_decay", type=float, default=None, help="Weight decay."),
+            click.option(
+                "--hidden",
+                type=click.IntRange(1),
+                default=None,
+                help="Width of the network (the width parameter its registry entry names).",
+            ),
+            click.option("--device", default=None, help="cpu, cuda or mps (default: the best available)."),
+            click.option(
+                "--precision",
+                type=click.Choice(["auto", "float32", "bfloat16"]),
+                default="auto",
+                show_default=True,
+                help="Training precision. auto: float16 mixed precision on CUDA, float32 "
+                "elsewhere; bfloat16: about 2.4x faster CNN training on CPUs with AVX-512 BF16.",
+            ),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option(
+                "--preprocess",
+                default=None,
+                help="Steps run inside each fold on top of the set's own (fitted on training rows only), "
+                "e.g. 'arpls, snv'; or 'auto' to pick among a few presets by inner cross-validation on "
+                "the training part. A saved model repeats them in predict.",
+            ),
+        ]
+    ):
         f = option(f)
     return f
 
 
-def _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision):
-    from ramanid.evaluation.protocol import Options, Task
+def _task_and_options(
+    task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess=None
+):
+    from ramanid.targets import Task
+    from ramanid.training.factory import Options
 
     element_list = [e.strip() for e in elements.split(",") if e.strip()]
-    return Task.parse(task, element_list), Options(epochs=epochs, lr=lr, weight_decay=weight_decay, hidden=hidden,
-                                                   device=device, precision=precision)
+    return Task.parse(task, element_list, positive=positive, chemistry=chemistry), Options(
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        hidden=hidden,
+        device=device,
+        precision=precision,
+        preprocess=preprocess,
+    )
+
+
+def _rruff_source(wavelength: str, kind: str):
+    """The options that say which RRUFF spectra to read: source, wavelengths, kind."""
+
+    def decorate(f):
+        for option in reversed(
+            [
+                click.option(
+                    "--source",
+                    required=True,
+                    type=click.Path(exists=True),
+                    help="The official RRUFF zip (read without unpacking) or a folder of .txt files.",
+                ),
+                click.option(
+                    "--wavelength",
+                    "wavelengths",
+                    multiple=True,
+                    default=(wavelength,),
+                    show_default=True,
+                    help="Excitation wavelength in nm; repeat for several, or 'all'.",
+                ),
+                click.option("--kind", type=click.Choice(["processed", "raw", "all"]), default=kind, show_default=True),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 @build.command("rruff")
-@click.option("--source", required=True, type=click.Path(exists=True),
-              help="The official RRUFF zip (read without unpacking) or a folder of .txt files.")
-@click.option("--wavelength", "wavelengths", multiple=True, default=("780",), show_default=True,
-              help="Excitation wavelength in nm; repeat for several, or 'all'.")
-@click.option("--kind", type=click.Choice(["processed", "raw", "all"]), default="processed", show_default=True)
-@click.option("--min-per-mineral", type=click.IntRange(1), default=2, show_default=True,
-              help="Drop minerals with fewer spectra (10 for the RamanNet protocol).")
-@click.option("--grid", default="100:1400:1024", show_default=True,
-              help="START:STOP:POINTS in cm-1, or auto:SHARE:POINTS for the range SHARE of the spectra cover.")
-@click.option("--resample", "method", type=click.Choice(["linear", "cubic", "pchip"]), default="linear",
-              show_default=True)
-@click.option("--min-coverage", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Drop spectra that cover less than this share of the grid.")
-@click.option("--preprocess", default="minmax", show_default=True,
-              help="Applied after resampling: a preset (reference, robust) or steps, e.g. "
-                   "'despike, arpls(lam=1e5), savgol(window_length=15), vector'.")
+@_rruff_source(wavelength="780", kind="processed")
+@click.option(
+    "--min-per-mineral",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Drop minerals with fewer spectra (10 for the RamanNet protocol).",
+)
+@click.option(
+    "--grid",
+    default="100:1400:1024",
+    show_default=True,
+    help="START:STOP:POINTS in cm-1, or auto:SHARE:POINTS for the range SHARE of the spectra cover.",
+)
+@click.option(
+    "--resample", "method", type=click.Choice(["linear", "cubic", "pchip"]), default="linear", show_default=True
+)
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Drop spectra that cover less than this share of the grid.",
+)
+@click.option(
+    "--preprocess",
+    default="minmax",
+    show_default=True,
+    help="Applied after resampling: a preset (reference, robust) or steps, e.g. "
+    "'despike, arpls(lam=1e5), savgol(window_length=15), vector'.",
+)
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable file instead of skipping it.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
-def build_rruff_command(source, wavelengths, kind, min_per_mineral, grid, method, min_coverage, preprocess,
-                        jobs, strict, out):
+@click.option(
+    "--max-member-mb",
+    type=click.FloatRange(0, min_open=True),
+    default=64,
+    show_default=True,
+    help="Skip zip members larger than this once decompressed (zip bombs).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The .npz file to write."
+)
+def build_rruff_command(
+    source,
+    wavelengths,
+    kind,
+    min_per_mineral,
+    grid,
+    method,
+    min_coverage,
+    preprocess,
+    jobs,
+    strict,
+    max_member_mb,
+    out,
+):
     """Build a RRUFF set: read, filter, resample onto one grid, scale, save."""
     from ramanid.datasets.rruff import build_rruff
 
     result = build_rruff(
-        source, wavelengths=_wavelengths(wavelengths), kind=kind, min_per_mineral=min_per_mineral,
-        grid=grid, method=method, min_coverage=min_coverage, preprocess=preprocess,
-        jobs=jobs, strict=strict, progress=True,
+        source,
+        wavelengths=_wavelengths(wavelengths),
+        kind=kind,
+        min_per_mineral=min_per_mineral,
+        grid=grid,
+        method=method,
+        min_coverage=min_coverage,
+        preprocess=preprocess,
+        jobs=jobs,
+        strict=strict,
+        progress=True,
+        max_member_bytes=int(max_member_mb * 2**20),
     )
     result.spectra.save(out)
     click.echo(result.summary())
     click.echo(f"written: {out}")
 
 
-
 @build.command("bacteria")
-@click.option("--source", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder with X_reference.npy, y_reference.npy, X_finetune.npy, y_finetune.npy, X_test.npy, "
-                   "y_test.npy (and wavenumbers.npy if you have it).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder with X_reference.npy, y_reference.npy, X_finetune.npy, y_finetune.npy, X_test.npy, "
+    "y_test.npy (and wavenumbers.npy if you have it).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The .npz file to write."
+)
 def build_bacteria_command(source, out):
     """Build the Bacteria-ID set (Ho et al. 2019); its 'role' column drives --split predefined:role."""
     from ramanid.datasets.bacteria_id import load_bacteria_id
 
     spectra = load_bacteria_id(source)
     spectra.save(out)
-    click.echo(f"spectra: {len(spectra)}; roles: {spectra.meta['role'].value_counts().to_dict()}; "
-               f"isolates: {spectra.meta['label'].nunique()}; axis: {spectra.info['axis']}")
+    click.echo(
+        f"spectra: {len(spectra)}; roles: {spectra.meta['role'].value_counts().to_dict()}; "
+        f"isolates: {spectra.meta['label'].nunique()}; axis: {spectra.info['axis']}"
+    )
+    click.echo(f"written: {out}")
+
+
+@build.command("table")
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(exists=True),
+    help="A wide CSV (.csv, .tsv, .gz: shifts as numeric column titles), a folder of two-column "
+    "files, or a .npy matrix.",
+)
+@click.option("--label", default=None, help="The column holding each spectrum's class (copied to 'label').")
+@click.option(
+    "--group",
+    default=None,
+    help="The column holding each spectrum's group: patient, culture, specimen (copied to 'group').",
+)
+@click.option(
+    "--labels",
+    "sheet",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="For a folder: a CSV with a 'file' column and the label and group columns.",
+)
+@click.option(
+    "--axis",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="For a .npy matrix: its shift axis (.npy).",
+)
+@click.option(
+    "--grid",
+    default=None,
+    help="For files on different axes: START:STOP:POINTS or auto:SHARE:POINTS (default: the range every file covers).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The .npz file to write."
+)
+def build_table_command(source, label, group, sheet, axis, grid, out):
+    """Build a set from your own labelled spectra, for cv and train (--task label:label, --split grouped:group)."""
+    from ramanid.datasets.table import build_table
+
+    spectra = build_table(source, label=label, group=group, labels=sheet, axis=axis, grid=grid)
+    spectra.save(out)
+    click.echo(
+        f"spectra: {len(spectra)}; points: {len(spectra.shifts)} ({spectra.shifts[0]:.1f}-"
+        f"{spectra.shifts[-1]:.1f} cm-1); columns: {list(spectra.meta.columns)}"
+    )
+    if label:
+        click.echo(f"labels: {spectra.meta['label'].value_counts().to_dict()}")
+    if group:
+        click.echo(f"groups: {spectra.meta['group'].nunique()} (use --split grouped:group for the honest figure)")
     click.echo(f"written: {out}")
 
 
 @build.command("covid")
-@click.option("--source", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder with train_x.npy, train_y.npy, test_x.npy, test_y.npy, wavenumber.npy, label.json.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder with train_x.npy, train_y.npy, test_x.npy, test_y.npy, wavenumber.npy, label.json.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The .npz file to write."
+)
 def build_covid_command(source, out):
     """Build the COVID-19 serum set (Yin et al. 2021): all 465 spectra in one file."""
     from ramanid.datasets.covid_serum import load_covid_serum
@@ -133,64 +367,237 @@ def build_covid_command(source, out):
     click.echo(f"written: {out}")
 
 
-
 @main.command("cv")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A SpectraSet file written by 'ramanid build'.")
-@click.option("--model", "models", multiple=True, default=("ramannet",), show_default=True,
-              help="Repeat for several: ramannet, attention_resnet, seed_attention, liu2017_cnn, ho2019_resnet, "
-                   "mlp, lr, svm, knn, rf, pca_lr, library.")
-@click.option("--split", default="stratified", show_default=True,
-              help="kfold, stratified, grouped:COLUMN, repeated-holdout, logo:COLUMN or predefined:COLUMN.")
-@click.option("--folds", type=click.IntRange(2), default=5, show_default=True,
-              help="Folds (or repeats for repeated-holdout: default 50).")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A SpectraSet file written by 'ramanid build'.",
+)
+@click.option(
+    "--model",
+    "models",
+    cls=_ModelOption,
+    multiple=True,
+    default=("ramannet",),
+    show_default=True,
+    help="Repeat for several.",
+)
+@click.option(
+    "--split",
+    default="stratified",
+    show_default=True,
+    help="kfold, stratified, grouped:COLUMN, repeated-holdout, logo:COLUMN or predefined:COLUMN.",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(2),
+    default=None,
+    help="Folds (default 5), or repeats for repeated-holdout (default 50).",
+)
 @_training_options
-@click.option("--ensemble", type=click.IntRange(1), default=1, show_default=True,
-              help="Average N networks trained from seeds S..S+N-1 (mineral and label tasks).")
+@click.option(
+    "--ensemble",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Average N networks trained from seeds S..S+N-1 (mineral and label tasks).",
+)
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Folds run in parallel.")
 @click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib", show_default=True)
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address, with --backend dask.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.")
-def cv_command(data, task, models, split, folds, seed, elements, epochs, lr, weight_decay, hidden, device,
-               precision, ensemble, jobs, backend, scheduler, out):
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=_output_folder,
+    help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.",
+)
+def cv_command(
+    data,
+    task,
+    models,
+    split,
+    folds,
+    seed,
+    elements,
+    chemistry,
+    positive,
+    epochs,
+    lr,
+    weight_decay,
+    hidden,
+    device,
+    precision,
+    preprocess,
+    ensemble,
+    jobs,
+    backend,
+    scheduler,
+    out,
+):
     """Cross-validate one or more models on the same folds and write a report."""
     from pathlib import Path
 
+    from ramanid.atomic import folder_lock
     from ramanid.evaluation.protocol import run_cv
     from ramanid.evaluation.report import write_report
     from ramanid.spectra import SpectraSet
 
     spectra = SpectraSet.load(data)
-    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision)
+    task, options = _task_and_options(
+        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess
+    )
     options.ensemble = ensemble
-    result = run_cv(spectra, task, models, split, folds, seed, options, n_jobs=jobs,
-                    backend=backend, scheduler=scheduler, cache_dir=Path(out) / "folds", log=click.echo)
-    write_report(result, out)
+    with folder_lock(out):  # a second cv into the same folder is refused, not mixed in
+        result = run_cv(
+            spectra,
+            task=task,
+            models=models,
+            split=split,
+            folds=folds,
+            seed=seed,
+            options=options,
+            n_jobs=jobs,
+            backend=backend,
+            scheduler=scheduler,
+            cache_dir=Path(out) / "folds",
+            log=click.echo,
+        )
+        write_report(result, out)
     click.echo((Path(out) / "report.md").read_text())
 
 
-
 @main.command("train")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A SpectraSet file written by 'ramanid build'.")
-@click.option("--model", default="ramannet", show_default=True,
-              help="ramannet, attention_resnet, seed_attention, liu2017_cnn, ho2019_resnet or mlp.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A SpectraSet file written by 'ramanid build'.",
+)
+@click.option(
+    "--model", cls=_ModelOption, neural_only=True, default="ramannet", show_default=True, help="The network to train."
+)
 @_training_options
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="The model folder to write.")
-def train_command(data, model, task, elements, epochs, lr, weight_decay, hidden, device, precision, seed, out):
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The model folder to write."
+)
+def train_command(
+    data,
+    model,
+    task,
+    elements,
+    chemistry,
+    positive,
+    epochs,
+    lr,
+    weight_decay,
+    hidden,
+    device,
+    precision,
+    seed,
+    preprocess,
+    out,
+):
     """Train on all the data and save a model folder for predict and explain."""
     from ramanid.bundle import train_bundle
     from ramanid.spectra import SpectraSet
 
-    task, options = _task_and_options(task, elements, epochs, lr, weight_decay, hidden, device, precision)
-    bundle = train_bundle(SpectraSet.load(data), task, model, options, seed, out, log=click.echo)
+    task, options = _task_and_options(
+        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess
+    )
+    bundle = train_bundle(
+        SpectraSet.load(data), task=task, model=model, options=options, seed=seed, folder=out, log=click.echo
+    )
     metrics = bundle.info["validation"]["metrics"]
-    headline = (f"macro ROC AUC {metrics['macro_roc_auc']:.3f}" if task.kind == "elements"
-                else f"accuracy {metrics['accuracy']:.3f}")
+    headline = (
+        f"macro ROC AUC {metrics['macro_roc_auc']:.3f}"
+        if task.kind == "elements"
+        else f"accuracy {metrics['accuracy']:.3f}"
+    )
     click.echo(f"validation ({bundle.info['validation']['n_spectra']} spectra): {headline}")
-    click.echo(f"out-of-distribution threshold (cosine): {bundle.info['ood']['threshold']:.3f}")
+    ood = bundle.info["ood"]
+    click.echo(f"unknown flag: {ood['score']} above {ood['threshold']:.4g} (95% of known validation spectra below)")
     click.echo(f"written: {out}")
+
+
+@main.group()
+def library():
+    """A mineral identifier over a whole reference library, and adding references to it."""
+
+
+@library.command("build")
+@_rruff_source(wavelength="all", kind="all")
+@click.option("--grid", default="100:1400:1024", show_default=True, help="START:STOP:POINTS in cm-1.")
+@click.option(
+    "--preprocess",
+    default=IDENTIFIER_PREPROCESS,
+    show_default=True,
+    help="Steps after resampling; queries get the same.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The model folder to write."
+)
+def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, seed, jobs, out):
+    """Build the identifier: every spectrum (all lasers, raw and processed, every mineral, singletons
+    included) becomes a reference, and a RamanNet embedding is trained on them with instrument-like
+    augmentation.
+    """
+    import time
+
+    from ramanid.bundle import train_identifier
+    from ramanid.datasets.rruff import build_rruff
+
+    start = time.perf_counter()
+    result = build_rruff(
+        source,
+        wavelengths=_wavelengths(wavelengths),
+        kind=kind,
+        min_per_mineral=1,
+        grid=grid,
+        preprocess=preprocess,
+        jobs=jobs,
+        progress=True,
+    )
+    click.echo(result.summary())
+    bundle = train_identifier(result.spectra, folder=out, epochs=epochs, seed=seed, log=click.echo)
+    size = sum(p.stat().st_size for p in bundle.path.iterdir()) / 2**20
+    click.echo(f"written: {out} ({size:.1f} MB) in {time.perf_counter() - start:.0f} s")
+
+
+@library.command("add")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--mineral", default=None, help="The name of the spectra (default: each RRUFF file's own name).")
+def library_add_command(model_dir, paths, mineral):
+    """Add reference spectra to a model's library; predictions use them at once, without retraining."""
+    import pandas as pd
+
+    from ramanid.bundle import add_references, load_bundle
+    from ramanid.io.files import read_spectrum_files
+    from ramanid.predict import prepare
+
+    bundle = load_bundle(model_dir)
+    spectra, skipped = read_spectrum_files(paths)
+    X, kept, refused = prepare(bundle, spectra)
+    for s in skipped + refused:
+        click.echo(f"skipped: {s.reason}", err=True)
+    names = [mineral or s.meta.get("mineral") for s in kept]
+    if any(not name for name in names):
+        unnamed = next(s.source for s, name in zip(kept, names, strict=True) if not name)
+        raise RamanIdError(f"{unnamed}: no mineral name in the file: give --mineral NAME")
+    if not len(X):
+        raise RamanIdError("no spectrum could be added")
+    meta = pd.DataFrame([{k: str(s.meta.get(k, "")) for k in ("rruff_id", "file", "chemistry")} for s in kept])
+    meta["label"] = names
+    bundle = add_references(bundle, X, meta, log=lambda line: click.echo(line, err=True))
+    click.echo(
+        f"added {len(X)} references; the library holds {len(bundle.library)} spectra of "
+        f"{len(np.unique(bundle.labels))} minerals"
+    )
 
 
 @main.command("predict")
@@ -198,7 +605,15 @@ def train_command(data, model, task, elements, epochs, lr, weight_decay, hidden,
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="How many classes to list.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def predict_command(model_dir, paths, top, fmt):
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Coverage of the conformal answer set: with spectra like the validation ones, the true class is in "
+    "the set at least this often.",
+)
+def predict_command(model_dir, paths, top, fmt, confidence):
     """Identify the spectra in files, folders or RRUFF zips with a saved model."""
     import dataclasses
     import json
@@ -209,7 +624,9 @@ def predict_command(model_dir, paths, top, fmt):
 
     bundle = load_bundle(model_dir)
     spectra, skipped = read_spectrum_files(paths)
-    results, refused = predict_spectra(bundle, spectra, top=top)
+    if not spectra and not skipped:
+        raise RamanIdError(f"no spectra found in {', '.join(paths)}")
+    results, refused = predict_spectra(bundle, spectra, top=top, confidence=confidence)
     if fmt == "json":
         click.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=1, default=str))
     elif fmt == "csv":
@@ -219,14 +636,14 @@ def predict_command(model_dir, paths, top, fmt):
     for s in skipped + refused:
         click.echo(f"skipped: {s.reason}", err=True)
     if not results:
-        raise SystemExit(2)
+        raise SystemExit(DATA_ERROR)
 
 
 @main.command("explain")
 @click.argument("model_dir", type=click.Path())
 @click.argument("file", type=click.Path())
 @click.option("--target", default=None, help="Class or element to explain (default: the predicted one).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The PNG to write.")
 def explain_command(model_dir, file, target, out):
     """Draw a spectrum with integrated-gradients attributions and its best reference match."""
     from pathlib import Path
@@ -235,7 +652,10 @@ def explain_command(model_dir, file, target, out):
     from ramanid.explain import explain_spectrum
     from ramanid.io.files import read_one
 
-    target, path = explain_spectrum(load_bundle(model_dir), read_one(Path(file))[0], out, target)
+    spectra = read_one(Path(file))
+    if not spectra:
+        raise RamanIdError(f"{file}: holds no spectrum to explain")
+    target, path = explain_spectrum(load_bundle(model_dir), spectra[0], out, target)
     click.echo(f"explained {target}: {path}")
 
 
@@ -243,7 +663,7 @@ def explain_command(model_dir, file, target, out):
 @click.argument("model_dir", type=click.Path())
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="A SpectraSet file.")
 @click.option("--label", default="mineral", show_default=True, help="Metadata column that colours the points.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The PNG to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The PNG to write.")
 def embed_command(model_dir, data, label, out):
     """Map the model's embeddings in 2-D beside a PCA map of the spectra."""
     from ramanid.bundle import load_bundle
@@ -256,8 +676,35 @@ def embed_command(model_dir, data, label, out):
     click.echo(f"written: {path}")
 
 
+@main.command("serve")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the default is this machine only. Another host serves the network.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-upload-mb", type=click.FloatRange(0, min_open=True), default=50, show_default=True)
+@click.option("--max-files", type=click.IntRange(1), default=200, show_default=True, help="Files per request.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=120,
+    show_default=True,
+    help="Seconds a request may take.",
+)
+def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout):
+    """A local web page over a saved model: drop spectrum files, see answers, overlays and attributions."""
+    from ramanid.serve import Limits, serve
+
+    serve(model_dir, host, port, Limits(max_upload_mb, max_files, timeout), log=click.echo)
+
+
 @main.command("demo")
-@click.option("--out", default="ramanid-demo", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--out", default="ramanid-demo", show_default=True, type=click.Path(file_okay=False), callback=_output_folder
+)
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
 def demo_command(out, epochs):
     """Offline demo on synthetic spectra: build, cross-validate, train, predict, explain, embed."""

@@ -2,6 +2,7 @@
 
 Every message names the file (and line, or spectrum) and says what was expected.
 """
+
 from __future__ import annotations
 
 
@@ -40,3 +41,11 @@ class DatasetError(RamanIdError, ValueError):
 
 class ModelError(RamanIdError, ValueError):
     """A model cannot be built or trained as asked (spectra too short, unknown option, labels unseen)."""
+
+
+class OutputError(RamanIdError, OSError):
+    """An output path that cannot or must not be written (special file, link, read-only, no access)."""
+
+
+class PreprocessingError(RamanIdError, ValueError):
+    """A preprocessing step or resampling cannot run as asked (unknown method, bad parameter)."""

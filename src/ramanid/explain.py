@@ -1,13 +1,20 @@
 """Attributions per Raman shift: integrated gradients (Sundararajan, Taly & Yan 2017, *Axiomatic
-attribution for deep networks*, ICML) from a zero spectrum, for one class or element."""
+attribution for deep networks*, ICML) from a zero spectrum, for one class or element.
+"""
+
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ramanid.errors import RamanIdError
 
-def integrated_gradients(model: torch.nn.Module, x: np.ndarray, output: int, steps: int = 64,
-                         baseline: np.ndarray | None = None) -> np.ndarray:
+
+def integrated_gradients(
+    model: torch.nn.Module, x: np.ndarray, output: int, steps: int = 64, baseline: np.ndarray | None = None
+) -> np.ndarray:
     """Attribution of ``model(x)[output]`` to each point of one spectrum ``x``.
 
     The attributions sum to ``f(x) - f(baseline)`` up to the Riemann error of ``steps``.
@@ -23,19 +30,32 @@ def integrated_gradients(model: torch.nn.Module, x: np.ndarray, output: int, ste
     return ((x_t - base) * path.grad.mean(dim=0)).detach().cpu().numpy()
 
 
-def explain_spectrum(bundle, spectrum, out, target: str | None = None):
-    """Draw the attribution of one spectrum for the predicted (or named) class or element.
-
-    Returns (target name, path of the figure).
+@dataclass
+class Explanation:
+    """What an attribution figure shows: the preprocessed spectrum, its attribution per shift for
+    ``target``, and the best-matching reference.
     """
-    from ramanid import plots
-    from ramanid.errors import RamanIdError
+
+    source: str
+    target: str
+    label: str
+    shifts: np.ndarray
+    spectrum: np.ndarray
+    attribution: np.ndarray
+    reference: np.ndarray
+    reference_label: str
+
+
+def explain(bundle, spectrum, target: str | None = None) -> Explanation:
+    """Integrated-gradients attribution of one spectrum for the predicted (or named) class or element."""
     from ramanid.predict import library_search, prepare
 
     estimator = bundle.estimator
-    if estimator.model == "seed_attention":
-        raise RamanIdError("seed_attention is transductive (its output depends on the other spectra in the batch): "
-                           "attributions for one spectrum are not defined; explain another model")
+    if estimator.spec_.transductive:
+        raise RamanIdError(
+            f"{estimator.model} is transductive (its output depends on the other spectra in the batch): "
+            "attributions for one spectrum are not defined; explain another model"
+        )
     X, kept, skipped = prepare(bundle, [spectrum])
     if not kept:
         raise RamanIdError(skipped[0].reason)
@@ -56,19 +76,27 @@ def explain_spectrum(bundle, spectrum, out, target: str | None = None):
         if target not in names:
             raise RamanIdError(f"unknown class {target!r}: this model knows {len(names)} classes, e.g. {names[:5]}")
         network, output = estimator.model_, names.index(target)
-        label = f"class {target}: probability {proba[output]:.2f}"
+        label = f"class {target}: network probability {proba[output]:.2f}"
     attribution = integrated_gradients(network, x, output)
-    search = library_search(bundle)
-    hit = search.search(X, k=1)[0].iloc[0]
+    hit = library_search(bundle).search(X, k=1)[0].iloc[0]
     reference = bundle.library[int(hit["library_index"])]
     ref_label = f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')} (cosine {hit['similarity']:.2f})"
-    title = f"{spectrum.source}\n{label}"
-    return target, plots.explanation(bundle.shifts, x, attribution, title, out, reference, ref_label)
+    return Explanation(spectrum.source, target, label, bundle.shifts, x, attribution, reference, ref_label)
+
+
+def explain_spectrum(bundle, spectrum, out, target: str | None = None):
+    """Draw the attribution of one spectrum; returns (target name, path of the figure)."""
+    from ramanid import plots
+
+    e = explain(bundle, spectrum, target)
+    title = f"{e.source}\n{e.label}"
+    return e.target, plots.explanation(e.shifts, e.spectrum, e.attribution, title, out, e.reference, e.reference_label)
 
 
 def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
     """RamanNet (or attention) embeddings beside PCA of the spectra, both projected to 2-D by PCA,
-    with the silhouette score of the classes in each 2-D map. Returns (scores, path)."""
+    with the silhouette score of the classes in each 2-D map. Returns (scores, path).
+    """
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
 
@@ -78,12 +106,26 @@ def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
     estimator = bundle.estimator
     if not hasattr(estimator, "transform") or not hasattr(estimator.model_, "embed"):
         raise RamanIdError(f"model {estimator.model!r} has no embedding: use ramannet or attention_resnet")
+    if label_column not in spectra.meta:
+        raise RamanIdError(f"no column {label_column!r} to colour by: the set has {list(spectra.meta.columns)}")
+    if len(spectra.shifts) != len(bundle.shifts) or not np.allclose(spectra.shifts, bundle.shifts, atol=1e-6):
+        raise RamanIdError(
+            f"the set's axis ({len(spectra.shifts)} points, {spectra.shifts[0]:.1f}-{spectra.shifts[-1]:.1f} cm-1) is "
+            f"not the model's ({len(bundle.shifts)} points, {bundle.shifts[0]:.1f}-{bundle.shifts[-1]:.1f} cm-1): "
+            "build it with the model's grid"
+        )
+    if len(spectra) < 3:
+        raise RamanIdError(f"{len(spectra)} spectra: a 2-D map needs at least 3")
     labels = spectra.meta[label_column].astype(str).to_numpy()
     X = spectra.intensities
     embedded = estimator.transform(X)
-    maps = {f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
-            "PCA of the spectra": PCA(2, random_state=0).fit_transform(X)}
+    maps = {
+        f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
+        "PCA of the spectra": PCA(2, random_state=0).fit_transform(X),
+    }
     keep = np.isin(labels, [c for c in np.unique(labels) if np.sum(labels == c) > 1])
-    scores = {name: float(silhouette_score(points[keep], labels[keep])) if len(np.unique(labels[keep])) > 1
-              else float("nan") for name, points in maps.items()}
+    scores = {
+        name: float(silhouette_score(points[keep], labels[keep])) if len(np.unique(labels[keep])) > 1 else float("nan")
+        for name, points in maps.items()
+    }
     return scores, plots.embedding_maps(maps, labels, scores, out)

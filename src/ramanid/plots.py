@@ -1,23 +1,24 @@
 """Figures: cross-validation ROC curves, confusion matrices and per-fold bars. Axes in cm⁻¹ where spectral."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from ramanid.atomic import atomic_write
 
-from ramanid.io.atomic import atomic_write  # noqa: E402
+# Figures are made with matplotlib's object API, never pyplot, so importing this module leaves
+# the user's backend and open figures alone.
 
 
-def save(fig, path: Path) -> Path:
-    """Save a figure atomically as PNG and close it."""
+def save(fig: Figure, path: Path) -> Path:
+    """Save a figure atomically as PNG."""
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -37,7 +38,8 @@ def fold_bars(result: dict, path: Path) -> Path:
     key, label = ("macro_roc_auc", "macro ROC AUC") if elements else ("accuracy", "accuracy")
     models = list(result["models"])
     folds = len(next(iter(result["models"].values()))["folds"])
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(models) * max(folds, 1) / 3), 3.5))
+    fig = Figure(figsize=(max(5, 1.2 * len(models) * max(folds, 1) / 3), 3.5))
+    ax = fig.subplots()
     width = 0.8 / max(folds, 1)
     for f in range(folds):
         values = [result["models"][m]["folds"][f]["metrics"].get(key) or 0 for m in models]
@@ -55,7 +57,8 @@ def roc_curves(result: dict, path: Path) -> Path:
     elements = result["classes"]
     cols = min(3, len(elements))
     rows = int(np.ceil(len(elements) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.6 * rows), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(4 * cols, 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for j, element in enumerate(elements):
         ax = axes[j // cols][j % cols]
         for model, data in result["models"].items():
@@ -81,7 +84,8 @@ def confusion_heatmap(result: dict, model: str, path: Path) -> Path:
     matrix = np.sum([np.asarray(r["metrics"]["confusion"]) for r in result["models"][model]["folds"]], axis=0)
     classes = result["classes"]
     size = min(14, 3 + 0.18 * len(classes))
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     shown = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
     if len(classes) <= 40:
@@ -94,41 +98,59 @@ def confusion_heatmap(result: dict, model: str, path: Path) -> Path:
     return save(fig, path)
 
 
-def explanation(shifts, spectrum, attribution, title: str, path: Path, reference=None, reference_label: str = "") -> Path:
+def explanation(
+    shifts, spectrum, attribution, title: str, path: Path, reference=None, reference_label: str = ""
+) -> Path:
     """The spectrum with its attribution per Raman shift, and the best-matching reference spectrum."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=[3, 1.4],
-                                      layout="constrained")
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.4])
     top.plot(shifts, spectrum, color="black", lw=1, label="spectrum (preprocessed)")
     if reference is not None:
         top.plot(shifts, reference, color="tab:green", lw=1, ls="--", alpha=0.8, label=f"best match: {reference_label}")
     scale = np.abs(attribution).max() or 1.0
-    top.fill_between(shifts, 0, np.clip(attribution, 0, None) / scale * np.max(spectrum), color="tab:red", alpha=0.35,
-                     label="attribution towards the class (scaled)")
-    top.fill_between(shifts, 0, np.clip(attribution, None, 0) / scale * np.max(spectrum), color="tab:blue",
-                     alpha=0.35, label="attribution against the class (scaled)")
+    top.fill_between(
+        shifts,
+        0,
+        np.clip(attribution, 0, None) / scale * np.max(spectrum),
+        color="tab:red",
+        alpha=0.35,
+        label="attribution towards the class (scaled)",
+    )
+    top.fill_between(
+        shifts,
+        0,
+        np.clip(attribution, None, 0) / scale * np.max(spectrum),
+        color="tab:blue",
+        alpha=0.35,
+        label="attribution against the class (scaled)",
+    )
     top.set_ylabel("intensity (a.u.)")
     top.set_title(title, fontsize=10)
     top.legend(fontsize=8, loc="upper right")
-    bottom.bar(shifts, attribution, width=np.diff(shifts).mean(), color=np.where(attribution >= 0, "tab:red", "tab:blue"))
+    bottom.bar(
+        shifts, attribution, width=np.diff(shifts).mean(), color=np.where(attribution >= 0, "tab:red", "tab:blue")
+    )
     bottom.axhline(0, color="grey", lw=0.6)
     bottom.set_ylabel("integrated\ngradients")
     bottom.set_xlabel("Raman shift (cm$^{-1}$)")
     return save(fig, path)
 
 
-def embedding_maps(maps: dict[str, np.ndarray], labels: np.ndarray, scores: dict[str, float], path: Path,
-                   max_classes: int = 12) -> Path:
+def embedding_maps(
+    maps: dict[str, np.ndarray], labels: np.ndarray, scores: dict[str, float], path: Path, max_classes: int = 12
+) -> Path:
     """Side-by-side 2-D maps (e.g. RamanNet embedding vs PCA), coloured by class."""
-    common = [c for c, _ in zip(*np.unique(labels, return_counts=True))]
+    common = [c for c, _ in zip(*np.unique(labels, return_counts=True), strict=False)]
     counts = {c: int(np.sum(labels == c)) for c in common}
     shown = sorted(counts, key=lambda c: -counts[c])[:max_classes]
-    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.6), layout="constrained")
+    fig = Figure(figsize=(5.2 * len(maps), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(maps))
     axes = np.atleast_1d(axes)
-    colours = plt.get_cmap("tab20")(np.linspace(0, 1, len(shown)))
-    for ax, (name, points) in zip(axes, maps.items()):
+    colours = mpl.colormaps["tab20"](np.linspace(0, 1, len(shown)))
+    for ax, (name, points) in zip(axes, maps.items(), strict=False):
         other = ~np.isin(labels, shown)
         ax.scatter(points[other, 0], points[other, 1], s=6, color="lightgrey", label="other classes")
-        for colour, cls in zip(colours, shown):
+        for colour, cls in zip(colours, shown, strict=False):
             mask = labels == cls
             ax.scatter(points[mask, 0], points[mask, 1], s=10, color=colour, label=str(cls))
         ax.set_title(f"{name}\nsilhouette {scores[name]:.3f} (higher separates better)", fontsize=9)

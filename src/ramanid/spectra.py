@@ -1,7 +1,9 @@
 """SpectraSet: many spectra on one shift grid, with a metadata table."""
+
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -9,8 +11,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ramanid.errors import DatasetError
-from ramanid.io.atomic import atomic_write
+from ramanid.atomic import atomic_write
+from ramanid.errors import DatasetError, RamanIdError, SpectrumFormatError
 
 FORMAT_VERSION = 1
 
@@ -48,9 +50,7 @@ class SpectraSet:
         if self.meta is None or self.meta.shape[1] == 0:
             self.meta = pd.DataFrame(index=range(len(self.intensities)))
         if len(self.meta) != len(self.intensities):
-            raise DatasetError(
-                f"{len(self.meta)} metadata rows for {len(self.intensities)} spectra: expected one each"
-            )
+            raise DatasetError(f"{len(self.meta)} metadata rows for {len(self.intensities)} spectra: expected one each")
         self.meta = self.meta.reset_index(drop=True)
 
     def __len__(self) -> int:
@@ -107,13 +107,12 @@ class SpectraSet:
             {"name": str(c), "dtype": str(self.meta[c].dtype), "values": _json_values(self.meta[c])}
             for c in self.meta.columns
         ]
-        header = json.dumps({"format": "ramanid.SpectraSet", "version": FORMAT_VERSION, "columns": columns,
-                             "info": self.info})
+        header = json.dumps(
+            {"format": "ramanid.SpectraSet", "version": FORMAT_VERSION, "columns": columns, "info": self.info}
+        )
         with atomic_write(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, shifts=self.shifts, intensities=self.intensities, meta=np.array(header)
-                )
+                np.savez_compressed(fh, shifts=self.shifts, intensities=self.intensities, meta=np.array(header))
         return path
 
     @classmethod
@@ -126,15 +125,36 @@ class SpectraSet:
             with np.load(path, allow_pickle=False) as data:
                 shifts, intensities = data["shifts"], data["intensities"]
                 header = json.loads(str(data["meta"]))
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise DatasetError(f"{path}: not a SpectraSet file ({exc})") from exc
-        if header.get("format") != "ramanid.SpectraSet":
-            raise DatasetError(f"{path}: not a SpectraSet file (format={header.get('format')!r})")
-        meta = pd.DataFrame(
-            {c["name"]: pd.Series(c["values"], dtype=_restore_dtype(c["dtype"])) for c in header["columns"]},
-            index=range(len(intensities)),
-        )
-        return cls(shifts, intensities, meta, header.get("info", {}))
+        if not isinstance(header, dict) or header.get("format") != "ramanid.SpectraSet":
+            kind = header.get("format") if isinstance(header, dict) else type(header).__name__
+            raise DatasetError(f"{path}: not a SpectraSet file (format={kind!r})")
+        if intensities.dtype.kind not in "fiu" or shifts.dtype.kind not in "fiu":
+            raise DatasetError(
+                f"{path}: intensities and shifts must be numbers, not {intensities.dtype}/{shifts.dtype}"
+            )
+        try:
+            check_shifts(shifts, f"{path} (shifts)")
+            columns = header["columns"]
+            meta = pd.DataFrame(index=range(len(intensities)))
+            for column in columns:
+                values = column["values"]
+                if not isinstance(values, list) or len(values) != len(intensities):
+                    raise DatasetError(
+                        f"{path}: metadata column {column.get('name')!r} has "
+                        f"{len(values) if isinstance(values, list) else 'no'} values for "
+                        f"{len(intensities)} spectra"
+                    )
+                meta[str(column["name"])] = pd.Series(values, dtype=_restore_dtype(column["dtype"]))
+            info = header.get("info", {})
+            if not isinstance(info, dict):
+                raise DatasetError(f"{path}: 'info' must be a JSON object")
+        except RamanIdError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise DatasetError(f"{path}: malformed SpectraSet header ({type(exc).__name__}: {exc})") from exc
+        return cls(shifts, intensities, meta, info)
 
 
 def _json_values(column: pd.Series) -> list:
@@ -160,3 +180,15 @@ class Spectrum:
     @property
     def source(self) -> str:
         return str(self.meta.get("file", "<spectrum>"))
+
+
+def check_shifts(shifts, source: str = "shift axis") -> np.ndarray:
+    """A finite, strictly increasing shift axis with at least two points, or a clear error."""
+    shifts = np.asarray(shifts, dtype=np.float64)
+    if shifts.ndim != 1 or len(shifts) < 2:
+        raise SpectrumFormatError(source, f"expected at least 2 shifts in a 1-D axis, got shape {shifts.shape}")
+    if not np.all(np.isfinite(shifts)):
+        raise SpectrumFormatError(source, "the shift axis holds NaN or infinite values")
+    if not np.all(np.diff(shifts) > 0):
+        raise SpectrumFormatError(source, "the shift axis is not strictly increasing")
+    return shifts

@@ -1,4 +1,5 @@
 """The Bacteria-ID loader on files in the distributed layout (the real set is not in ../shared)."""
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -6,8 +7,10 @@ from click.testing import CliRunner
 from ramanid.cli import main
 from ramanid.datasets.bacteria_id import ISOLATES, load_bacteria_id
 from ramanid.errors import DatasetError, SpectrumFormatError
-from ramanid.evaluation.protocol import Options, Task, run_cv
+from ramanid.evaluation.protocol import run_cv
 from ramanid.spectra import SpectraSet
+from ramanid.targets import Task
+from ramanid.training.factory import Options
 
 
 def write_parts(folder, sizes=(90, 30, 30), points=1000, seed=0):
@@ -15,7 +18,7 @@ def write_parts(folder, sizes=(90, 30, 30), points=1000, seed=0):
     as a new measurement session would be."""
     rng = np.random.default_rng(seed)
     centres = rng.random((3, points))
-    for (part, n), drift in zip(zip(("reference", "finetune", "test"), sizes), (0.0, 0.3, 0.3)):
+    for part, n, drift in zip(("reference", "finetune", "test"), sizes, (0.0, 0.3, 0.3), strict=True):
         y = np.arange(n) % 3
         np.save(folder / f"X_{part}.npy", centres[y] + drift + 0.05 * rng.normal(size=(n, points)))
         np.save(folder / f"y_{part}.npy", y)
@@ -50,8 +53,14 @@ def test_pretrain_fine_tune_test_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     assert "'pretrain': 90" in result.output
     spectra = SpectraSet.load(out)
-    result = run_cv(spectra, Task("label", "label"), ["mlp"], "predefined:role", options=Options(epochs=5),
-                    log=lambda _: None)
+    result = run_cv(
+        spectra,
+        task=Task("label", "label"),
+        models=["mlp"],
+        split="predefined:role",
+        options=Options(epochs=5),
+        log=lambda _: None,
+    )
     record = result["models"]["mlp"]["folds"][0]
     assert (record["pretrain_size"], record["train_size"], record["test_size"]) == (90, 30, 30)
     assert "pretrain -> fine-tune -> test" in result["split"]

@@ -3,9 +3,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ramanid.datasets.grid import AutoGrid, Grid, parse_grid
 from ramanid.datasets.rruff import build_rruff
 from ramanid.errors import DatasetError
+from ramanid.preprocessing.grid import AutoGrid, Grid, parse_grid
 from ramanid.preprocessing.resample import resample_spectrum
 from tests.conftest import rruff_text
 

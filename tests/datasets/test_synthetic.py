@@ -11,7 +11,7 @@ def test_table_has_thirty_minerals_with_readable_formulas():
     table = band_table()
     assert len(table) >= 30 and table["mineral"].is_unique
     assert all(parse_elements(f) for f in table["chemistry"])
-    assert all(len(b) == len(i) for b, i in zip(table["bands"], table["intensities"]))
+    assert all(len(b) == len(i) for b, i in zip(table["bands"], table["intensities"], strict=False))
 
 
 def test_strongest_band_of_each_mineral_is_a_real_rruff_peak(rruff_zip):

@@ -8,19 +8,26 @@ from click.testing import CliRunner
 from ramanid.cli import main
 from ramanid.errors import DatasetError
 from ramanid.evaluation.metrics import aggregate, element_metrics, multiclass_metrics
-from ramanid.evaluation.protocol import Options, Task, run_cv
+from ramanid.evaluation.protocol import run_cv
 from ramanid.evaluation.report import write_report
 from ramanid.evaluation.splits import Split
 from ramanid.spectra import SpectraSet
+from ramanid.targets import Task
+from ramanid.training.factory import Options
 
 
 def toy(n=60, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     X = rng.normal(size=(3, 32))[y] + 0.3 * rng.normal(size=(n, 32))
-    meta = pd.DataFrame({"mineral": [f"m{v}" for v in y], "rruff_id": [f"R{i // 4}" for i in range(n)],
-                         "chemistry": ["Mg_2_SiO_4_", "FeS_2_", "CuFeS_2_"] * (n // 3),
-                         "split": ["train"] * (n - 12) + ["test"] * 12})
+    meta = pd.DataFrame(
+        {
+            "mineral": [f"m{v}" for v in y],
+            "rruff_id": [f"R{i // 4}" for i in range(n)],
+            "chemistry": ["Mg_2_SiO_4_", "FeS_2_", "CuFeS_2_"] * (n // 3),
+            "split": ["train"] * (n - 12) + ["test"] * 12,
+        }
+    )
     return SpectraSet(np.arange(32.0), X, meta)
 
 
@@ -64,25 +71,39 @@ def test_element_metrics_by_hand():
 
 
 def test_aggregate_skips_nan():
-    assert aggregate([1.0, np.nan, 3.0]) == {"mean": 2.0, "std": 1.0, "n": 2}
+    assert aggregate([1.0, np.nan, 3.0]) == {"mean": 2.0, "std": pytest.approx(2**0.5), "n": 2}
 
 
 def test_run_cv_same_folds_for_every_model_and_resume(tmp_path):
     spectra = toy()
     logs = []
-    result = run_cv(spectra, "mineral", ["lr", "mlp"], "stratified", 3, 0, Options(epochs=2), cache_dir=tmp_path,
-                    log=logs.append)
+    result = run_cv(
+        spectra,
+        task="mineral",
+        models=["lr", "mlp"],
+        folds=3,
+        options=Options(epochs=2),
+        cache_dir=tmp_path,
+        log=logs.append,
+    )
     sizes = {m: [f["test_size"] for f in d["folds"]] for m, d in result["models"].items()}
     assert sizes["lr"] == sizes["mlp"] and result["models"]["lr"]["summary"]["accuracy"]["mean"] > 0.9
     again = []
-    second = run_cv(spectra, "mineral", ["lr", "mlp"], "stratified", 3, 0, Options(epochs=2), cache_dir=tmp_path,
-                    log=again.append)
+    second = run_cv(
+        spectra,
+        task="mineral",
+        models=["lr", "mlp"],
+        folds=3,
+        options=Options(epochs=2),
+        cache_dir=tmp_path,
+        log=again.append,
+    )
     assert again[0] == "resuming: 6 of 6 folds already done"
     assert second["models"]["mlp"]["summary"] == result["models"]["mlp"]["summary"]
 
 
 def test_elements_task_and_report(tmp_path):
-    result = run_cv(toy(), Task.parse("elements", ["Mg", "Fe", "Cu", "S"]), ["lr"], "kfold", 3, 0)
+    result = run_cv(toy(), task=Task.parse("elements", ["Mg", "Fe", "Cu", "S"]), models=["lr"], split="kfold", folds=3)
     assert set(result["classes"]) == {"Mg", "Fe", "Cu", "S"}
     written = write_report(result, tmp_path)
     names = {p.name for p in written}
@@ -93,40 +114,113 @@ def test_elements_task_and_report(tmp_path):
 
 def test_parallel_folds_equal_serial():
     spectra = toy()
-    serial = run_cv(spectra, "mineral", ["lr"], "stratified", 3, 0, n_jobs=1, log=lambda _: None)
-    parallel = run_cv(spectra, "mineral", ["lr"], "stratified", 3, 0, n_jobs=2, log=lambda _: None)
+    serial = run_cv(spectra, models=["lr"], folds=3, n_jobs=1, log=lambda _: None)
+    parallel = run_cv(spectra, models=["lr"], folds=3, n_jobs=2, log=lambda _: None)
     assert serial["models"]["lr"]["summary"] == parallel["models"]["lr"]["summary"]
 
 
 def test_dask_local_cluster_on_loopback():
     distributed = pytest.importorskip("dask.distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                                  processes=True) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        result = run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, backend="dask", scheduler=cluster.scheduler_address,
-                        log=lambda _: None)
+        result = run_cv(
+            toy(), models=["lr"], folds=3, backend="dask", scheduler=cluster.scheduler_address, log=lambda _: None
+        )
     assert result["models"]["lr"]["summary"]["accuracy"]["n"] == 3
 
 
 def test_cv_command(tmp_path):
     data = toy().save(tmp_path / "toy.npz")
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["cv", "--data", str(data), "--task", "mineral", "--model", "lr", "--model",
-                                       "library", "--folds", "3", "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "cv",
+            "--data",
+            str(data),
+            "--task",
+            "mineral",
+            "--model",
+            "lr",
+            "--model",
+            "library",
+            "--folds",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (out / "confusion_lr.png").is_file() and "| library |" in result.output
     # a network that cannot take spectra this short says so in one line, without a traceback
-    result = CliRunner().invoke(main, ["cv", "--data", str(data), "--model", "liu2017_cnn", "--epochs", "1",
-                                       "--precision", "bfloat16", "--out", str(tmp_path / "cnn")])
-    assert result.exit_code == 2 and "liu2017_cnn: spectra of 32 points are too short" in result.output
+    result = CliRunner().invoke(
+        main,
+        [
+            "cv",
+            "--data",
+            str(data),
+            "--model",
+            "liu2017_cnn",
+            "--epochs",
+            "1",
+            "--precision",
+            "bfloat16",
+            "--out",
+            str(tmp_path / "cnn"),
+        ],
+    )
+    assert result.exit_code == 1 and "liu2017_cnn: spectra of 32 points are too short" in result.output
+    # a misspelt model is refused before the first fold of the others runs
+    result = CliRunner().invoke(
+        main, ["cv", "--data", str(data), "--model", "lr", "--model", "nosuch", "--out", str(tmp_path / "early")]
+    )
+    assert result.exit_code == 1 and "unknown model 'nosuch'" in result.output
+    assert not (tmp_path / "early" / "folds").exists()
+    # a preprocessing or training parameter that cannot work is one line, exit code 1
+    result = CliRunner().invoke(
+        main, ["cv", "--data", str(data), "--model", "mlp", "--precision", "half", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "Invalid value for '--precision'" in result.output  # click's usage error
+
+
+def test_the_cache_is_not_reused_when_labels_change(tmp_path):
+    spectra = toy()
+    first = run_cv(spectra, models=["lr"], folds=3, cache_dir=tmp_path, log=lambda _: None)
+    shuffled = spectra.subset(np.arange(len(spectra)))
+    shuffled.meta["mineral"] = np.random.default_rng(1).permutation(shuffled.meta["mineral"].to_numpy())
+    logs = []
+    second = run_cv(shuffled, models=["lr"], folds=3, cache_dir=tmp_path, log=logs.append)
+    assert not any(line.startswith("resuming") for line in logs)
+    assert second["models"]["lr"]["summary"]["accuracy"]["mean"] < first["models"]["lr"]["summary"]["accuracy"]["mean"]
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff binary", b"[1, 2, 3]", b'{"key": 1, "record": [1]}'])
+def test_a_damaged_cache_file_is_recomputed(tmp_path, content):
+    run_cv(toy(), models=["lr"], folds=3, cache_dir=tmp_path, log=lambda _: None)
+    (tmp_path / "lr__fold0.json").write_bytes(content)
+    logs = []
+    run_cv(toy(), models=["lr"], folds=3, cache_dir=tmp_path, log=logs.append)
+    assert logs[0] == "resuming: 2 of 3 folds already done"
 
 
 def test_cv_on_real_elements(rruff_780, tmp_path):
     """The reference protocol on the real 780 nm set, tiny epochs: both models run on the same folds."""
     spectra = rruff_780.spectra
-    result = run_cv(spectra, "elements", ["seed_attention", "lr"], "grouped:mineral", 3, 0, Options(epochs=3),
-                    log=lambda _: None)
+    result = run_cv(
+        spectra,
+        task="elements",
+        models=["seed_attention", "lr"],
+        split="grouped:mineral",
+        folds=3,
+        options=Options(epochs=3),
+        log=lambda _: None,
+    )
     assert result["n_spectra"] == 903
+    # the transductive reference is also scored one spectrum at a time, as predict scores it
+    alone = result["models"]["seed_attention (one spectrum at a time)"]["summary"]["macro_roc_auc"]["mean"]
+    assert alone != result["models"]["seed_attention"]["summary"]["macro_roc_auc"]["mean"]
     for model in ("seed_attention", "lr"):
         aucs = [result["models"][model]["summary"][f"{e}_roc_auc"]["mean"] for e in ("Mg", "Al", "P", "S", "Fe", "Cu")]
         assert all(0.3 < a < 1 for a in aucs)
@@ -145,10 +239,10 @@ def test_an_interrupted_run_resumes_from_the_finished_folds(tmp_path, monkeypatc
 
     monkeypatch.setattr(protocol, "run_fold", dies_on_the_third)
     with pytest.raises(KeyboardInterrupt):
-        run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, cache_dir=tmp_path, log=lambda _: None)
+        run_cv(toy(), models=["lr"], folds=3, cache_dir=tmp_path, log=lambda _: None)
     monkeypatch.setattr(protocol, "run_fold", real)
     logs = []
-    run_cv(toy(), "mineral", ["lr"], "stratified", 3, 0, cache_dir=tmp_path, log=logs.append)
+    run_cv(toy(), models=["lr"], folds=3, cache_dir=tmp_path, log=logs.append)
     assert logs[0] == "resuming: 2 of 3 folds already done"
 
 
@@ -162,7 +256,7 @@ def test_predefined_split_pretrains_then_fine_tunes_on_real_rruff(rruff_raw10):
     spectra.meta["role"] = np.where(~at_780, "pretrain", np.where(specimen_half, "finetune", "test"))
     split = Split.parse("predefined:role")
     assert "pretrain -> fine-tune -> test" in split.describe()
-    result = run_cv(spectra, "mineral", ["mlp", "lr"], split, options=Options(epochs=3), log=lambda _: None)
+    result = run_cv(spectra, models=["mlp", "lr"], split=split, options=Options(epochs=3), log=lambda _: None)
     for name in ("mlp", "lr"):
         record = result["models"][name]["folds"][0]
         assert record["pretrain_size"] == int((~at_780).sum())
@@ -180,7 +274,7 @@ def test_predefined_split_names_unknown_roles():
 
 def test_ensemble_averages_networks_from_consecutive_seeds():
     from ramanid.errors import ModelError
-    from ramanid.evaluation.protocol import make_estimator
+    from ramanid.training.factory import make_estimator
 
     ensemble = make_estimator("mlp", Task.parse("mineral"), Options(epochs=2, ensemble=3), seed=5)
     assert [member.random_state for _, member in ensemble.estimators] == [5, 6, 7]
@@ -189,8 +283,140 @@ def test_ensemble_averages_networks_from_consecutive_seeds():
     ensemble.fit(X, y)
     mean = np.mean([member.predict_proba(X) for member in ensemble.estimators_], axis=0)
     np.testing.assert_allclose(ensemble.predict_proba(X), mean, rtol=1e-6)
-    result = run_cv(spectra, "mineral", ["mlp", "lr"], "stratified", 3, 0, Options(epochs=2, ensemble=2),
-                    log=lambda _: None)
+    result = run_cv(spectra, models=["mlp", "lr"], folds=3, options=Options(epochs=2, ensemble=2), log=lambda _: None)
     assert result["models"]["mlp"]["summary"]["accuracy"]["n"] == 3
     with pytest.raises(ModelError, match="ensembles are for mineral and label tasks"):
         make_estimator("mlp", Task.parse("elements"), Options(ensemble=2), seed=0)
+
+
+def test_top_k_is_left_out_where_scores_are_not_graded():
+    one_hot = np.eye(4)[[0, 1, 2, 3, 0]]
+    m = multiclass_metrics(np.array(["a", "b", "c", "d", "b"]), one_hot, ["a", "b", "c", "d"])
+    assert "top1" not in m and m["accuracy"] == 0.8
+    graded = one_hot * 0.7 + 0.075
+    assert "top1" in multiclass_metrics(np.array(["a", "b", "c", "d", "b"]), graded, ["a", "b", "c", "d"])
+
+
+def test_the_spread_is_the_sample_standard_deviation():
+    assert aggregate([0.8, 0.9, 1.0])["std"] == pytest.approx(0.1)  # ddof=1; ddof=0 gives 0.0816
+    assert np.isnan(aggregate([0.5])["std"])
+
+
+def test_the_positive_class_is_the_one_named():
+    truth = np.array(["COVID-19", "COVID-19", "Healthy", "Healthy"])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])  # columns: COVID-19, Healthy
+    default = multiclass_metrics(truth, proba, ["COVID-19", "Healthy"])
+    named = multiclass_metrics(truth, proba, ["COVID-19", "Healthy"], positive="COVID-19")
+    assert default["positive"] == "Healthy" and named["positive"] == "COVID-19"
+    assert named["sensitivity"] == 0.5 and named["specificity"] == 1.0
+    assert default["sensitivity"] == 1.0 and default["specificity"] == 0.5
+
+
+def test_positive_and_repeats_from_the_command_line(tmp_path):
+    spectra = toy()
+    binary = spectra.subset(spectra.meta["mineral"].isin(["m0", "m1"]).to_numpy())
+    data = binary.save(tmp_path / "binary.npz")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        [
+            "cv",
+            "--data",
+            str(data),
+            "--model",
+            "lr",
+            "--split",
+            "repeated-holdout",
+            "--folds",
+            "4",
+            "--positive",
+            "m0",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    assert "4 x random 70%/30% hold-out" in report and "positive class: m0" in report
+    result = CliRunner().invoke(
+        main, ["cv", "--data", str(data), "--model", "lr", "--positive", "m9", "--out", str(tmp_path / "bad")]
+    )
+    assert result.exit_code == 1 and "--positive 'm9'" in result.output
+    assert Split.parse("repeated-holdout").folds == 50 and Split.parse("repeated-holdout", 7).folds == 7
+
+
+def test_measured_chemistry_labels(tmp_path):
+    spectra = toy()
+    spectra.meta["measured_chemistry"] = [None, "Fe_2_O_3_", "nonsense((("] * 20
+    ideal, _ = Task.parse("elements", ["Fe"]).targets(spectra)
+    Y, usable = Task.parse("elements", ["Fe"], chemistry="measured").targets(spectra)
+    assert usable.sum() == 20 and Y[usable].all() and Y[1, 0] == 1 and not usable[0] and not usable[2]
+    assert not ideal[3::3].any()  # the ideal formula of row 3, Mg_2_SiO_4_, has no Fe
+    with pytest.raises(DatasetError, match="chemistry 'guessed'"):
+        Task.parse("elements", chemistry="guessed")
+
+
+def test_inner_validation_is_grouped_when_the_outer_split_is(monkeypatch):
+    from ramanid.training.estimators import SpectrumClassifier
+
+    seen = []
+    original = SpectrumClassifier.fit
+
+    def spy(self, X, y, groups=None):
+        seen.append(groups)
+        return original(self, X, y, groups=groups)
+
+    monkeypatch.setattr(SpectrumClassifier, "fit", spy)
+    run_cv(toy(), models=["mlp"], split="grouped:rruff_id", folds=3, options=Options(epochs=1), log=lambda _: None)
+    assert len(seen) == 3 and all(g is not None and len(set(g)) > 1 for g in seen)
+    seen.clear()
+    run_cv(toy(), models=["mlp"], split="stratified", folds=3, options=Options(epochs=1), log=lambda _: None)
+    assert seen == [None, None, None]
+
+
+def test_formula_vote_reads_the_nearest_references_formulas():
+    from ramanid.classical import FormulaVote
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32))
+    minerals = np.repeat(np.arange(4), 15)
+    X = centres[minerals] + 0.05 * rng.normal(size=(60, 32))
+    Y = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])[minerals]  # the formulas of the four minerals
+    vote = FormulaVote(elements=["Fe", "S"], k=3).fit(X, Y, groups=minerals)
+    query = centres + 0.05 * rng.normal(size=(4, 32))
+    np.testing.assert_allclose(vote.predict_proba(query), [[1, 0], [1, 1], [0, 1], [0, 0]], atol=1e-9)
+    assert (vote.predict(query) == [[1, 0], [1, 1], [0, 1], [0, 0]]).all()
+
+
+def test_elements_all_and_the_formula_vote_in_cv(rruff_780):
+    result = run_cv(
+        rruff_780.spectra,
+        task=Task.parse("elements", ["all"]),
+        models=["formula_vote"],
+        split="grouped:mineral",
+        folds=3,
+        log=lambda _: None,
+    )
+    assert len(result["classes"]) >= 10 and {"O", "Si", "Fe", "S"} <= set(result["classes"])
+    macro = result["models"]["formula_vote"]["summary"]["macro_roc_auc"]["mean"]
+    assert 0.5 < macro < 1
+    with pytest.raises(Exception, match="use it with --task elements"):
+        run_cv(toy(), models=["formula_vote"], folds=3, log=lambda _: None)
+
+
+def test_auto_model_choices_see_the_training_rows_only(monkeypatch):
+    from ramanid.classical import AutoClassifier
+
+    sizes = []
+    original = AutoClassifier.fit
+
+    def spy(self, X, y, groups=None):
+        sizes.append(len(X))
+        return original(self, X, y, groups=groups)
+
+    monkeypatch.setattr(AutoClassifier, "fit", spy)
+    result = run_cv(toy(), models=["auto"], split="grouped:rruff_id", folds=3, log=lambda _: None)
+    folds = result["models"]["auto"]["folds"]
+    assert sizes == [f["train_size"] for f in folds] and all(
+        f["model_chosen"] in ("lr", "svm", "gbm_pca") for f in folds
+    )

@@ -151,14 +151,13 @@ def test_a_damaged_member_is_skipped_with_its_name(tmp_path):
     assert len(spectra) == 1 and len(skipped) == 1 and "bad.txt" in skipped[0].file
 
 
+@pytest.mark.slow
 def test_the_whole_real_zip_reads(rruff_all):
     spectra, skipped = rruff_all
     assert len(spectra) == 11_080 and skipped == []
     kinds = [s.meta["kind"] for s in spectra]
     assert kinds.count("processed") == 5_584 and kinds.count("raw") == 5_496
-    assert sum(np.isnan(s.meta["wavelength"]) for s in spectra) == sum(
-        "Raman____" in s.meta["file"] for s in spectra
-    )
+    assert sum(np.isnan(s.meta["wavelength"]) for s in spectra) == sum("Raman____" in s.meta["file"] for s in spectra)
     assert sum("chemistry" not in s.meta for s in spectra) == 54
     lengths = [len(s.shifts) for s in spectra]
     assert min(lengths) >= 500 and max(lengths) <= 4_000
@@ -167,6 +166,7 @@ def test_the_whole_real_zip_reads(rruff_all):
     assert [s.meta["mineral"] for s in odd] == ["Hydromagnesite"]
 
 
+@pytest.mark.slow
 def test_real_values_equal_a_plain_float_parse(rruff_zip, rruff_all):
     spectra, _ = rruff_all
     with zipfile.ZipFile(rruff_zip) as zf:

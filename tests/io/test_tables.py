@@ -19,8 +19,13 @@ def test_two_column_with_a_title_row(tmp_path, sep):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("", "empty"), ("a,b\nc,d\n", "no numeric data rows"), ("1,2\n", "only 1 data point"),
-     ("1,2\n2,nan\n", "NaN"), ("<html><body>404</body></html>", "HTML page")],
+    [
+        ("", "empty"),
+        ("a,b\nc,d\n", "no numeric data rows"),
+        ("1,2\n", "only 1 data point"),
+        ("1,2\n2,nan\n", "NaN"),
+        ("<html><body>404</body></html>", "HTML page"),
+    ],
 )
 def test_two_column_bad_input(tmp_path, content, message):
     path = tmp_path / "bad.txt"
@@ -32,9 +37,9 @@ def test_two_column_bad_input(tmp_path, content, message):
 
 def test_wide_csv_shifts_in_the_header_and_label_columns(tmp_path):
     path = tmp_path / "wide.csv"
-    pd.DataFrame(
-        {"sample": ["a", "b"], "200.5": [2.0, 3.0], "100": [1.0, 4.0], "label": ["x", "y"]}
-    ).to_csv(path, index=False)
+    pd.DataFrame({"sample": ["a", "b"], "200.5": [2.0, 3.0], "100": [1.0, 4.0], "label": ["x", "y"]}).to_csv(
+        path, index=False
+    )
     spectra = read_wide_csv(path)
     np.testing.assert_array_equal(spectra.shifts, [100, 200.5])
     np.testing.assert_array_equal(spectra.intensities, [[1, 2], [4, 3]])

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ramanid.errors import ModelError
-from ramanid.models import MODELS, build_model, count_parameters
+from ramanid.models import MODELS, build_model, count_parameters, get_model_spec, user_models
 from ramanid.models.ramannet import ramannet, ramannet_loop
 
 # Trainable parameters for 1024-point spectra and 67 classes, counted by hand from each paper:
@@ -14,8 +14,12 @@ PARAMETERS_1024_67 = {
     "liu2017_cnn": 352 + 32 + 5_664 + 64 + 10_304 + 128 + 15_861_760 + 137_283,
     # stem 320 + 128; block 1: 64->100 with 1x1 shortcut; 11 blocks 100->100 (5 of them with a strided 1x1
     # shortcut); flatten 100*32 -> 67
-    "ho2019_resnet": 448 + (32_000 + 200 + 50_000 + 200 + 6_400 + 200) + 5 * (50_000 + 200 + 50_000 + 200 + 10_000
-                     + 200) + 6 * (50_000 + 200 + 50_000 + 200) + 3_200 * 67 + 67,
+    "ho2019_resnet": 448
+    + (32_000 + 200 + 50_000 + 200 + 6_400 + 200)
+    + 5 * (50_000 + 200 + 50_000 + 200 + 10_000 + 200)
+    + 6 * (50_000 + 200 + 50_000 + 200)
+    + 3_200 * 67
+    + 67,
 }
 
 
@@ -28,10 +32,6 @@ def test_output_shapes(name):
 @pytest.mark.parametrize("name, expected", PARAMETERS_1024_67.items())
 def test_parameter_counts_match_the_papers(name, expected):
     assert count_parameters(build_model(name, 1024, 67)) == expected
-
-
-def test_ramannet_count_stated():
-    assert PARAMETERS_1024_67["ramannet"] == 701_470
 
 
 def test_batched_blocks_equal_the_loop():
@@ -68,6 +68,33 @@ def test_attention_resnet_sees_position():
     assert not torch.allclose(model(peak), model(moved))
 
 
+def test_the_registry_holds_each_models_facts():
+    assert "ramannet_loop" in MODELS and "ramannet_loop" not in user_models()
+    assert get_model_spec("seed_attention").transductive and get_model_spec("seed_attention").per_element
+    assert not any(get_model_spec(name).transductive for name in user_models() if name != "seed_attention")
+    assert get_model_spec("ramannet").defaults["triplet_weight"] == 0.5
+    for name in user_models():
+        spec = get_model_spec(name)
+        assert spec.description and spec.element_loss in ("bce", "mse")
+        if spec.width:  # the width parameter really is one of the builder's, and changes the network
+            wide, narrow = build_model(name, 256, 3, **{spec.width: 48}), build_model(name, 256, 3, **{spec.width: 24})
+            assert count_parameters(wide) > count_parameters(narrow)
+
+
+def test_a_parameter_a_builder_lacks_is_a_model_error():
+    with pytest.raises(ModelError, match="model 'mlp'.*unexpected keyword argument 'depth'"):
+        build_model("mlp", 128, 2, depth=3)
+
+
+def test_the_model_help_comes_from_the_registry():
+    from click.testing import CliRunner
+
+    from ramanid.cli import main
+
+    text = CliRunner().invoke(main, ["cv", "--help"]).output
+    assert all(name in text for name in user_models()) and "Ibtehaz" in text and "ramannet_loop" not in text
+
+
 def test_unknown_model_and_too_short_spectra():
     with pytest.raises(ModelError, match="unknown model"):
         build_model("transformer9000", 1024, 2)
@@ -81,6 +108,12 @@ def test_other_counts_stated():
     # window embedding 64*32+64; positions 63*64; 3 blocks of (attention 3*64*64+192 + 64*64+64, feed-forward
     # 64*128+128 + 128*64+64, two LayerNorms 256); final LayerNorm 128; whole-spectrum path 1024*64+64;
     # head (64 mean + 64 max + 64 whole)*6+6
-    assert count_parameters(build_model("attention_resnet", 1024, 6)) == (
-        2_112 + 4_032 + 3 * 33_472 + 128 + 65_600 + 192 * 6 + 6) == 173_446
-    assert count_parameters(build_model("mlp", 1024, 67)) == (1024 * 256 + 256 + 512) + (256 * 128 + 128 + 256) + 128 * 67 + 67
+    assert (
+        count_parameters(build_model("attention_resnet", 1024, 6))
+        == (2_112 + 4_032 + 3 * 33_472 + 128 + 65_600 + 192 * 6 + 6)
+        == 173_446
+    )
+    assert (
+        count_parameters(build_model("mlp", 1024, 67))
+        == (1024 * 256 + 256 + 512) + (256 * 128 + 128 + 256) + 128 * 67 + 67
+    )

@@ -1,4 +1,5 @@
 """Preprocessing on real RRUFF spectra, checked against pybaselines and scipy directly."""
+
 import numpy as np
 import pytest
 from pybaselines import Baseline
@@ -14,8 +15,10 @@ def raw(rruff_zip):
     return build_rruff(rruff_zip, kind="raw", preprocess="max").spectra.subset(range(0, 600, 20))
 
 
-@pytest.mark.parametrize("method, params", [("arpls", {"lam": 1e5}), ("snip", {"max_half_window": 40}),
-                                            ("modpoly", {"poly_order": 3}), ("rubberband", {})])
+@pytest.mark.parametrize(
+    "method, params",
+    [("arpls", {"lam": 1e5}), ("snip", {"max_half_window": 40}), ("modpoly", {"poly_order": 3}), ("rubberband", {})],
+)
 def test_baselines_on_real_raw_spectra_equal_pybaselines(raw, method, params):
     step = BaselineCorrection(method, shifts=raw.shifts.tolist(), **params)
     X = raw.intensities.astype(np.float64)
@@ -45,7 +48,7 @@ def test_despiking_real_spectra_keeps_peaks_within_one_point(rruff_780):
     # ... and every real band (at least 3 points wide) above 0.2 is still there, within one point;
     # one-point "peaks" in the real data are spikes themselves and may go
     moved = 0
-    for clean, despiked in zip(X, out):
+    for clean, despiked in zip(X, out, strict=False):
         before, _ = find_peaks(clean, height=0.2, prominence=0.1, width=3)
         after, _ = find_peaks(despiked, height=0.15, prominence=0.05)
         moved += sum(np.min(np.abs(after - p)) > 1 if len(after) else 1 for p in before)
@@ -55,14 +58,17 @@ def test_despiking_real_spectra_keeps_peaks_within_one_point(rruff_780):
 
 def test_presets_and_step_strings(rruff_780):
     shifts = rruff_780.spectra.shifts
-    pipeline = make_pipeline("despike, arpls(lam=1e5), savgol(window_length=15), crop(start=200, stop=1200), snv", shifts)
+    pipeline = make_pipeline(
+        "despike, arpls(lam=1e5), savgol(window_length=15), crop(start=200, stop=1200), snv", shifts
+    )
     out = pipeline.fit_transform(rruff_780.spectra.intensities[:5])
     axis = output_shifts(pipeline, shifts)
     assert out.shape == (5, len(axis)) and axis[0] >= 200 and axis[-1] <= 1200
     assert pipeline.steps[1][1].lam == 1e5 and pipeline.steps[2][1].window_length == 15
     reference = make_pipeline("reference", shifts)
-    np.testing.assert_allclose(reference.fit_transform(rruff_780.spectra.intensities[:3]),
-                               rruff_780.spectra.intensities[:3], atol=1e-6)
+    np.testing.assert_allclose(
+        reference.fit_transform(rruff_780.spectra.intensities[:3]), rruff_780.spectra.intensities[:3], atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("bad", ["nonsense", "arpls(lam)", "arpls(lam=1e5", "minmax, ,", "arpls(colour=1)"])

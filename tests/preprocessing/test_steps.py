@@ -1,4 +1,5 @@
 """Every step inherits the generic checks of :class:`StepChecks` (after pybaselines' tests)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from scipy.signal import savgol_filter
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from ramanid.errors import SpectrumFormatError
+from ramanid.errors import PreprocessingError, SpectrumFormatError
 from ramanid.preprocessing import (
     BaselineCorrection,
     Crop,
@@ -17,17 +18,20 @@ from ramanid.preprocessing import (
     Normalize,
     Resample,
     SavitzkyGolay,
+    make_pipeline,
 )
 
 AXIS = np.linspace(100, 1400, 300)
 
 
 def synthetic(n=5, seed=0):
-    """Gaussian peaks on a sloped baseline, with noise."""
+    """Gaussian peaks on a sloped baseline, with noise; read-only (as pybaselines' BaseTester does),
+    so a step that writes into its input fails loudly."""
     rng = np.random.default_rng(seed)
     peaks = sum(a * np.exp(-0.5 * ((AXIS - c) / 8) ** 2) for a, c in [(5, 400), (3, 700), (8, 1100)])
-    rows = [peaks * rng.uniform(0.5, 2) + 0.002 * AXIS + rng.normal(0, 0.05, AXIS.size) for _ in range(n)]
-    return np.array(rows)
+    rows = np.array([peaks * rng.uniform(0.5, 2) + 0.002 * AXIS + rng.normal(0, 0.05, AXIS.size) for _ in range(n)])
+    rows.setflags(write=False)
+    return rows
 
 
 class StepChecks:
@@ -60,8 +64,13 @@ class StepChecks:
         out = step.fit_transform(X.tolist())
         assert out.dtype == np.float64 and out.shape[0] == 2
 
+    def test_read_only_float32_input(self, step):
+        X = synthetic().astype(np.float32)
+        X.setflags(write=False)
+        assert np.all(np.isfinite(step.fit_transform(X)))
+
     def test_nan_is_a_clear_error(self, step):
-        X = synthetic(3)
+        X = synthetic(3).copy()
         X[1, 10] = np.nan
         with pytest.raises(SpectrumFormatError, match="spectrum 1 holds NaN"):
             step.fit_transform(X)
@@ -85,7 +94,9 @@ class TestCrop(StepChecks):
     make = staticmethod(lambda: Crop(shifts=AXIS.tolist(), start=300, stop=1200))
 
     def test_keeps_the_range(self, step):
-        np.testing.assert_array_equal(step.fit_transform(synthetic(1))[0], synthetic(1)[0][(AXIS >= 300) & (AXIS <= 1200)])
+        np.testing.assert_array_equal(
+            step.fit_transform(synthetic(1))[0], synthetic(1)[0][(AXIS >= 300) & (AXIS <= 1200)]
+        )
 
 
 class TestDespike(StepChecks):
@@ -127,9 +138,15 @@ class TestNormalize(StepChecks):
 
 @pytest.mark.parametrize(
     "method, params",
-    [("asls", {"lam": 1e5, "p": 0.01}), ("arpls", {"lam": 1e5}), ("airpls", {"lam": 1e5}),
-     ("modpoly", {"poly_order": 3}), ("imodpoly", {"poly_order": 3}), ("snip", {"max_half_window": 40}),
-     ("rubberband", {})],
+    [
+        ("asls", {"lam": 1e5, "p": 0.01}),
+        ("arpls", {"lam": 1e5}),
+        ("airpls", {"lam": 1e5}),
+        ("modpoly", {"poly_order": 3}),
+        ("imodpoly", {"poly_order": 3}),
+        ("snip", {"max_half_window": 40}),
+        ("rubberband", {}),
+    ],
 )
 class TestBaseline(StepChecks):
     @pytest.fixture
@@ -152,9 +169,60 @@ def test_rubberband_of_a_straight_line_is_the_line():
     np.testing.assert_allclose(out, 0, atol=1e-9)
 
 
-def test_baseline_rejects_a_parameter_its_method_lacks():
-    with pytest.raises(ValueError, match="takes"):
-        BaselineCorrection("snip", lam=10).fit_transform(synthetic(1))
+@pytest.mark.parametrize(
+    "step, message",
+    [
+        (BaselineCorrection("snip", lam=10), "takes"),
+        (BaselineCorrection("nosuch"), "unknown baseline"),
+        (Normalize("l3"), "unknown normalisation"),
+        (SavitzkyGolay(4, 5), "polyorder < window_length"),
+        (Derivative(3), "derivative order"),
+        (Resample(method="spline"), "unknown resampling"),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str) else "",
+)
+def test_a_bad_parameter_fails_in_fit_with_a_clear_error(step, message):
+    with pytest.raises(PreprocessingError, match=message):
+        step.fit(synthetic(1))
+
+
+def test_a_failing_algorithm_is_reported_with_the_step():
+    # a window longer than the spectrum passes the parameter check but cannot run on 5 points
+    with pytest.raises(PreprocessingError, match="SavitzkyGolay.*5 points"):
+        SavitzkyGolay(11, 3).fit_transform(synthetic(1)[:, :5])
+
+
+def test_a_bad_preprocessing_string_is_refused_before_any_work():
+    with pytest.raises(PreprocessingError, match="arpls.*not \\['p'\\]"):
+        make_pipeline("arpls(p=0.1)")
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        Resample(grid="0:2:5"),
+        Crop(start=0, stop=2),
+        Despike(),
+        SavitzkyGolay(3, 1),
+        Derivative(1, 3, 2),
+        Normalize(),
+        BaselineCorrection("snip"),
+    ],
+    ids=lambda s: type(s).__name__,
+)
+def test_scikit_learn_contract(step):
+    """scikit-learn's own estimator checks, on every step (the NaN check is ours: we raise our error)."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    expected = {}
+    if isinstance(step, (BaselineCorrection, SavitzkyGolay, Derivative)):
+        # this check fits 2-point data: a window of 3 cannot run on it, and the step says so
+        expected["check_fit_idempotent"] = "a window wider than 2-point spectra: a clear PreprocessingError"
+    if isinstance(step, BaselineCorrection):
+        expected["check_transformer_n_iter"] = "max_iter goes to pybaselines, which reports no n_iter_"
+    results = check_estimator(step, expected_failed_checks=expected, on_fail=None)
+    failed = {r["check_name"]: str(r["exception"]) for r in results if r["status"] == "failed"}
+    assert not failed, failed
 
 
 def test_baseline_parallel_equals_serial():

@@ -5,6 +5,7 @@ spectroscopy*, J. Raman Spectrosc. 52:949-958; data on figshare (record 12159924
 an 80/20 split (``train_*.npy``, ``test_*.npy``); both parts are loaded into one set, and the
 ``distributed_split`` column keeps the original assignment.
 """
+
 from __future__ import annotations
 
 import json

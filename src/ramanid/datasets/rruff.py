@@ -7,6 +7,7 @@ points beyond its measured range take its first or last measured value (``numpy.
 rule); the share it covers is kept in the ``coverage`` column, and ``min_coverage`` drops
 spectra that cover less.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -19,14 +20,17 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ramanid.chemistry import parse_elements
-from ramanid.datasets.grid import AutoGrid, Grid, parse_grid
 from ramanid.errors import ChemistryError, DatasetError
-from ramanid.io.rruff import Skipped, read_rruff
+from ramanid.io.rruff import MAX_MEMBER_BYTES, Skipped, read_rruff
+from ramanid.preprocessing.grid import AutoGrid, Grid, parse_grid
 from ramanid.preprocessing.presets import make_pipeline, output_shifts
+from ramanid.preprocessing.resample import METHODS as RESAMPLING
 from ramanid.preprocessing.resample import coverage, resample_spectrum
 from ramanid.spectra import SpectraSet, Spectrum
 
 KINDS = ("processed", "raw", "all")
+#: the element reference's grid: 1024 points over 100-1400 cm-1
+DEFAULT_GRID = Grid()
 
 
 @dataclass
@@ -60,13 +64,14 @@ def build_rruff(
     wavelengths: Iterable[float] | None = (780,),
     kind: str = "processed",
     min_per_mineral: int = 2,
-    grid: Grid | AutoGrid | str = Grid(),
+    grid: Grid | AutoGrid | str = DEFAULT_GRID,
     method: str = "linear",
     min_coverage: float = 0.0,
     preprocess: str | Pipeline = "minmax",
     jobs: int | None = None,
     strict: bool = False,
     progress: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> BuildResult:
     """Read, filter, resample and scale RRUFF spectra into one :class:`SpectraSet`.
 
@@ -91,10 +96,16 @@ def build_rruff(
         pipeline made for this grid. Default: min-max scaling of each spectrum.
     jobs, strict, progress
         Worker processes; raise on the first bad file instead of skipping it; progress bar.
+    max_member_bytes : int
+        Zip members larger than this once decompressed are skipped unread (zip bombs).
     """
     if kind not in KINDS:
         raise DatasetError(f"kind {kind!r}: expected one of {KINDS}")
     grid = parse_grid(grid) if isinstance(grid, str) else grid
+    if isinstance(preprocess, str):
+        make_pipeline(preprocess)  # a bad step or parameter fails now, not after reading every file
+    if method not in RESAMPLING:
+        raise DatasetError(f"resampling {method!r}: expected one of {RESAMPLING}")
     wanted = None if wavelengths is None else {float(w) for w in wavelengths}
 
     def select(meta: dict) -> bool:
@@ -102,11 +113,14 @@ def build_rruff(
             return False
         return wanted is None or meta.get("wavelength") in wanted
 
-    spectra, skipped = read_rruff(source, select, jobs=jobs, strict=strict, progress=progress)
+    spectra, skipped = read_rruff(
+        source, select, jobs=jobs, strict=strict, progress=progress, max_member_bytes=max_member_bytes
+    )
     if not spectra:
+        reasons = "".join(f"; {s.reason}" for s in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
         raise DatasetError(
             f"{source}: no {kind} spectra at {sorted(wanted) if wanted else 'any'} nm were read "
-            f"({len(skipped)} files skipped)"
+            f"({len(skipped)} files skipped{reasons})"
         )
     if isinstance(grid, AutoGrid):
         grid = grid.resolve([s.shifts[0] for s in spectra], [s.shifts[-1] for s in spectra])
@@ -130,10 +144,16 @@ def build_rruff(
     axis = output_shifts(preprocess, axis)
     meta = pd.DataFrame([s.meta for s in kept])
     meta["elements"] = [_element_text(m.get("chemistry")) for m in meta.to_dict("records")]
-    options = dict(
-        source="rruff", wavelengths=None if wanted is None else sorted(wanted), kind=kind,
-        min_per_mineral=min_per_mineral, grid=str(grid), method=method, min_coverage=min_coverage, preprocess=spec,
-    )
+    options = {
+        "source": "rruff",
+        "wavelengths": None if wanted is None else sorted(wanted),
+        "kind": kind,
+        "min_per_mineral": min_per_mineral,
+        "grid": str(grid),
+        "method": method,
+        "min_coverage": min_coverage,
+        "preprocess": spec,
+    }
     return BuildResult(SpectraSet(axis, matrix, meta, options), skipped, options)
 
 

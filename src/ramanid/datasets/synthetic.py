@@ -5,6 +5,7 @@ bands (Lorentzian line shape, as for Raman bands of crystals) with jittered posi
 and intensities, on a smooth fluorescence-like baseline, with Gaussian noise and occasional
 cosmic-ray spikes. The band table (``ramanid/data/raman_bands.csv``) cites its sources.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,15 @@ def band_table() -> pd.DataFrame:
     return table
 
 
-def synthetic_spectra(per_mineral: int = 20, minerals=None, shifts=GRID, noise: float = 0.02,
-                      baseline: float = 0.5, spike_rate: float = 0.1, random_state: int = 0) -> SpectraSet:
+def synthetic_spectra(
+    per_mineral: int = 20,
+    minerals=None,
+    shifts=GRID,
+    noise: float = 0.02,
+    baseline: float = 0.5,
+    spike_rate: float = 0.1,
+    random_state: int = 0,
+) -> SpectraSet:
     """Raw-like spectra (unscaled, with baseline, noise and spikes) of the table's minerals."""
     rng = np.random.default_rng(random_state)
     table = band_table()
@@ -50,7 +58,15 @@ def synthetic_spectra(per_mineral: int = 20, minerals=None, shifts=GRID, noise: 
             if rng.uniform() < spike_rate:
                 spectrum[rng.integers(len(shifts))] += spectrum.max() * rng.uniform(0.5, 2)
             rows.append(spectrum)
-            meta.append({"file": f"synthetic/{record.mineral}_{k}", "mineral": record.mineral,
-                         "rruff_id": f"SYN-{record.mineral}-{k % 4}", "chemistry": record.chemistry,
-                         "elements": elements, "kind": "raw", "wavelength": np.nan})
+            meta.append(
+                {
+                    "file": f"synthetic/{record.mineral}_{k}",
+                    "mineral": record.mineral,
+                    "rruff_id": f"SYN-{record.mineral}-{k % 4}",
+                    "chemistry": record.chemistry,
+                    "elements": elements,
+                    "kind": "raw",
+                    "wavelength": np.nan,
+                }
+            )
     return SpectraSet(shifts, np.array(rows), pd.DataFrame(meta))

@@ -1,112 +1,52 @@
 """Cross-validation: every model on the same folds, folds in parallel (joblib or dask), resumable."""
+
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.ensemble import VotingClassifier
 
-from ramanid.chemistry import DEFAULT_ELEMENTS
-from ramanid.classical import ClassicalElementIdentifier, classical_model
+from ramanid.atomic import atomic_write
 from ramanid.errors import DatasetError, ModelError, RamanIdError
 from ramanid.evaluation.metrics import aggregate, element_metrics, json_ready, multiclass_metrics
 from ramanid.evaluation.splits import Split
-from ramanid.io.atomic import atomic_write
-from ramanid.models import MODELS
 from ramanid.spectra import SpectraSet
-from ramanid.targets import element_matrix, label_vector
-
-CLASSICAL = ("lr", "svm", "knn", "rf", "pca_lr", "library")
-#: networks whose width is one integer ``hidden`` (the reference's --hidden option)
-TAKES_HIDDEN = {"attention_resnet", "seed_attention", "ho2019_resnet", "ramannet"}
+from ramanid.targets import Task
+from ramanid.training.auto import choose_preprocessing, preprocess
+from ramanid.training.factory import Options, check_model_name, make_estimator
 
 
-@dataclass(frozen=True)
-class Task:
-    """``mineral`` (multiclass), ``elements`` (multi-label) or ``label:COLUMN`` (any column)."""
-
-    kind: str
-    column: str | None = None
-    elements: tuple[str, ...] = DEFAULT_ELEMENTS
-
-    @classmethod
-    def parse(cls, spec: str, elements: Sequence[str] = DEFAULT_ELEMENTS) -> "Task":
-        kind, _, column = spec.partition(":")
-        if kind == "mineral":
-            return cls("label", "mineral")
-        if kind == "elements":
-            return cls("elements", None, tuple(elements))
-        if kind == "label" and column:
-            return cls("label", column)
-        raise RamanIdError(f"unknown task {spec!r}: expected mineral, elements or label:COLUMN")
-
-    def targets(self, spectra: SpectraSet) -> tuple[np.ndarray, np.ndarray]:
-        """(targets, mask of usable spectra)."""
-        if self.kind == "elements":
-            return element_matrix(spectra, self.elements)
-        return label_vector(spectra, self.column), np.ones(len(spectra), dtype=bool)
-
-
-@dataclass
-class Options:
-    """Training options shared by every neural model; ``None`` keeps the model's default.
-
-    ``ensemble=N`` trains N copies of each network from seeds ``seed .. seed+N-1`` and averages
-    their probabilities (a deep ensemble, Lakshminarayanan et al. 2017); label tasks only.
-    """
-
-    epochs: int = 100
-    lr: float | None = None
-    weight_decay: float | None = None
-    hidden: int | None = None
-    batch_size: int | None = None
-    device: str | None = None
-    precision: str = "auto"
-    ensemble: int = 1
-    extra: dict = field(default_factory=dict)
-
-
-def make_estimator(name: str, task: Task, options: Options, seed: int):
-    """The estimator for a model name and task."""
-    from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
-
-    if name in CLASSICAL:
-        if task.kind == "elements":
-            return ClassicalElementIdentifier(task.elements, base=name, random_state=seed)
-        return classical_model(name, random_state=seed)
-    if name not in MODELS:
-        raise RamanIdError(f"unknown model {name!r}: expected one of {sorted(MODELS) + list(CLASSICAL)}")
-    model_params = {}
-    if options.hidden is not None and name in TAKES_HIDDEN:
-        model_params["hidden"] = options.hidden
-    common = dict(model=name, model_params=model_params or None, epochs=options.epochs, lr=options.lr,
-                  weight_decay=options.weight_decay, batch_size=options.batch_size, device=options.device,
-                  precision=options.precision, random_state=seed, **options.extra)
-    if task.kind == "elements":
-        if options.ensemble > 1:
-            raise ModelError("ensembles are for mineral and label tasks: each element network chooses its "
-                             "thresholds on its own validation split")
-        return ElementIdentifier(elements=task.elements, **common)
-    if options.ensemble > 1:
-        members = [(f"seed{seed + i}", SpectrumClassifier(**{**common, "random_state": seed + i}))
-                   for i in range(options.ensemble)]
-        return VotingClassifier(members, voting="soft")
-    return SpectrumClassifier(**common)
-
-
-def run_fold(X, y, train, test, name: str, task: Task, options: Options, seed: int, classes, threads: int = 0,
-             pretrain=None):
+def run_fold(
+    X,
+    y,
+    train,
+    test,
+    name: str,
+    task: Task,
+    options: Options,
+    seed: int,
+    classes,
+    threads: int = 0,
+    pretrain=None,
+    groups=None,
+    shifts=None,
+):
     """Fit on ``train``, score ``test``; returns a JSON-ready record.
 
     With ``pretrain`` rows (the Bacteria-ID protocol of Ho et al. 2019), a network is first fitted
     on them and then fine-tuned on ``train`` (``warm_start``); a classical model, which has
-    nothing to fine-tune, is fitted on both.
+    nothing to fine-tune, is fitted on both. With ``groups`` (a grouped outer split), estimators
+    that hold out an internal validation split hold out whole groups too. ``options.preprocess``
+    runs inside the fold: its pipeline is fitted on the training rows only (``auto`` first picks
+    the steps by inner cross-validation on them).
     """
     import torch
 
@@ -114,33 +54,81 @@ def run_fold(X, y, train, test, name: str, task: Task, options: Options, seed: i
         torch.set_num_threads(threads)
     start = time.perf_counter()
     estimator = make_estimator(name, task, options, seed)
+    extra_record = {}
+    if options.preprocess:
+        fitted = train if pretrain is None else np.concatenate([pretrain, train])
+        spec = options.preprocess
+        if spec == "auto":
+            spec, scores = choose_preprocessing(
+                X[fitted], y[fitted], shifts, None if groups is None else groups[fitted], seed=seed
+            )
+            extra_record["preprocess_scores"] = scores
+        extra_record["preprocess"] = spec
+        rest = np.setdiff1d(np.arange(len(X)), fitted)
+        X_fitted, X_rest = preprocess(spec, X[fitted], shifts, X[rest])
+        X = np.empty((len(X), X_fitted.shape[1]), dtype=np.float32)
+        X[fitted], X[rest] = X_fitted, X_rest
+
+    def fit(rows):
+        takes_groups = groups is not None and "groups" in inspect.signature(estimator.fit).parameters
+        return estimator.fit(X[rows], y[rows], **({"groups": groups[rows]} if takes_groups else {}))
+
     if pretrain is None:
-        estimator.fit(X[train], y[train])
+        fit(train)
     elif "warm_start" in estimator.get_params():
-        estimator.fit(X[pretrain], y[pretrain]).set_params(warm_start=True).fit(X[train], y[train])
+        fit(pretrain).set_params(warm_start=True)
+        fit(train)
     else:
-        both = np.concatenate([pretrain, train])
-        estimator.fit(X[both], y[both])
-    if task.kind == "elements":
-        scores = estimator.predict_proba(X[test])
-        metrics = element_metrics(y[test], scores, estimator.thresholds_, task.elements)
-        extra = {"scores": scores.round(5).tolist(), "truth": y[test].tolist()}
-    else:
-        proba = estimator.predict_proba(X[test])
-        full = np.zeros((len(test), len(classes)))
-        full[:, np.searchsorted(classes, estimator.classes_)] = proba
-        metrics = multiclass_metrics(y[test], full, classes)
-        extra = {}
+        fit(np.concatenate([pretrain, train]))
+    if hasattr(estimator, "chosen_"):
+        extra_record["model_chosen"] = estimator.chosen_
+    metrics, extra = _scored(estimator, X[test], y[test], task, classes)
+    spec = getattr(estimator, "spec_", None)
+    if spec is not None and spec.transductive:
+        # the test fold scored as one batch flatters a transductive model: score each spectrum alone
+        # too, as a user meets it (predict does so)
+        alone, alone_extra = _scored(estimator, X[test], y[test], task, classes, one_at_a_time=True)
+        extra["alone"] = {"metrics": json_ready(alone), **alone_extra}
     sizes = {"train_size": int(len(train)), "test_size": int(len(test))}
     if pretrain is not None:
         sizes["pretrain_size"] = int(len(pretrain))
-    return {"model": name, **sizes, "metrics": json_ready(metrics), "wall_s": time.perf_counter() - start, **extra}
+    return {
+        "model": name,
+        **extra_record,
+        **sizes,
+        "metrics": json_ready(metrics),
+        "wall_s": time.perf_counter() - start,
+        **extra,
+    }
 
 
-def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[str] = ("ramannet",),
-           split: Split | str = "stratified", folds: int = 5, seed: int = 0, options: Options | None = None,
-           n_jobs: int = 1, backend: str = "joblib", scheduler: str | None = None,
-           cache_dir: str | Path | None = None, log=print) -> dict:
+def _scored(estimator, X, y, task: Task, classes, one_at_a_time: bool = False) -> tuple[dict, dict]:
+    """Metrics of a fitted estimator on ``X`` (and, for elements, the scores for ROC figures)."""
+    rows = [X[i : i + 1] for i in range(len(X))] if one_at_a_time else [X]
+    proba = np.vstack([estimator.predict_proba(part) for part in rows])
+    if task.kind == "elements":
+        metrics = element_metrics(y, proba, estimator.thresholds_, task.elements)
+        return metrics, {"scores": proba.round(5).tolist(), "truth": y.tolist()}
+    full = np.zeros((len(X), len(classes)))
+    full[:, np.searchsorted(classes, estimator.classes_)] = proba
+    return multiclass_metrics(y, full, classes, positive=task.positive), {}
+
+
+def run_cv(
+    spectra: SpectraSet,
+    *,
+    task: Task | str = "mineral",
+    models: Sequence[str] = ("ramannet",),
+    split: Split | str = "stratified",
+    folds: int | None = None,
+    seed: int = 0,
+    options: Options | None = None,
+    n_jobs: int = 1,
+    backend: str = "joblib",
+    scheduler: str | None = None,
+    cache_dir: str | Path | None = None,
+    log=print,
+) -> dict:
     """Cross-validate ``models`` on ``spectra``; every model runs on the same folds.
 
     Parameters
@@ -156,25 +144,33 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
     cache_dir : path, optional
         Finished folds are stored here and reused, so an interrupted run resumes.
     """
-    import os
-
-    task = Task.parse(task) if isinstance(task, str) else task
+    task = (Task.parse(task) if isinstance(task, str) else task).resolved(spectra)
     split = Split.parse(split, folds, seed) if isinstance(split, str) else split
     options = options or Options()
-    y, usable = task.targets(spectra)
-    if not usable.all():
-        log(f"{int((~usable).sum())} spectra have no readable chemistry and are left out")
-        spectra, y = spectra.subset(usable), y[usable]
+    for name in models:  # every name is checked before the first fold runs
+        check_model_name(name)
+    spectra, y = task.labelled(spectra, log)
     if len(spectra) < 2:
         raise DatasetError("fewer than 2 labelled spectra: nothing to cross-validate")
     X = spectra.intensities
     classes = np.unique(y) if task.kind != "elements" else np.arange(len(task.elements))
+    if task.positive is not None and (task.kind == "elements" or task.positive not in classes or len(classes) != 2):
+        raise DatasetError(
+            f"--positive {task.positive!r}: expected one of the two labels of a binary task, "
+            f"have {[str(c) for c in classes][:10]}"
+        )
     pairs = split.indices(spectra, y)
     pretrain = split.pretrain_indices(spectra)
     if pretrain is not None and options.ensemble > 1:
         raise ModelError("an ensemble cannot be pretrained and fine-tuned yet: use --ensemble 1 with this split")
+    groups = split.groups(spectra) if not split.leaks_groups and split.kind != "predefined" else None
     # the fingerprint of a fold's work: a model's cached folds stay valid when other models are added
-    config = {"task": asdict(task), "split": asdict(split), "options": asdict(options), "data": _fingerprint(spectra)}
+    config = {
+        "task": asdict(task),
+        "split": asdict(split),
+        "options": asdict(options),
+        "data": _fingerprint(spectra, y, groups),
+    }
     jobs = [(name, i, tr, te) for name in models for i, (tr, te) in enumerate(pairs)]
     cache = None if cache_dir is None else Path(cache_dir)
     results, todo = {}, []
@@ -187,8 +183,11 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
     if len(results):
         log(f"resuming: {len(results)} of {len(jobs)} folds already done")
     threads = max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
-    calls = [(X, y, tr, te, name, task, options, seed, classes, threads, pretrain) for name, i, tr, te in todo]
-    for (name, i, _, _), record in zip(todo, _execute(calls, n_jobs, backend, scheduler)):
+    calls = [
+        (X, y, tr, te, name, task, options, seed, classes, threads, pretrain, groups, spectra.shifts)
+        for name, i, tr, te in todo
+    ]
+    for (name, i, _, _), record in zip(todo, _execute(calls, n_jobs, backend, scheduler), strict=False):
         record["fold"] = i
         results[(name, i)] = record
         _store_cached(cache, name, i, config, record)
@@ -197,14 +196,25 @@ def run_cv(spectra: SpectraSet, task: Task | str = "mineral", models: Sequence[s
     for name in models:
         records = [results[(name, i)] for i in range(len(pairs))]
         per_model[name] = {"folds": records, "summary": _summarise(records, task)}
-    return {"config": {**config, "models": list(models)}, "split": split.describe(), "n_spectra": len(spectra),
-            "classes": [str(c) for c in classes] if task.kind != "elements" else list(task.elements),
-            "models": per_model}
+        if all("alone" in r for r in records):
+            alone = [{**{k: v for k, v in r.items() if k != "alone"}, **r["alone"]} for r in records]
+            per_model[f"{name} (one spectrum at a time)"] = {"folds": alone, "summary": _summarise(alone, task)}
+    return {
+        "config": {**config, "models": list(models)},
+        "split": split.describe(),
+        "n_spectra": len(spectra),
+        "classes": [str(c) for c in classes] if task.kind != "elements" else list(task.elements),
+        "models": per_model,
+        "positive": (str(task.positive) if task.positive is not None else str(classes[1]))
+        if task.kind != "elements" and len(classes) == 2
+        else None,
+    }
 
 
 def _execute(calls, n_jobs: int, backend: str, scheduler: str | None):
     """Yield each fold's record as soon as it (and every fold before it) is done, so that it is
-    cached at once and an interrupted run loses only the folds in flight."""
+    cached at once and an interrupted run loses only the folds in flight.
+    """
     if backend == "dask":
         from dask.distributed import Client
 
@@ -241,9 +251,17 @@ def _headline(record: dict, task: Task) -> str:
     return f"accuracy {m['accuracy']:.3f}" + (f", top-5 {m['top5']:.3f}" if "top5" in m else "")
 
 
-def _fingerprint(spectra: SpectraSet) -> str:
-    digest = hashlib.sha256(spectra.intensities.tobytes())
+def _fingerprint(spectra: SpectraSet, y: np.ndarray, groups: np.ndarray | None) -> str:
+    """Everything about the data that changes a fold's result: intensities, axis, targets, groups,
+    and the ramanid version that computes it.
+    """
+    from ramanid import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    digest.update(spectra.intensities.tobytes())
     digest.update(spectra.shifts.tobytes())
+    for values in (y, groups):
+        digest.update(json.dumps(None if values is None else np.asarray(values).tolist(), default=str).encode())
     return digest.hexdigest()[:16]
 
 
@@ -257,8 +275,10 @@ def _load_cached(cache: Path | None, name: str, fold: int, config: dict):
         return None
     try:
         stored = json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None  # a damaged cache entry is recomputed
+    if not isinstance(stored, dict) or not isinstance(stored.get("record"), dict):
+        return None
     return stored["record"] if stored.get("key") == _cache_key(config) else None
 
 

@@ -1,4 +1,5 @@
 """Write a cross-validation result: results.json, results.csv, report.md and figures, atomically."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ramanid.io.atomic import atomic_write
+from ramanid.atomic import atomic_write
 
 
 def write_report(result: dict, out: str | Path) -> list[Path]:
@@ -43,36 +44,73 @@ def markdown(result: dict) -> str:
     """The report: what was run, on which split, and the tables."""
     config = result["config"]
     lines = [
-        "# Cross-validation report", "",
+        "# Cross-validation report",
+        "",
         f"- task: {config['task']['kind']}" + (f" ({config['task']['column']})" if config["task"]["column"] else ""),
         f"- split: {result['split']}",
         f"- spectra: {result['n_spectra']}; data fingerprint {config['data']}",
-        f"- options: {json.dumps(config['options'])}", "",
+        f"- options: {json.dumps(config['options'])}",
+        *([f"- positive class: {result['positive']}"] if result.get("positive") else []),
+        *([f"- element labels from: {config['task']['chemistry']}"] if config["task"]["kind"] == "elements" else []),
+        "- ± is the sample standard deviation over folds (ddof=1)",
+        "",
     ]
     if config["task"]["kind"] == "elements":
         elements = result["classes"]
-        lines += ["## ROC AUC per element (mean ± std over folds)", "",
-                  "| model | " + " | ".join(elements) + " | macro |", "|---" * (len(elements) + 2) + "|"]
+        lines += [
+            "## ROC AUC per element (mean ± std over folds)",
+            "",
+            "| model | " + " | ".join(elements) + " | macro |",
+            "|---" * (len(elements) + 2) + "|",
+        ]
         for model, data in result["models"].items():
             s = data["summary"]
             cells = [_pm(s[f"{e}_roc_auc"]) for e in elements] + [_pm(s["macro_roc_auc"])]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
-        lines += ["", "## At the validation-chosen thresholds (macro means)", "",
-                  "| model | accuracy | sensitivity | specificity | PR AUC |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## At the validation-chosen thresholds (macro means)",
+            "",
+            "| model | accuracy | sensitivity | specificity | PR AUC |",
+            "|---|---|---|---|---|",
+        ]
         for model, data in result["models"].items():
             s = data["summary"]
-            lines.append(f"| {model} | " + " | ".join(_pm(s[f"macro_{k}"]) for k in
-                                                      ("accuracy", "sensitivity", "specificity", "pr_auc")) + " |")
+            lines.append(
+                f"| {model} | "
+                + " | ".join(_pm(s[f"macro_{k}"]) for k in ("accuracy", "sensitivity", "specificity", "pr_auc"))
+                + " |"
+            )
     else:
-        keys = [k for k in ("accuracy", "balanced_accuracy", "top1", "top5", "top10", "macro_f1", "log_loss",
-                            "sensitivity", "specificity", "roc_auc")
-                if any(k in d["summary"] for d in result["models"].values())]
-        lines += ["## Metrics (mean ± std over folds)", "", "| model | " + " | ".join(keys) + " |",
-                  "|---" * (len(keys) + 1) + "|"]
+        keys = [
+            k
+            for k in (
+                "accuracy",
+                "balanced_accuracy",
+                "top1",
+                "top5",
+                "top10",
+                "macro_f1",
+                "log_loss",
+                "sensitivity",
+                "specificity",
+                "roc_auc",
+            )
+            if any(k in d["summary"] for d in result["models"].values())
+        ]
+        lines += [
+            "## Metrics (mean ± std over folds)",
+            "",
+            "| model | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
         for model, data in result["models"].items():
             lines.append(f"| {model} | " + " | ".join(_pm(data["summary"].get(k)) for k in keys) + " |")
-    lines += ["", "Figures in this folder: folds.png (per-fold bars), and roc_curves.png (elements) or "
-              "confusion_MODEL.png (classes). Per-fold numbers are in results.json and results.csv."]
+    lines += [
+        "",
+        "Figures in this folder: folds.png (per-fold bars), and roc_curves.png (elements) or "
+        "confusion_MODEL.png (classes). Per-fold numbers are in results.json and results.csv.",
+    ]
     return "\n".join(lines) + "\n"
 
 

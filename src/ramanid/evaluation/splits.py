@@ -11,6 +11,7 @@
   ``finetune`` and ``test`` for the Bacteria-ID protocol (Ho et al. 2019): pretrain on the
   reference set, fine-tune the same network on the fine-tuning set, test on the test set.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,16 +45,18 @@ class Split:
     test_size: float = 0.3
 
     @classmethod
-    def parse(cls, spec: str, folds: int = 5, seed: int = 0) -> "Split":
+    def parse(cls, spec: str, folds: int | None = None, seed: int = 0) -> Split:
+        """``kind[:COLUMN]``; ``folds`` defaults to 5, or 50 repeats for ``repeated-holdout``."""
         kind, _, group = spec.partition(":")
         if kind not in ("kfold", "stratified", "grouped", "repeated-holdout", "logo", "predefined"):
             raise DatasetError(
                 f"unknown split {spec!r}: expected kfold, stratified, grouped:COLUMN, repeated-holdout, "
-                "logo:COLUMN or predefined:COLUMN")
+                "logo:COLUMN or predefined:COLUMN"
+            )
         if kind in ("grouped", "logo", "predefined") and not group:
             raise DatasetError(f"split {spec!r} needs a column, e.g. {kind}:mineral")
-        if kind == "repeated-holdout" and folds == 5:
-            folds = 50  # the COVID protocol's 50 repeats, unless asked otherwise
+        if folds is None:
+            folds = 50 if kind == "repeated-holdout" else 5  # the COVID protocol's 50 repeats
         return cls(kind, folds, seed, group or None)
 
     @property
@@ -62,34 +65,47 @@ class Split:
         return self.group is None and self.kind != "predefined"
 
     def describe(self) -> str:
-        base = {"kfold": f"{self.folds}-fold shuffled k-fold", "stratified": f"{self.folds}-fold stratified k-fold",
-                "grouped": f"{self.folds}-fold grouped by {self.group} (stratified where possible)",
-                "repeated-holdout": f"{self.folds} x random {1 - self.test_size:.0%}/{self.test_size:.0%} hold-out",
-                "logo": f"leave one {self.group} out",
-                "predefined": f"predefined by column {self.group} (pretrain -> fine-tune -> test where marked)"}[self.kind]
+        base = {
+            "kfold": f"{self.folds}-fold shuffled k-fold",
+            "stratified": f"{self.folds}-fold stratified k-fold",
+            "grouped": f"{self.folds}-fold grouped by {self.group} (stratified where possible)",
+            "repeated-holdout": f"{self.folds} x random {1 - self.test_size:.0%}/{self.test_size:.0%} hold-out",
+            "logo": f"leave one {self.group} out",
+            "predefined": f"predefined by column {self.group} (pretrain -> fine-tune -> test where marked)",
+        }[self.kind]
         groups = "groups NOT kept together" if self.leaks_groups else f"groups kept together ({self.group})"
         return f"{base}, seed {self.seed}; {groups}"
+
+    def groups(self, spectra: SpectraSet) -> np.ndarray | None:
+        """Each spectrum's value of the group column, as text; None for an ungrouped split."""
+        if self.group is None:
+            return None
+        if self.group not in spectra.meta:
+            raise DatasetError(f"split by {self.group!r}: no such column, have {list(spectra.meta.columns)}")
+        return spectra.meta[self.group].astype(str).to_numpy()
 
     def indices(self, spectra: SpectraSet, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """The (train, test) index pairs for this set and target."""
         n = len(spectra)
         single = np.ndim(y) == 1
-        groups = None
-        if self.group is not None:
-            if self.group not in spectra.meta:
-                raise DatasetError(f"split by {self.group!r}: no such column, have {list(spectra.meta.columns)}")
-            groups = spectra.meta[self.group].astype(str).to_numpy()
+        groups = self.groups(spectra)
         X = np.zeros((n, 1))
         if self.kind == "kfold":
             splitter = KFold(self.folds, shuffle=True, random_state=self.seed)
         elif self.kind == "stratified":
             splitter = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
         elif self.kind == "grouped":
-            splitter = (StratifiedGroupKFold(self.folds, shuffle=True, random_state=self.seed) if single
-                        else GroupKFold(self.folds, shuffle=True, random_state=self.seed))
+            splitter = (
+                StratifiedGroupKFold(self.folds, shuffle=True, random_state=self.seed)
+                if single
+                else GroupKFold(self.folds, shuffle=True, random_state=self.seed)
+            )
         elif self.kind == "repeated-holdout":
-            splitter = (StratifiedShuffleSplit(self.folds, test_size=self.test_size, random_state=self.seed)
-                        if single else ShuffleSplit(self.folds, test_size=self.test_size, random_state=self.seed))
+            splitter = (
+                StratifiedShuffleSplit(self.folds, test_size=self.test_size, random_state=self.seed)
+                if single
+                else ShuffleSplit(self.folds, test_size=self.test_size, random_state=self.seed)
+            )
         elif self.kind == "logo":
             splitter = LeaveOneGroupOut()
         else:
@@ -98,15 +114,21 @@ class Split:
             if not train.any():
                 train = roles == "pretrain"  # pretraining alone is plain training
             if not train.any() or not (roles == "test").any():
-                raise DatasetError(f"predefined split: column {self.group!r} needs rows marked 'test' and rows to "
-                                   "train on ('train', or 'pretrain' and 'finetune')")
+                raise DatasetError(
+                    f"predefined split: column {self.group!r} needs rows marked 'test' and rows to "
+                    "train on ('train', or 'pretrain' and 'finetune')"
+                )
             return [(np.flatnonzero(train), np.flatnonzero(roles == "test"))]
         target = y if single else None
-        return [(tr, te) for tr, te in splitter.split(X, target, groups)]
+        try:
+            return [(tr, te) for tr, te in splitter.split(X, target, groups)]
+        except ValueError as exc:  # e.g. more folds than a class or than the groups
+            raise DatasetError(f"split {self.describe()}: {exc}") from exc
 
     def pretrain_indices(self, spectra: SpectraSet) -> np.ndarray | None:
         """Rows to pretrain on before each fold's training rows are fitted (the Bacteria-ID
-        protocol), or None where the split has no separate pretraining stage."""
+        protocol), or None where the split has no separate pretraining stage.
+        """
         if self.kind != "predefined" or self.group not in spectra.meta:
             return None
         roles = self._roles(spectra.meta[self.group].astype(str).to_numpy())
@@ -119,6 +141,8 @@ class Split:
         unknown = sorted(set(roles.tolist()) - set(ROLES))
         if unknown:
             rows = np.flatnonzero(~np.isin(roles, ROLES))[:3].tolist()
-            raise DatasetError(f"predefined split: column {self.group!r} has values {unknown[:5]} (rows {rows}); "
-                               f"expected one of {', '.join(ROLES)}")
+            raise DatasetError(
+                f"predefined split: column {self.group!r} has values {unknown[:5]} (rows {rows}); "
+                f"expected one of {', '.join(ROLES)}"
+            )
         return roles

@@ -4,6 +4,7 @@ Cite: Lafuente B, Downs R T, Yang H, Stone N (2015), *The power of databases: th
 A file is ``##KEY=value`` headers, ``shift, intensity`` rows, then ``##END=``; its name is
 ``Name__RRUFFID__Raman__<wavelength>__<angle>__<orientation>__Raman_Data_<RAW|Processed>__<id>.txt``.
 """
+
 from __future__ import annotations
 
 import html
@@ -11,9 +12,9 @@ import lzma
 import math
 import multiprocessing
 import os
+import signal
 import zipfile
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,11 @@ from tqdm.auto import tqdm
 from ramanid.errors import DatasetError, SpectrumFormatError
 from ramanid.io.text import check_xy, decode, parse_xy, parse_xy_many, reject_non_spectrum
 from ramanid.spectra import Spectrum
+
+#: a zip member larger than this once decompressed is skipped (RRUFF's largest file is about 200 kB)
+MAX_MEMBER_BYTES = 64 * 2**20
+#: no text file of spectra compresses this much; a member that does is a zip bomb
+MAX_RATIO = 200
 
 #: header keys -> metadata column names
 HEADER_COLUMNS = {
@@ -58,7 +64,7 @@ def parse_filename(name: str) -> dict:
         wavelength_nm = float(wavelength) if wavelength else math.nan
     except ValueError:
         wavelength_nm = math.nan
-    kind = data_kind[len("raman_data_"):].lower()
+    kind = data_kind[len("raman_data_") :].lower()
     return {
         "mineral": mineral.replace("_", " ").strip(),
         "rruff_id": rruff_id,
@@ -104,8 +110,7 @@ def parse_rruff_many(items: Sequence[tuple[str, bytes]], strict: bool = False) -
         except SpectrumFormatError as exc:
             out[i] = _skip_or_raise(exc, strict)
             continue
-        meta.update(n_points=len(shifts), shift_min=float(shifts[0]), shift_max=float(shifts[-1]),
-                    skipped_rows=skipped)
+        meta.update(n_points=len(shifts), shift_min=float(shifts[0]), shift_max=float(shifts[-1]), skipped_rows=skipped)
         out[i] = Spectrum(shifts, intensities, meta)
     return out
 
@@ -186,6 +191,7 @@ def iter_rruff(
     jobs: int | None = None,
     strict: bool = False,
     progress: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> Iterator[Spectrum | Skipped]:
     """Read RRUFF spectra from a zip (without unpacking it), a folder, or a list of files.
 
@@ -201,15 +207,26 @@ def iter_rruff(
         Raise on the first unreadable file instead of yielding a :class:`Skipped` for it.
     progress : bool
         Show a progress bar on stderr.
+    max_member_bytes : int
+        Zip members larger than this once decompressed, or compressed over :data:`MAX_RATIO`
+        times, are skipped with the reason, never read (zip bombs).
 
     Yields
     ------
     Spectrum or Skipped
-        In the sorted order of the file names.
+        Members refused for their size first, then every file in the sorted order of the names.
     """
     archive, names = list_members(source)
+    oversized = {}
+    if archive is not None:
+        names, oversized = _within_limits(archive, names, max_member_bytes)
     if select is not None:
         names = [n for n in names if select(parse_filename(n))]
+        oversized = {n: reason for n, reason in oversized.items() if select(parse_filename(n))}
+    for name, reason in oversized.items():
+        if strict:
+            raise SpectrumFormatError(f"{archive}:{name}", reason.split(": ", 1)[-1])
+        yield Skipped(f"{archive}:{name}", reason)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(names) or 1))
     chunks = _chunks(names, jobs)
     bar = tqdm(total=len(names), unit="file", disable=not progress, desc="reading")
@@ -218,10 +235,47 @@ def iter_rruff(
             results = map(_read_chunk, [archive] * len(chunks), chunks)
             yield from _checked(results, strict, bar)
         else:
-            with ProcessPoolExecutor(jobs, mp_context=_context()) as pool:
-                yield from _checked(pool.map(_read_chunk, [archive] * len(chunks), chunks), strict, bar)
+            yield from _checked(_in_workers(jobs, archive, chunks), strict, bar)
     finally:
         bar.close()
+
+
+def _in_workers(jobs: int, archive: str | None, chunks: list[list[str]]) -> Iterator[list]:
+    """The chunks read by ``jobs`` worker processes, in order.
+
+    Workers ignore Ctrl-C; the parent gets it and terminates them at once, instead of waiting for
+    workers blocked on a pipe nobody reads any more.
+    """
+    pool = _context().Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+    try:
+        yield from pool.imap(_read_chunk_star, [(archive, chunk) for chunk in chunks])
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _read_chunk_star(args):
+    return _read_chunk(*args)
+
+
+def _within_limits(archive: str, names: list[str], max_bytes: int) -> tuple[list[str], dict[str, str]]:
+    """The members small enough to read, and a reason for each one that is not: larger than
+    ``max_bytes`` once decompressed, or compressed over :data:`MAX_RATIO` times (a zip bomb).
+    """
+    with zipfile.ZipFile(archive) as zf:
+        infos = {info.filename: info for info in zf.infolist()}
+    kept, refused = [], {}
+    for name in names:
+        info = infos[name]
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > max_bytes:
+            refused[name] = f"{archive}:{name}: {info.file_size:,} bytes decompressed, over the limit of {max_bytes:,}"
+        elif ratio > MAX_RATIO and info.file_size > 1_000_000:
+            refused[name] = f"{archive}:{name}: compressed {ratio:,.0f} times, which no spectrum file is (a zip bomb?)"
+        else:
+            kept.append(name)
+    return kept, refused
 
 
 def read_rruff(source, select=None, **options) -> tuple[list[Spectrum], list[Skipped]]:

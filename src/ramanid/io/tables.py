@@ -1,4 +1,5 @@
 """Readers for the formats users have: two-column text/CSV, wide CSV, and ``.npy`` matrices."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,10 @@ import pandas as pd
 
 from ramanid.errors import SpectrumFormatError
 from ramanid.io.text import decode, parse_xy, reject_non_spectrum
-from ramanid.preprocessing.resample import check_shifts
-from ramanid.spectra import SpectraSet, Spectrum
+from ramanid.spectra import SpectraSet, Spectrum, check_shifts
+
+#: a text file of spectra larger than this is refused unread (a wide CSV of 100,000 spectra is ~1 GB)
+MAX_FILE_BYTES = 2**30
 
 
 def read_two_column(path: str | Path) -> Spectrum:
@@ -31,9 +34,15 @@ def read_wide_csv(path: str | Path) -> SpectraSet:
     path = Path(path)
     _read_text(path)  # clear errors for empty files and HTML pages
     try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        table = pd.read_csv(
+            path,
+            sep=None if path.suffix.lower() in (".tsv", ".tab") else ",",
+            engine="python" if path.suffix.lower() in (".tsv", ".tab") else "c",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise SpectrumFormatError(str(path), f"not a readable CSV table ({exc})") from exc
+    if table.empty:
+        raise SpectrumFormatError(str(path), "the table has a header but no rows of spectra", line=2)
     shift_columns = [c for c in table.columns if _as_float(c) is not None]
     if len(shift_columns) < 2:
         raise SpectrumFormatError(
@@ -53,7 +62,9 @@ def read_wide_csv(path: str | Path) -> SpectraSet:
 
 
 def read_npy(
-    intensities: str | Path, shifts: str | Path | np.ndarray, labels: str | Path | None = None,
+    intensities: str | Path,
+    shifts: str | Path | np.ndarray,
+    labels: str | Path | None = None,
     label_names: dict | list | None = None,
 ) -> SpectraSet:
     """A ``(n, p)`` ``.npy`` matrix with its ``(p,)`` shift axis (a file or an array), and
@@ -94,6 +105,10 @@ def _load_array(path: str | Path) -> np.ndarray:
 
 def _read_text(path: Path) -> str:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpectrumFormatError(
+                str(path), f"{path.stat().st_size:,} bytes: larger than any spectrum file (limit {MAX_FILE_BYTES:,})"
+            )
         text = decode(path.read_bytes())
     except OSError as exc:
         raise SpectrumFormatError(str(path), f"cannot read the file ({exc.strerror})") from exc

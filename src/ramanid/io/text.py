@@ -1,4 +1,5 @@
 """Numeric text parsing shared by every text reader: fast path in C, slow path that names bad lines."""
+
 from __future__ import annotations
 
 import io
@@ -40,7 +41,7 @@ def reject_non_spectrum(text: str, source: str) -> None:
 
 
 def parse_xy(block: str, source: str, first_line: int = 1, skip_header: bool = False):
-    """Parse rows of ``shift, intensity`` (comma, semicolon, tab or space separated).
+    r"""Parse rows of ``shift, intensity`` (comma, semicolon, tab or space separated).
 
     Parameters
     ----------
@@ -70,7 +71,7 @@ def parse_xy(block: str, source: str, first_line: int = 1, skip_header: bool = F
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
-            values = np.fromstring("\n".join(lines[rows[0]:]).translate(_SEPARATORS), sep=" ")
+            values = np.fromstring("\n".join(lines[rows[0] :]).translate(_SEPARATORS), sep=" ")
         except (DeprecationWarning, ValueError):
             values = None
     if values is not None and values.size == 2 * len(rows):
@@ -90,7 +91,7 @@ def parse_xy(block: str, source: str, first_line: int = 1, skip_header: bool = F
 
 
 def parse_xy_many(blocks: list[bytes]) -> list[np.ndarray] | None:
-    """Parse many clean ``shift, intensity`` blocks in one call of pandas' C parser.
+    r"""Parse many clean ``shift, intensity`` blocks in one call of pandas' C parser.
 
     Returns one ``(rows, 2)`` array per block, or ``None`` when any block is not clean
     (blank lines, lone ``\\r`` line ends, other separators, non-numbers); the caller then
@@ -103,8 +104,12 @@ def parse_xy_many(blocks: list[bytes]) -> list[np.ndarray] | None:
         return None
     try:
         table = pd.read_csv(
-            io.BytesIO(b"\n".join(blocks)), header=None, names=["x", "y"], dtype=np.float64,
-            engine="c", na_filter=False,
+            io.BytesIO(b"\n".join(blocks)),
+            header=None,
+            names=["x", "y"],
+            dtype=np.float64,
+            engine="c",
+            na_filter=False,
         ).to_numpy()
     except (ValueError, pd.errors.ParserError):
         return None

@@ -12,24 +12,36 @@ Linear(1024 -> 64), self-attention computed ACROSS THE SAMPLES OF THE BATCH with
 Linear(64 -> 1), MSE on 0/1 labels, full-batch Adam (lr 0.01, weight decay 1e-5, 100 epochs).
 It is transductive: a test spectrum's score depends on the other spectra scored with it.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from ramanid.models.ramannet import n_windows
+from ramanid.models.registry import register_model
 
 
 class AttentionResNet(nn.Module):
-    def __init__(self, n_points: int, n_outputs: int, window: int = 32, step: int = 16, hidden: int = 64,
-                 heads: int = 4, blocks: int = 3, dropout: float = 0.1):
+    def __init__(
+        self,
+        n_points: int,
+        n_outputs: int,
+        window: int = 32,
+        step: int = 16,
+        hidden: int = 64,
+        heads: int = 4,
+        blocks: int = 3,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         count = n_windows(n_points, window, step)
         self.embed_windows = nn.Conv1d(1, hidden, window, step)
         self.position = nn.Parameter(torch.zeros(1, count, hidden))
         nn.init.trunc_normal_(self.position, std=0.02)
-        layer = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout, batch_first=True, norm_first=True,
-                                           activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            hidden, heads, 2 * hidden, dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.blocks = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden)
         # a residual path that sees the whole spectrum at once, beside the windows' attention
@@ -48,8 +60,6 @@ class AttentionResNet(nn.Module):
 class SeedAttention(nn.Module):
     """The reference's batch-attention network (transductive; see the module docstring)."""
 
-    transductive = True
-
     def __init__(self, n_points: int, n_outputs: int = 1, hidden: int = 64):
         super().__init__()
         self.encode = nn.Linear(n_points, hidden)
@@ -64,11 +74,24 @@ class SeedAttention(nn.Module):
         return self.out(h + torch.softmax(scores, dim=1) @ self.value(h))
 
 
+@register_model(
+    "window embedding + positions, residual self-attention over one spectrum, whole-spectrum path (ramanid)",
+    defaults={"patience": 40, "augment": {"shift": 2, "scale": 0.1, "noise": 0.01}},
+    width="hidden",
+)
 def attention_resnet(n_points: int = 1024, n_outputs: int = 6, **kwargs) -> AttentionResNet:
     """Windows 32/16 embedded to 64, 3 residual attention blocks of 4 heads, mean+max pooling."""
     return AttentionResNet(n_points, n_outputs, **kwargs)
 
 
+@register_model(
+    "the element reference: Linear(1024->64), attention across the batch, MSE (transductive)",
+    defaults={"lr": 0.01, "weight_decay": 1e-5, "batch_size": None, "patience": None, "scheduler": None},
+    width="hidden",
+    transductive=True,
+    per_element=True,
+    element_loss="mse",
+)
 def seed_attention(n_points: int = 1024, n_outputs: int = 1, **kwargs) -> SeedAttention:
     """The reference: Linear(1024->64), batch self-attention with residual, Linear(64->1)."""
     return SeedAttention(n_points, n_outputs, **kwargs)

@@ -8,11 +8,14 @@ with 100 hidden channels; each block has two convolutions of 5 with BatchNorm an
 that is a 1x1 convolution with BatchNorm where the shape changes (identity otherwise, as in
 the published code); stride 2 from the second stage on; flatten and a linear classifier.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ramanid.models.registry import register_model
 
 
 class ResidualBlock(nn.Module):
@@ -33,11 +36,20 @@ class ResidualBlock(nn.Module):
 
 
 class Ho2019ResNet(nn.Module):
-    def __init__(self, n_points: int, n_classes: int, stem: int = 64, hidden: int = 100, stages: int = 6,
-                 blocks: int = 2, kernel: int = 5):
+    def __init__(
+        self,
+        n_points: int,
+        n_outputs: int,
+        stem: int = 64,
+        hidden: int = 100,
+        stages: int = 6,
+        blocks: int = 2,
+        kernel: int = 5,
+    ):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv1d(1, stem, kernel, 1, kernel // 2, bias=False), nn.BatchNorm1d(stem),
-                                  nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv1d(1, stem, kernel, 1, kernel // 2, bias=False), nn.BatchNorm1d(stem), nn.ReLU()
+        )
         layers, c_in, length = [], stem, n_points
         for stage in range(stages):
             stride = 1 if stage == 0 else 2
@@ -46,12 +58,13 @@ class Ho2019ResNet(nn.Module):
                 c_in = hidden
             length = length if stride == 1 else (length - 1) // 2 + 1
         self.layers = nn.Sequential(*layers)
-        self.classifier = nn.Linear(hidden * length, n_classes)
+        self.classifier = nn.Linear(hidden * length, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.layers(self.stem(x.unsqueeze(1))).flatten(1))
 
 
-def ho2019_resnet(n_points: int = 1024, n_classes: int = 2, **kwargs) -> Ho2019ResNet:
+@register_model("stem 64@5, 6 stages x 2 residual blocks, width 100 (Ho et al. 2019)", width="hidden")
+def ho2019_resnet(n_points: int = 1024, n_outputs: int = 2, **kwargs) -> Ho2019ResNet:
     """Ho et al. (2019): stem 64@5, 6 stages x 2 residual blocks of width 100."""
-    return Ho2019ResNet(n_points, n_classes, **kwargs)
+    return Ho2019ResNet(n_points, n_outputs, **kwargs)

@@ -3,6 +3,7 @@
 Resample and crop; despike (Whitaker & Hayes 2018); baseline removal on pybaselines; Savitzky-Golay
 smoothing and derivatives; min-max, max, area, vector and SNV normalisation; and named presets.
 """
+
 from ramanid.preprocessing.baseline import BaselineCorrection
 from ramanid.preprocessing.despike import Despike
 from ramanid.preprocessing.normalize import Normalize
@@ -11,6 +12,17 @@ from ramanid.preprocessing.resample import Crop, Resample, resample_spectrum
 from ramanid.preprocessing.smooth import Derivative, SavitzkyGolay
 
 __all__ = [
-    "BaselineCorrection", "Crop", "Derivative", "Despike", "Normalize", "PRESETS", "Resample", "STEPS",
-    "SavitzkyGolay", "make_pipeline", "output_shifts", "parse_steps", "resample_spectrum",
+    "BaselineCorrection",
+    "Crop",
+    "Derivative",
+    "Despike",
+    "Normalize",
+    "PRESETS",
+    "Resample",
+    "STEPS",
+    "SavitzkyGolay",
+    "make_pipeline",
+    "output_shifts",
+    "parse_steps",
+    "resample_spectrum",
 ]

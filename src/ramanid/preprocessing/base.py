@@ -1,27 +1,29 @@
 """The shared base of every preprocessing step: a row-wise scikit-learn transformer."""
+
 from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import validate_data
 
-from ramanid.errors import SpectrumFormatError
+from ramanid.errors import PreprocessingError, RamanIdError, SpectrumFormatError
 
 
-def as_spectra(X, name: str = "X") -> np.ndarray:
-    """A 2-D float array (float32 kept, anything else float64); NaN or inf is an error naming the row."""
-    X = np.asarray(X)
-    if X.ndim == 1:
-        X = X[None, :]
-    if X.ndim != 2:
-        raise SpectrumFormatError(name, f"expected spectra as an (n, points) matrix, got shape {X.shape}")
-    if X.dtype != np.float32:
-        X = X.astype(np.float64)
+def _checked(step: BaseEstimator, X, reset: bool) -> np.ndarray:
+    """A 2-D float matrix (float32 kept, anything else float64), through scikit-learn's
+    ``validate_data`` (which also checks the number of points against ``fit``); NaN or inf is a
+    :class:`~ramanid.errors.SpectrumFormatError` naming the first such spectrum.
+    """
+    try:
+        X = validate_data(step, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False)
+    except ValueError as exc:
+        raise SpectrumFormatError("X", f"{type(step).__name__}: {exc}") from exc
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
         raise SpectrumFormatError(
-            name, f"spectrum {int(np.flatnonzero(bad)[0])} holds NaN or infinite values "
-            f"({int(bad.sum())} such spectra): clean or drop them before preprocessing"
+            "X",
+            f"spectrum {int(np.flatnonzero(bad)[0])} holds NaN or infinite values "
+            f"({int(bad.sum())} such spectra): clean or drop them before preprocessing",
         )
     return X
 
@@ -29,23 +31,37 @@ def as_spectra(X, name: str = "X") -> np.ndarray:
 class SpectrumTransformer(TransformerMixin, BaseEstimator):
     """A step that treats each spectrum (row) on its own.
 
-    Subclasses implement :meth:`_transform_rows` on a float64 copy; the base class checks the
-    input, never modifies it, and returns the input's float dtype (float32 stays float32).
+    Subclasses implement :meth:`_transform_rows` on a float64 copy, and :meth:`_check_params`
+    where a parameter can be wrong; the base class checks the parameters in ``fit`` (as
+    scikit-learn does) and the input, never modifies the input, returns the input's float dtype
+    (float32 stays float32), and reports a failure of the algorithm as a
+    :class:`~ramanid.errors.PreprocessingError` naming the step.
     """
 
+    def _check_params(self) -> None:
+        """Raise :class:`~ramanid.errors.PreprocessingError` for a parameter that cannot work."""
+
     def fit(self, X, y=None):
-        X = as_spectra(X)
-        self.n_features_in_ = X.shape[1]
+        """Check the parameters and remember the number of points."""
+        self._check_params()
+        _checked(self, X, reset=True)
         return self
 
     def transform(self, X):
-        check_is_fitted(self, "n_features_in_")
-        X = as_spectra(X)
-        if X.shape[1] != self.n_features_in_:
-            raise SpectrumFormatError(
-                "X", f"spectra have {X.shape[1]} points; this step was fitted on {self.n_features_in_}"
-            )
-        return self._transform_rows(X.astype(np.float64)).astype(X.dtype, copy=False)
+        """The transformed spectra, as a new array. A step learns nothing, so it may transform
+        without ``fit``; after ``fit``, the number of points must match.
+        """
+        self._check_params()
+        X = _checked(self, X, reset=False)
+        try:
+            out = self._transform_rows(X.astype(np.float64))
+        except RamanIdError:
+            raise
+        except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
+            raise PreprocessingError(
+                f"preprocessing step {self!r} failed on spectra of {X.shape[1]} points: {exc}"
+            ) from exc
+        return out.astype(X.dtype, copy=False)
 
     def _transform_rows(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

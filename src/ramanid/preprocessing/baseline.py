@@ -4,6 +4,7 @@ Algorithms: asls (Eilers & Boelens 2005), arpls (Baek et al. 2015), airpls (Zhan
 modpoly (Lieber & Mahadevan-Jansen 2003), imodpoly (Zhao et al. 2007), snip (Ryan et al. 1988)
 and rubberband (convex hull).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +12,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from pybaselines import Baseline as _Fitter
 from scipy.spatial import QhullError
 
+from ramanid.errors import PreprocessingError
 from ramanid.preprocessing.base import SpectrumTransformer
 
 #: the key parameters each algorithm takes
@@ -57,8 +59,18 @@ class BaselineCorrection(SpectrumTransformer):
     take is an error.
     """
 
-    def __init__(self, method: str = "arpls", lam=None, p=None, poly_order=None, max_half_window=None,
-                 segments=None, max_iter=None, shifts=None, n_jobs=None):
+    def __init__(
+        self,
+        method: str = "arpls",
+        lam=None,
+        p=None,
+        poly_order=None,
+        max_half_window=None,
+        segments=None,
+        max_iter=None,
+        shifts=None,
+        n_jobs=None,
+    ):
         self.method = method
         self.lam = lam
         self.p = p
@@ -71,13 +83,19 @@ class BaselineCorrection(SpectrumTransformer):
 
     def _options(self) -> dict:
         if self.method not in PARAMETERS:
-            raise ValueError(f"unknown baseline method {self.method!r}: expected one of {sorted(PARAMETERS)}")
-        given = {k: getattr(self, k) for k in ("lam", "p", "poly_order", "max_half_window", "segments", "max_iter")
-                 if getattr(self, k) is not None}
+            raise PreprocessingError(f"unknown baseline method {self.method!r}: expected one of {sorted(PARAMETERS)}")
+        given = {
+            k: getattr(self, k)
+            for k in ("lam", "p", "poly_order", "max_half_window", "segments", "max_iter")
+            if getattr(self, k) is not None
+        }
         extra = sorted(set(given) - set(PARAMETERS[self.method]))
         if extra:
-            raise ValueError(f"baseline {self.method!r} takes {PARAMETERS[self.method]}, not {extra}")
+            raise PreprocessingError(f"baseline {self.method!r} takes {PARAMETERS[self.method]}, not {extra}")
         return given
+
+    def _check_params(self) -> None:
+        self._options()
 
     def baselines(self, X) -> np.ndarray:
         """The estimated baselines, shape ``(n, p)``."""

@@ -3,6 +3,7 @@
 Whitaker D A, Hayes K (2018), *A simple algorithm for despiking Raman spectra*,
 Chemometrics and Intelligent Laboratory Systems 179:82-84.
 """
+
 from __future__ import annotations
 
 import numpy as np

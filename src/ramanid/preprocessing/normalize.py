@@ -1,8 +1,10 @@
 """Per-spectrum intensity normalisation: min-max, max, area, vector (L2) and SNV."""
+
 from __future__ import annotations
 
 import numpy as np
 
+from ramanid.errors import PreprocessingError
 from ramanid.preprocessing.base import SpectrumTransformer
 
 METHODS = ("minmax", "max", "area", "vector", "snv")
@@ -23,9 +25,11 @@ class Normalize(SpectrumTransformer):
     def __init__(self, method: str = "minmax"):
         self.method = method
 
-    def _transform_rows(self, X):
+    def _check_params(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"unknown normalisation {self.method!r}: expected one of {METHODS}")
+            raise PreprocessingError(f"unknown normalisation {self.method!r}: expected one of {METHODS}")
+
+    def _transform_rows(self, X):
         if self.method == "minmax":
             X = X - X.min(axis=1, keepdims=True)
             scale = X.max(axis=1, keepdims=True)

@@ -4,6 +4,7 @@ A step string is a comma-separated list of step names, each optionally with para
 ``"despike, arpls(lam=1e5), savgol(window_length=15), vector"``. Values are read as numbers
 where they look like numbers and as text otherwise; nothing is evaluated.
 """
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,7 @@ import re
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ramanid.errors import RamanIdError
+from ramanid.errors import PreprocessingError
 from ramanid.preprocessing.baseline import PARAMETERS as BASELINES
 from ramanid.preprocessing.baseline import BaselineCorrection
 from ramanid.preprocessing.despike import Despike
@@ -48,19 +49,21 @@ def parse_steps(spec: str) -> list[tuple[str, dict]]:
     while pos < len(spec):
         match = _STEP.match(spec, pos)
         if not match or match.end() == pos:
-            raise RamanIdError(f"cannot read preprocessing {spec!r} at {spec[pos:]!r}: expected name(key=value, ...)")
+            raise PreprocessingError(
+                f"cannot read preprocessing {spec!r} at {spec[pos:]!r}: expected name(key=value, ...)"
+            )
         name, args = match.group(1), match.group(2)
         if name in PRESETS:
             steps += parse_steps(PRESETS[name])
         elif name not in STEPS:
-            raise RamanIdError(
+            raise PreprocessingError(
                 f"unknown preprocessing step {name!r}: expected a preset {sorted(PRESETS)} or a step {sorted(STEPS)}"
             )
         else:
             steps.append((name, _parse_args(name, args or "")))
         pos = match.end()
     if not steps:
-        raise RamanIdError(f"empty preprocessing {spec!r}: expected a preset {sorted(PRESETS)} or steps")
+        raise PreprocessingError(f"empty preprocessing {spec!r}: expected a preset {sorted(PRESETS)} or steps")
     return steps
 
 
@@ -76,7 +79,8 @@ def make_pipeline(spec: str, shifts=None, n_jobs=None) -> Pipeline:
         try:
             step = STEPS[name](**params)
         except TypeError as exc:
-            raise RamanIdError(f"preprocessing step {name!r}: {exc}") from exc
+            raise PreprocessingError(f"preprocessing step {name!r}: {exc}") from exc
+        step._check_params()  # a bad parameter fails now, before any spectrum is read
         available = step.get_params()
         if "shifts" in available and available["shifts"] is None and axis is not None:
             step.set_params(shifts=axis.tolist())
@@ -102,7 +106,7 @@ def _parse_args(name: str, text: str) -> dict:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise RamanIdError(f"preprocessing step {name!r}: cannot read {item!r}, expected key=value")
+            raise PreprocessingError(f"preprocessing step {name!r}: cannot read {item!r}, expected key=value")
         args[key.strip()] = _value(value.strip())
     return args
 

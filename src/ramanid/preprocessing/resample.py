@@ -1,11 +1,14 @@
 """Resampling onto a shift grid, and cropping to a range."""
+
 from __future__ import annotations
 
 import numpy as np
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
-from ramanid.errors import SpectrumFormatError
+from ramanid.errors import PreprocessingError, SpectrumFormatError
 from ramanid.preprocessing.base import SpectrumTransformer
+from ramanid.preprocessing.grid import parse_grid
+from ramanid.spectra import check_shifts
 
 METHODS = ("linear", "cubic", "pchip")
 
@@ -33,9 +36,9 @@ def resample_spectrum(shifts, intensities, grid, method: str = "linear", outside
     values = np.asarray(intensities, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
     if method not in METHODS:
-        raise ValueError(f"unknown resampling method {method!r}: expected one of {METHODS}")
+        raise PreprocessingError(f"unknown resampling method {method!r}: expected one of {METHODS}")
     if outside not in ("edge", "nan"):
-        raise ValueError(f"unknown outside policy {outside!r}: expected 'edge' or 'nan'")
+        raise PreprocessingError(f"unknown outside policy {outside!r}: expected 'edge' or 'nan'")
     inside = np.clip(grid, shifts[0], shifts[-1])
     if method == "linear":
         if values.ndim == 1:
@@ -56,18 +59,6 @@ def coverage(shifts, grid) -> float:
     return float(np.mean((grid >= shifts[0]) & (grid <= shifts[-1])))
 
 
-def check_shifts(shifts, source: str = "shift axis") -> np.ndarray:
-    """A finite, strictly increasing shift axis with at least two points, or a clear error."""
-    shifts = np.asarray(shifts, dtype=np.float64)
-    if shifts.ndim != 1 or len(shifts) < 2:
-        raise SpectrumFormatError(source, f"expected at least 2 shifts in a 1-D axis, got shape {shifts.shape}")
-    if not np.all(np.isfinite(shifts)):
-        raise SpectrumFormatError(source, "the shift axis holds NaN or infinite values")
-    if not np.all(np.diff(shifts) > 0):
-        raise SpectrumFormatError(source, "the shift axis is not strictly increasing")
-    return shifts
-
-
 class Resample(SpectrumTransformer):
     """Interpolate spectra from the axis ``shifts`` onto ``grid``.
 
@@ -86,10 +77,12 @@ class Resample(SpectrumTransformer):
         self.grid = grid
         self.method = method
 
+    def _check_params(self) -> None:
+        if self.method not in METHODS:
+            raise PreprocessingError(f"unknown resampling method {self.method!r}: expected one of {METHODS}")
+
     def output_shifts(self, shifts=None) -> np.ndarray:
         if isinstance(self.grid, str):
-            from ramanid.datasets.grid import parse_grid
-
             return parse_grid(self.grid).axis
         return np.asarray(self.grid, dtype=np.float64)
 

@@ -3,10 +3,13 @@
 Savitzky A, Golay M J E (1964), *Smoothing and differentiation of data by simplified least
 squares procedures*, Analytical Chemistry 36:1627-1639. Computed by :func:`scipy.signal.savgol_filter`.
 """
+
 from __future__ import annotations
 
+import numpy as np
 from scipy.signal import savgol_filter
 
+from ramanid.errors import PreprocessingError
 from ramanid.preprocessing.base import SpectrumTransformer
 
 
@@ -28,6 +31,9 @@ class SavitzkyGolay(SpectrumTransformer):
         self.polyorder = polyorder
         self.deriv = deriv
 
+    def _check_params(self) -> None:
+        check_savgol(self.window_length, self.polyorder, self.deriv)
+
     def _transform_rows(self, X):
         return savgol_filter(X, self.window_length, self.polyorder, deriv=self.deriv, axis=1, mode="interp")
 
@@ -40,5 +46,20 @@ class Derivative(SpectrumTransformer):
         self.window_length = window_length
         self.polyorder = polyorder
 
+    def _check_params(self) -> None:
+        if self.order not in (1, 2):
+            raise PreprocessingError(f"derivative order {self.order!r}: expected 1 or 2")
+        check_savgol(self.window_length, self.polyorder, self.order)
+
     def _transform_rows(self, X):
         return SavitzkyGolay(self.window_length, self.polyorder, self.order)._transform_rows(X)
+
+
+def check_savgol(window_length, polyorder, deriv) -> None:
+    """Savitzky-Golay needs an odd window longer than the polynomial order, and deriv <= polyorder."""
+    ok = all(isinstance(v, (int, np.integer)) for v in (window_length, polyorder, deriv))
+    if not ok or window_length < 1 or not 0 <= deriv <= polyorder < window_length:
+        raise PreprocessingError(
+            f"Savitzky-Golay window_length={window_length!r}, polyorder={polyorder!r}, "
+            f"deriv={deriv!r}: expected whole numbers with 0 <= deriv <= polyorder < window_length"
+        )

@@ -1,4 +1,5 @@
 """Augmentation for spectra, applied to training batches only. Off by default."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,6 +23,12 @@ class Augment:
         Amplitude of a smooth random drift (a quadratic), relative to each spectrum's range.
     spikes : float
         Probability that a spectrum gets one cosmic-ray-like spike of up to its range.
+    broaden : float
+        Largest standard deviation, in points, of a Gaussian blur: the lower resolution of another
+        spectrometer or grating.
+    truncate : float
+        Largest share of the points cut from either end (filled with the value at the cut), as
+        when an instrument covers a shorter range.
     """
 
     shift: int = 0
@@ -29,6 +36,8 @@ class Augment:
     noise: float = 0.0
     baseline: float = 0.0
     spikes: float = 0.0
+    broaden: float = 0.0
+    truncate: float = 0.0
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n, p = x.shape
@@ -49,6 +58,14 @@ class Augment:
             x = x + self.baseline * span * (a * t + b * t**2)
         if self.noise:
             x = x + self.noise * span * torch.randn(n, p, generator=generator, device=x.device)
+        if self.broaden:
+            x = _blur(x, self.broaden * uniform(n, 1))
+        if self.truncate:
+            cut = (self.truncate * p * uniform(n, 2)).long()  # points cut at the start and at the end
+            index = torch.arange(p, device=x.device)[None, :].clamp(
+                cut[:, :1], (p - 1 - cut[:, 1:]).clamp_min(cut[:, :1])
+            )
+            x = x.gather(1, index)
         if self.spikes:
             hit = uniform(n) < self.spikes
             where = torch.randint(0, p, (n,), generator=generator, device=x.device)
@@ -58,4 +75,15 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        return any((self.shift, self.scale, self.noise, self.baseline, self.spikes))
+        return any((self.shift, self.scale, self.noise, self.baseline, self.spikes, self.broaden, self.truncate))
+
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Each row convolved with a normalised Gaussian of its own ``sigma`` (points); edges repeat."""
+    half = max(1, int(3 * float(sigma.max())))
+    offsets = torch.arange(-half, half + 1, device=x.device, dtype=x.dtype)
+    kernels = torch.exp(-0.5 * (offsets[None, :] / sigma.clamp_min(1e-3)) ** 2)
+    kernels = kernels / kernels.sum(1, keepdim=True)
+    padded = torch.nn.functional.pad(x[:, None, :], (half, half), mode="replicate")[:, 0, :]
+    windows = padded.unfold(1, 2 * half + 1, 1)  # (n, p, kernel)
+    return torch.einsum("npk,nk->np", windows, kernels)

@@ -5,6 +5,7 @@ and clustering*, CVPR. Mining as in TensorFlow Addons' ``triplet_semihard_loss``
 RamanNet code uses: for every anchor-positive pair, the negative is the closest one that is
 farther than the positive; where there is none, the farthest negative.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Shift grids: ``100:1400:1024`` (start:stop:points) or ``auto:0.95:1024`` (the range a share covers)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ramanid.errors import DatasetError
+
+#: more points than any Raman spectrometer gives; a larger grid is a typo that would exhaust memory
+MAX_POINTS = 65_536
 
 
 @dataclass(frozen=True)
@@ -19,8 +23,8 @@ class Grid:
     def __post_init__(self):
         if not (np.isfinite(self.start) and np.isfinite(self.stop) and self.start < self.stop):
             raise DatasetError(f"grid {self.start}:{self.stop}: expected start < stop")
-        if self.points < 2:
-            raise DatasetError(f"grid with {self.points} points: expected at least 2")
+        if not 2 <= self.points <= MAX_POINTS:
+            raise DatasetError(f"grid with {self.points} points: expected 2 to {MAX_POINTS}")
 
     @property
     def axis(self) -> np.ndarray:
@@ -62,6 +66,8 @@ def parse_grid(text: str) -> Grid | AutoGrid:
             return AutoGrid(float(parts[1]), int(parts[2]))
         if len(parts) == 3:
             return Grid(float(parts[0]), float(parts[1]), int(parts[2]))
+    except DatasetError:
+        raise
     except ValueError:
         pass
     raise DatasetError(f"grid {text!r}: expected START:STOP:POINTS (e.g. 100:1400:1024) or auto:SHARE:POINTS")

@@ -1,0 +1,194 @@
+"""``ramanid serve``: a local web page and HTTP API over a saved model (Starlette, served by uvicorn).
+
+- ``GET /``: the page: drop or choose spectrum files, see the ranked answers, the unknown flag,
+  the conformal set, an interactive plot of the spectrum over its nearest references with the
+  attribution, and download the batch as CSV.
+- ``GET /api/model``: what the model is.
+- ``POST /api/predict``: multipart form, files in the field ``files``; the JSON of
+  ``ramanid predict --format json``. With ``?details=1``: ``{"results": [...], "skipped": [...]}``
+  where each result also carries the plot data. A file that cannot be read is a 422 answer with
+  the reason when nothing in the request could be answered; never a 500.
+
+Uploads go to a private temporary folder that is removed after the request; nothing is written
+into the model folder. Request size, number of files and time are capped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import anyio
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from ramanid.bundle import Bundle, load_bundle
+from ramanid.errors import RamanIdError
+from ramanid.explain import explain
+from ramanid.io.files import read_spectrum_files
+from ramanid.predict import library_search, predict_spectra, prepare
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may hold and take."""
+
+    max_upload_mb: float = 50.0
+    max_files: int = 200
+    timeout_s: float = 120.0
+
+
+def create_app(model_dir: str | Path, limits: Limits = Limits()) -> Starlette:
+    """The web application for the model folder ``model_dir`` (loaded once, at start)."""
+    bundle = load_bundle(model_dir)
+    page = resources.files("ramanid.data").joinpath("serve.html").read_text(encoding="utf-8")
+
+    async def index(request: Request):
+        return HTMLResponse(page)
+
+    async def model(request: Request):
+        return JSONResponse(describe(bundle))
+
+    async def predict(request: Request):
+        size = int(request.headers.get("content-length") or 0)
+        if size > limits.max_upload_mb * 2**20:
+            return _error(413, f"the upload is {size / 2**20:.1f} MB; the limit is {limits.max_upload_mb:g} MB")
+        try:
+            form = await request.form(max_files=limits.max_files, max_part_size=int(limits.max_upload_mb * 2**20))
+        except Exception as exc:  # noqa: BLE001 - multipart parsing errors come in several types
+            return _error(400, f"could not read the upload: {exc}")
+        uploads = [f for f in form.getlist("files") if hasattr(f, "read")]
+        if not uploads:
+            return _error(400, "no files: send spectrum files in the multipart field 'files'")
+        with tempfile.TemporaryDirectory(prefix="ramanid-upload-") as folder:
+            paths = []
+            for i, upload in enumerate(uploads):
+                path = Path(folder) / f"{i:04d}_{Path(upload.filename or 'upload').name}"
+                path.write_bytes(await upload.read())
+                paths.append(path)
+            details = request.query_params.get("details") in ("1", "true")
+            confidence = float(request.query_params.get("confidence", 0.95))
+            try:
+                with anyio.fail_after(limits.timeout_s):
+                    answer = await anyio.to_thread.run_sync(_answer, bundle, paths, details, confidence)
+            except TimeoutError:
+                return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
+            except RamanIdError as exc:
+                return _error(422, str(exc))
+        results, skipped = answer
+        for result in results:
+            result["file"] = _original(result["file"], folder)
+        skipped = [{"file": _original(s.file, folder), "reason": _original(s.reason, folder)} for s in skipped]
+        if details:
+            return JSONResponse({"results": results, "skipped": skipped})
+        if not results:
+            return _error(422, "; ".join(s["reason"] for s in skipped) or "no spectrum found", skipped=skipped)
+        return JSONResponse(results)
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/model", model),
+            Route("/api/predict", predict, methods=["POST"]),
+        ]
+    )
+
+
+def describe(bundle: Bundle) -> dict:
+    """What ``GET /api/model`` answers."""
+    info = bundle.info
+    classes = [str(c) for c in getattr(bundle.estimator, "classes_", [])]
+    return {
+        "task": info["task"],
+        "model": bundle.estimator.model,
+        "identifier": "identifier" in info,
+        "classes": len(classes),
+        "first_classes": classes[:20],
+        "elements": list(getattr(bundle.estimator, "elements_", [])),
+        "range_cm1": [float(bundle.shifts[0]), float(bundle.shifts[-1])],
+        "points": len(bundle.shifts),
+        "references": len(bundle.library),
+        "preprocess": info.get("preprocess"),
+        "unknown_score": info["ood"]["score"],
+        "ramanid_version": info.get("ramanid_version"),
+        "training_data": {k: v for k, v in info["data"].items() if k != "built_with"},
+    }
+
+
+def _answer(bundle: Bundle, paths: list[Path], details: bool, confidence: float):
+    spectra, skipped = read_spectrum_files(paths)
+    predictions, refused = predict_spectra(bundle, spectra, confidence=confidence)
+    results = [json_safe(dataclasses.asdict(p)) for p in predictions]
+    if details:
+        answered = {p.file for p in predictions}
+        plotted = [s for s in spectra if s.source in answered]
+        for result, spectrum in zip(results, plotted, strict=True):
+            result["plot"] = _plot(bundle, spectrum)
+    return results, skipped + refused
+
+
+def _plot(bundle: Bundle, spectrum) -> dict:
+    """The preprocessed spectrum, its three nearest references by cosine, and the attribution."""
+    X, _, _ = prepare(bundle, [spectrum])
+    hits = library_search(bundle).search(X, k=3)[0]
+    references = [
+        {
+            "label": f"{row.get('mineral', row['label'])} {row.get('rruff_id', '')}".strip(),
+            "similarity": round(float(row["similarity"]), 4),
+            "intensities": np.round(bundle.library[int(row["library_index"])], 4).tolist(),
+        }
+        for _, row in hits.iterrows()
+    ]
+    plot = {
+        "shifts": np.round(bundle.shifts, 2).tolist(),
+        "spectrum": np.round(X[0], 4).tolist(),
+        "references": references,
+        "attribution": None,
+        "target": None,
+    }
+    try:
+        e = explain(bundle, spectrum)
+        plot["attribution"], plot["target"] = np.round(e.attribution, 5).tolist(), e.target
+    except RamanIdError:
+        pass  # a transductive model has no attribution for one spectrum
+    return plot
+
+
+def json_safe(value):
+    """NaN and infinities as null, so the answer is valid JSON."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+def _original(text: str, folder: str) -> str:
+    """A message about an uploaded file, naming the file as the user named it."""
+    import re
+
+    return re.sub(re.escape(str(folder)) + r"/\d{4}_", "", str(text))
+
+
+def _error(status: int, message: str, **extra) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(), log=print):
+    """Run the web application until interrupted."""
+    import uvicorn
+
+    app = create_app(model_dir, limits)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log(f"warning: serving on {host}: anyone who can reach this address can use the model")
+    log(f"ramanid: serving {model_dir} on http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

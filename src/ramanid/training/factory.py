@@ -1,0 +1,88 @@
+"""Estimators by name: the neural models of the registry and the classical baselines, for any task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sklearn.ensemble import VotingClassifier
+
+from ramanid.classical import CLASSICAL, ELEMENTS_ONLY, ClassicalElementIdentifier, FormulaVote, classical_model
+from ramanid.errors import ModelError
+from ramanid.models import MODELS, get_model_spec, user_models
+from ramanid.targets import Task
+from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
+
+
+@dataclass
+class Options:
+    """Training options shared by every neural model; ``None`` keeps the model's default.
+
+    ``hidden`` sets the width parameter a model registers (``--hidden``); models without one
+    ignore it. ``ensemble=N`` trains N copies of each network from seeds ``seed .. seed+N-1``
+    and averages their probabilities (a deep ensemble, Lakshminarayanan et al. 2017); label
+    tasks only. ``preprocess`` (steps, a preset, or ``"auto"``) runs inside each fold, fitted on
+    its training rows.
+    """
+
+    epochs: int = 100
+    lr: float | None = None
+    weight_decay: float | None = None
+    hidden: int | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    precision: str = "auto"
+    ensemble: int = 1
+    preprocess: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def model_names() -> list[str]:
+    """Every name :func:`make_estimator` takes."""
+    return user_models() + list(CLASSICAL)
+
+
+def check_model_name(name: str) -> None:
+    """A :class:`ModelError` unless ``name`` is a registered network or a classical baseline."""
+    if name not in CLASSICAL and (name not in MODELS or MODELS[name].benchmark_only):
+        raise ModelError(f"unknown model {name!r}: expected one of {model_names()}")
+
+
+def make_estimator(name: str, task: Task, options: Options, seed: int):
+    """The estimator for a model name and task."""
+    check_model_name(name)
+    if name in ELEMENTS_ONLY and task.kind != "elements":
+        raise ModelError(f"{name} votes the elements of the nearest references' formulas: use it with --task elements")
+    if name in CLASSICAL:
+        if name == "formula_vote":
+            return FormulaVote(task.elements, random_state=seed)
+        if task.kind == "elements":
+            return ClassicalElementIdentifier(task.elements, base=name, random_state=seed)
+        return classical_model(name, random_state=seed)
+    width = get_model_spec(name).width
+    model_params = {width: options.hidden} if options.hidden is not None and width else None
+    common = dict(
+        model=name,
+        model_params=model_params,
+        epochs=options.epochs,
+        lr=options.lr,
+        weight_decay=options.weight_decay,
+        batch_size=options.batch_size,
+        device=options.device,
+        precision=options.precision,
+        random_state=seed,
+        **options.extra,
+    )
+    if task.kind == "elements":
+        if options.ensemble > 1:
+            raise ModelError(
+                "ensembles are for mineral and label tasks: each element network chooses its "
+                "thresholds on its own validation split"
+            )
+        return ElementIdentifier(elements=task.elements, **common)
+    if options.ensemble > 1:
+        members = [
+            (f"seed{seed + i}", SpectrumClassifier(**{**common, "random_state": seed + i}))
+            for i in range(options.ensemble)
+        ]
+        return VotingClassifier(members, voting="soft")
+    return SpectrumClassifier(**common)

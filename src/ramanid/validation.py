@@ -1,0 +1,68 @@
+"""The internal validation split of a training set, and the choices made on it (thresholds)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from ramanid.errors import ModelError
+
+RULES = ("youden", "f1")
+
+
+def validation_split(n: int, fraction: float, seed: int, stratify=None, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, validation)`` positions among ``n`` training spectra.
+
+    With ``groups`` (e.g. minerals, specimens or patients), whole groups are held out, so that
+    early stopping and thresholds are chosen on groups training did not see, as the outer split
+    does. Otherwise the split is stratified by ``stratify`` where every class allows it. Fewer
+    than 10 spectra, or ``fraction=0``: no validation.
+    """
+    index = np.arange(n)
+    if not fraction or n < 10:
+        return index, index[:0]
+    if groups is not None and len(np.unique(groups)) >= 2:
+        train, val = next(
+            GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(index, groups=groups)
+        )
+        return np.sort(train), np.sort(val)
+    try:
+        train, val = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError:  # a class too small to stratify
+        train, val = train_test_split(index, test_size=fraction, random_state=seed)
+    return np.sort(train), np.sort(val)
+
+
+def check_rule(rule) -> None:
+    """A :class:`ModelError` unless ``rule`` is ``"youden"``, ``"f1"`` or a number."""
+    if isinstance(rule, str) and rule not in RULES:
+        raise ModelError(f"unknown threshold rule {rule!r}: expected 'youden', 'f1' or a number")
+
+
+def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> np.ndarray:
+    """Per-column decision thresholds chosen on validation data.
+
+    ``rule="youden"`` maximises sensitivity + specificity - 1 (Youden 1950); ``"f1"`` maximises
+    F1; a number is used as it is. A column whose validation data hold one class only, or an
+    empty validation set, gets 0.5. A threshold above every score (scikit-learn's first ROC
+    point is infinite) is clipped to the highest validation score, so scores that are not
+    probabilities keep their scale.
+    """
+    check_rule(rule)
+    columns = Y_val.shape[1]
+    if not isinstance(rule, str):
+        return np.full(columns, float(rule))
+    thresholds = np.full(columns, 0.5)
+    for j in range(columns if len(Y_val) else 0):
+        truth = Y_val[:, j]
+        if truth.min() == truth.max():
+            continue
+        if rule == "youden":
+            fpr, tpr, cut = roc_curve(truth, scores[:, j])
+            thresholds[j] = min(cut[np.argmax(tpr - fpr)], scores[:, j].max())
+        else:
+            precision, recall, cut = precision_recall_curve(truth, scores[:, j])
+            f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+            thresholds[j] = cut[np.argmax(f1)]
+    return thresholds

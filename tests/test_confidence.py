@@ -1,0 +1,134 @@
+"""Calibrated probabilities, conformal answer sets and unknown scores: on synthetic cases where the
+answer is known, and in a saved model's predictions."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.special import softmax
+
+from ramanid import confidence as conf
+from ramanid.cli import main
+from ramanid.errors import ModelError
+
+
+def _sampled(n=4000, classes=8, temperature=1.0, seed=0):
+    """Logits whose classes are drawn from softmax(logits / temperature): a known calibration."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(n, classes))
+    proba = softmax(logits / temperature, axis=1)
+    y = np.array([rng.choice(classes, p=p) for p in proba])
+    return logits, y
+
+
+def test_temperature_scaling_recovers_a_known_temperature_and_lowers_the_ece():
+    logits, y = _sampled(temperature=2.5)
+    temperature = conf.fit_temperature(logits, y)
+    assert temperature == pytest.approx(2.5, rel=0.1)
+    before = conf.expected_calibration_error(conf.calibrated(logits, 1.0), y)
+    after = conf.expected_calibration_error(conf.calibrated(logits, temperature), y)
+    assert before > 0.05 and after < 0.03
+
+
+@pytest.mark.parametrize("level", [0.8, 0.9, 0.95])
+def test_conformal_sets_cover_as_stated_on_exchangeable_data(level):
+    logits, y = _sampled(n=6000, temperature=1.0, seed=1)
+    proba = conf.calibrated(logits, 1.0)
+    calibration, test = slice(0, 3000), slice(3000, None)
+    threshold = conf.conformal_quantile(conf.conformity_scores(proba[calibration], y[calibration]), level)
+    sets = conf.answer_sets(proba[test], threshold)
+    coverage = np.mean([y[test][i] in s for i, s in enumerate(sets)])
+    assert level - 0.02 <= coverage <= level + 0.03  # at least the level, up to the finite-sample slack
+    assert 1 <= np.mean([len(s) for s in sets]) < 8
+
+
+def test_conformal_edge_cases():
+    assert conf.conformal_quantile([0.5, 0.6], 0.99) == float("inf")  # too few calibration spectra
+    assert [len(s) for s in conf.answer_sets(np.array([[0.7, 0.2, 0.1]]), float("inf"))] == [3]
+    with pytest.raises(ModelError, match="confidence 1.5"):
+        conf.conformal_quantile([0.1], 1.5)
+
+
+def test_unknown_scores_rank_far_queries_above_near_ones():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    labels = np.repeat(np.arange(5), 20)
+    references = centres[labels] + 0.1 * rng.normal(size=(100, 16))
+    near = centres[[0, 1, 2]] + 0.1 * rng.normal(size=(3, 16))
+    far = rng.normal(size=(3, 16)) * 3
+    for score in (conf.nearest_unknown, conf.prototype_unknown, conf.mahalanobis_unknown):
+        args = (references,) if score is conf.nearest_unknown else (references, labels)
+        assert score(far, *args).min() > score(near, *args).max(), score.__name__
+    confident, unsure = np.array([[8.0, 0.0, 0.0]]), np.array([[0.1, 0.0, 0.0]])
+    for score in (conf.msp_unknown, conf.max_logit_unknown, conf.energy_unknown):
+        assert score(unsure)[0] > score(confident)[0], score.__name__
+
+
+def test_the_unknown_score_and_threshold_come_from_validation_only():
+    rng = np.random.default_rng(0)
+    unknown = np.r_[np.zeros(95, bool), np.ones(5, bool)]
+    good, useless = np.where(unknown, 1.0, 0.0) + 0.1 * rng.random(100), rng.random(100)
+    name, threshold, auroc = conf.choose_unknown_score({"good": good, "useless": useless}, unknown)
+    assert name == "good" and auroc["good"] == 1.0
+    assert threshold == pytest.approx(np.quantile(good[~unknown], 0.95))
+    assert conf.choose_unknown_score({"library cosine": good}, np.zeros(100, bool))[2] == {}
+
+
+@pytest.fixture(scope="module")
+def trained(rruff_780, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("confidence")
+    data = rruff_780.spectra.save(folder / "rruff780.npz")
+    result = CliRunner().invoke(
+        main, ["train", "--data", str(data), "--model", "ramannet", "--epochs", "4", "--out", str(folder / "model")]
+    )
+    assert result.exit_code == 0, result.output
+    return folder / "model", rruff_780.spectra
+
+
+def test_calibration_is_fitted_on_the_validation_specimens(trained):
+    from ramanid.bundle import load_bundle
+
+    model, spectra = trained
+    bundle = load_bundle(model)
+    info, estimator = bundle.info, bundle.estimator
+    assert info["validation"]["grouped_by"] == "rruff_id"
+    # recomputed from the validation spectra of minerals seen in training, the stored temperature
+    # is the same number
+    y = spectra.meta["mineral"].astype(str).to_numpy()
+    rows = _validation_rows(estimator, spectra, y)
+    known = rows[np.isin(y[rows], np.delete(y, rows))]
+    assert 0 < len(known) < len(rows) == info["validation"]["n_spectra"]
+    codes = np.searchsorted(estimator.classes_, y[known])
+    logits = estimator.logits(spectra.intensities[known])
+    assert conf.fit_temperature(logits, codes) == pytest.approx(info["calibration"]["temperature"], rel=1e-4)
+    assert len(info["calibration"]["conformal_scores"]) == len(known)
+
+
+def _validation_rows(estimator, spectra, y):
+    """The validation rows train_bundle held out: the same seeded split, by specimen."""
+    from ramanid.validation import validation_split
+
+    groups = spectra.meta["rruff_id"].astype(str).to_numpy()
+    return validation_split(
+        len(y), estimator.val_fraction, estimator.random_state, np.searchsorted(estimator.classes_, y), groups
+    )[1]
+
+
+def test_predict_gives_the_three_answers(trained, tmp_path):
+    model, spectra = trained
+    sample = tmp_path / "sample.csv"
+    np.savetxt(sample, np.column_stack([spectra.shifts, spectra.intensities[5]]), delimiter=",")
+    runner = CliRunner()
+    result = runner.invoke(main, ["predict", str(model), str(sample), "--format", "json", "--confidence", "0.9"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)[0]
+    assert answer["confidence"] == 0.9 and len(answer["answer_set"]) >= 1
+    assert answer["top"][0][0] in answer["answer_set"] and 0 < answer["top"][0][1] <= 1
+    assert isinstance(answer["unknown"], bool) and np.isfinite(answer["unknown_score"])
+    wider = json.loads(
+        runner.invoke(main, ["predict", str(model), str(sample), "--format", "json", "--confidence", "0.99"]).stdout
+    )[0]
+    assert len(wider["answer_set"]) >= len(answer["answer_set"])
+    table = runner.invoke(main, ["predict", str(model), str(sample), "--format", "csv"]).output
+    assert "set95%" in table.splitlines()[0]

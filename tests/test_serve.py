@@ -1,0 +1,146 @@
+"""The web page and its API: the framework's test client for the API, and one end-to-end run in a
+real headless Chromium (Playwright driving the system's browser)."""
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from ramanid.cli import main
+from ramanid.serve import Limits, create_app
+from tests.conftest import rruff_text
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def model(rruff_780, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    data = rruff_780.spectra.save(folder / "set.npz")
+    result = CliRunner().invoke(
+        main, ["train", "--data", str(data), "--model", "ramannet", "--epochs", "3", "--out", str(folder / "model")]
+    )
+    assert result.exit_code == 0, result.output
+    return folder / "model", rruff_780.spectra
+
+
+@pytest.fixture(scope="module")
+def rruff_file(model, tmp_path_factory):
+    """A real 780 nm spectrum in RRUFF's own file format."""
+    _, spectra = model
+    rows = "".join(f"{x:.2f}, {y:.5f}\r\n" for x, y in zip(spectra.shifts, spectra.intensities[0], strict=True))
+    path = tmp_path_factory.mktemp("files") / "Calcite__R040070__Raman__780__0__unoriented__Raman_Data_Processed__1.txt"
+    path.write_text(rruff_text(rows=rows, chemistry="CaCO_3_", name="Calcite"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    return TestClient(create_app(model[0], Limits(max_upload_mb=1, max_files=3, timeout_s=60)))
+
+
+def test_api_model_and_predict(client, model, rruff_file):
+    folder, _ = model
+    described = client.get("/api/model").json()
+    assert described["task"]["kind"] == "label" and described["classes"] > 100 and described["points"] == 1024
+    response = client.post("/api/predict", files=[("files", (rruff_file.name, rruff_file.read_bytes()))])
+    assert response.status_code == 200
+    cli = CliRunner().invoke(main, ["predict", str(folder), str(rruff_file), "--format", "json"])
+    api, expected = response.json()[0], json.loads(cli.stdout)[0]
+    assert api["top"] == [list(t) for t in expected["top"]] and api["answer_set"] == expected["answer_set"]
+    assert api["file"].endswith(rruff_file.name) and "ramanid-upload" not in api["file"]
+
+
+def test_unreadable_files_are_4xx_with_the_reason(client, rruff_file):
+    response = client.post("/api/predict", files=[("files", ("empty.txt", b""))])
+    assert response.status_code == 422 and "empty.txt" in response.json()["error"]
+    assert "Traceback" not in response.text
+    both = client.post(
+        "/api/predict?details=1",
+        files=[("files", ("empty.txt", b"")), ("files", (rruff_file.name, rruff_file.read_bytes()))],
+    )
+    body = both.json()
+    assert both.status_code == 200 and len(body["results"]) == 1 and body["skipped"][0]["file"] == "empty.txt"
+    plot = body["results"][0]["plot"]
+    assert len(plot["shifts"]) == len(plot["spectrum"]) == len(plot["attribution"]) == 1024
+    assert len(plot["references"]) == 3
+
+
+def test_limits(client, rruff_file):
+    assert client.post("/api/predict").status_code == 400
+    big = client.post("/api/predict", files=[("files", ("big.txt", b"1, 2\n" * 300_000))])
+    assert big.status_code == 413 and "limit is 1 MB" in big.json()["error"]
+    many = client.post("/api/predict", files=[("files", (f"{i}.txt", b"1,2\n")) for i in range(5)])
+    assert many.status_code == 400
+
+
+def test_nothing_is_written_into_the_model_folder(client, model, rruff_file):
+    folder, _ = model
+    before = sorted(p.name for p in folder.iterdir())
+    client.post("/api/predict", files=[("files", (rruff_file.name, rruff_file.read_bytes()))])
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: .ci/run installs Debian's chromium")
+        pytest.skip("needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(model[0]), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    bad = tmp_path / "not_a_spectrum.txt"
+    bad.write_text("<html><body>404</body></html>")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#model:has-text('classes')")
+            page.set_input_files("#files", [str(rruff_file), str(bad)])
+            page.wait_for_selector("tr.error", timeout=60_000)
+            page.wait_for_selector("tr.result", timeout=60_000)
+            assert "HTML page" in page.inner_text("tr.error")
+            row = page.inner_text("tr.result")
+            assert rruff_file.name in row
+            assert page.locator("svg path.spectrum").count() == 1 and page.locator("svg path.reference").count() == 3
+            assert page.locator("svg line.attribution").count() > 100
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            with page.expect_download() as download:
+                page.click("#csv")
+            csv = Path(download.value.path()).read_text()
+            assert csv.startswith("file,answer") or csv.startswith('"file"') or "answer" in csv.splitlines()[0]
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

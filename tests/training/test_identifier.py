@@ -1,0 +1,158 @@
+"""The library identifier: ranking over every reference, references added without retraining, saved
+models, and the `ramanid library` commands, on real RRUFF spectra."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ramanid.bundle import BundleError, load_bundle, train_identifier
+from ramanid.classical import LibrarySearch
+from ramanid.cli import main
+from ramanid.errors import ModelError
+from ramanid.training.augment import Augment
+from ramanid.training.identifier import LibraryIdentifier
+
+FAST = {"epochs": 4, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def by_specimen(rruff_780):
+    """The 780 nm set split by specimen: every query's specimen is absent from the references."""
+    spectra = rruff_780.spectra
+    specimens = spectra.meta["rruff_id"].astype(str).to_numpy()
+    held = np.isin(specimens, np.unique(specimens)[::4])
+    return spectra.subset(~held), spectra.subset(held)
+
+
+@pytest.fixture(scope="module")
+def identifier(by_specimen):
+    refs, _ = by_specimen
+    groups = refs.meta["rruff_id"].astype(str).to_numpy()
+    return LibraryIdentifier(**FAST).fit(refs.intensities, refs.meta["mineral"].to_numpy(), groups=groups)
+
+
+@pytest.fixture(scope="module")
+def saved(by_specimen, tmp_path_factory):
+    refs, _ = by_specimen
+    return train_identifier(refs, folder=tmp_path_factory.mktemp("identifier") / "model", epochs=3, log=lambda _: None)
+
+
+def test_identifies_other_specimens_of_known_minerals(identifier, by_specimen):
+    refs, queries = by_specimen
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    X, truth = queries.intensities[known], queries.meta["mineral"].to_numpy()[known]
+    accuracy = np.mean(identifier.predict(X) == truth)
+    cosine = np.mean(LibrarySearch("cosine").fit(refs.intensities, refs.meta["mineral"]).predict(X) == truth)
+    assert accuracy > 0.6 and accuracy > cosine - 0.1
+    assert 0 <= identifier.alpha_ <= 1 and set(identifier.alpha_validation_) == {0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0}
+
+
+def test_alpha_zero_is_cosine_library_search(identifier, by_specimen):
+    refs, queries = by_specimen
+    scores = identifier._best_per_class(
+        identifier.similarity(queries.intensities[:20], 0.0), identifier.reference_class_
+    )
+    expected = (
+        LibrarySearch("cosine").fit(refs.intensities, refs.meta["mineral"]).class_scores(queries.intensities[:20])
+    )
+    np.testing.assert_allclose(scores, expected, atol=1e-5)
+
+
+def test_a_mineral_with_one_reference_is_identifiable_and_added_ones_count_at_once(by_specimen):
+    refs, queries = by_specimen
+    minerals = refs.meta["mineral"].to_numpy()
+    model = LibraryIdentifier(**FAST).fit(refs.intensities, minerals)
+    query = queries.intensities[:1]
+    new = np.array(["Unobtainium"])
+    before = model.classes_.copy()
+    model.add(query, new)  # the query itself as the new mineral's single reference
+    assert "Unobtainium" in model.classes_ and len(model.classes_) == len(before) + 1
+    assert model.predict(query)[0] == "Unobtainium"
+
+
+def test_alpha_out_of_range_is_refused():
+    with pytest.raises(ModelError, match="alpha"):
+        LibraryIdentifier(alpha=2).fit(np.zeros((12, 64)), np.arange(12) % 2)
+
+
+def test_saved_identifier_predicts_minerals_references_and_elements(saved, by_specimen, tmp_path):
+    _, queries = by_specimen
+    info = json.loads((saved.path / "bundle.json").read_text())
+    assert info["identifier"]["alpha"] == saved.identifier.alpha_ and info["preprocess"]
+    row = queries.intensities[0]
+    sample = tmp_path / "sample.csv"
+    np.savetxt(sample, np.column_stack([queries.shifts, row]), delimiter=",")
+    result = CliRunner().invoke(main, ["predict", str(saved.path), str(sample), "--format", "json", "--top", "5"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)[0]
+    assert len(answer["top"]) == 5 and answer["top"][0][1] >= answer["top"][1][1]
+    assert answer["nearest"][0]["rruff_id"] and answer["nearest"][0]["similarity"] <= 1.0001
+    assert answer["elements"] and all(0 <= e["probability"] <= 1.0001 for e in answer["elements"].values())
+
+
+def test_library_add_from_the_command_line(saved, by_specimen, tmp_path):
+    import shutil
+
+    _, queries = by_specimen
+    model = tmp_path / "model"
+    shutil.copytree(saved.path, model)
+    sample = tmp_path / "new.csv"
+    np.savetxt(sample, np.column_stack([queries.shifts, queries.intensities[3]]), delimiter=",")
+    runner = CliRunner()
+    result = runner.invoke(main, ["library", "add", str(model), str(sample)])
+    assert result.exit_code == 1 and "give --mineral NAME" in result.output
+    result = runner.invoke(main, ["library", "add", str(model), str(sample), "--mineral", "Testite"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(runner.invoke(main, ["predict", str(model), str(sample), "--format", "json"]).stdout)[0]
+    assert answer["top"][0][0] == "Testite"
+    # a name that differs only in case or accents joins the existing mineral, with a warning
+    result = runner.invoke(main, ["library", "add", str(model), str(sample), "--mineral", "TESTÎTE"])
+    assert result.exit_code == 0 and "merged with the library's 'Testite'" in result.output
+    assert list(load_bundle(model).labels).count("Testite") == 2
+    (model / "library.npz").write_bytes(b"damaged")
+    with pytest.raises(BundleError, match="library.npz: does not match"):
+        load_bundle(model)
+
+
+def test_augment_broaden_blurs_and_keeps_the_area():
+    x = torch.zeros(32, 200)
+    x[:, 100] = 1.0
+    out = Augment(broaden=3.0)(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.sum(1), torch.ones(32), atol=1e-5)
+    peak = out.max(1).values
+    assert (peak <= 1 + 1e-6).all() and (peak < 0.99).float().mean() > 0.8 and (out.argmax(1) == 100).all()
+    assert out.max(1).values.std() > 0.05  # widths differ from spectrum to spectrum
+
+
+def test_augment_truncate_cuts_the_ends_with_their_edge_values():
+    x = torch.arange(200.0).repeat(32, 1)
+    out = Augment(truncate=0.2)(x, torch.Generator().manual_seed(0))
+    first, last = out[:, 0], out[:, -1]
+    assert (first >= 0).all() and (first <= 40).all() and (last >= 159).all() and (last <= 199).all()
+    assert len(first.unique()) > 5
+    middle = out[:, 50:150]
+    torch.testing.assert_close(middle, x[:, 50:150])
+
+
+def test_library_build_from_a_folder_of_rruff_files(rruff_780, tmp_path):
+    from tests.conftest import rruff_text
+
+    spectra = rruff_780.spectra
+    chosen = spectra.meta.groupby("mineral").head(2).index[:40]
+    for i in chosen:
+        row = spectra.meta.loc[i]
+        rows = "".join(f"{x:.2f}, {y:.5f}\r\n" for x, y in zip(spectra.shifts, spectra.intensities[i], strict=True))
+        mineral = row["mineral"].replace(" ", "_")
+        name = f"{mineral}__{row['rruff_id']}__Raman__780__0__unoriented__Raman_Data_Processed__{i}.txt"
+        (tmp_path / name).write_text(rruff_text(rows=rows, chemistry=row["chemistry"], name=row["mineral"]))
+    out = tmp_path / "identifier"
+    result = CliRunner().invoke(
+        main, ["library", "build", "--source", str(tmp_path), "--epochs", "2", "--jobs", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "trained on 40 spectra" in result.output and "written:" in result.output
+    bundle = load_bundle(out)
+    assert bundle.identifier is not None and len(bundle.library) == 40
