@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.errors import ModelError
 from ramanid.targets import check_presence
-from ramanid.validation import check_rule, choose_thresholds, validation_split
+from ramanid.validation import check_rule, choose_thresholds, inner_splits, validation_split
 
 METRICS = ("cosine", "pearson", "hqi")
 #: the classical baselines :func:`classical_model` builds
@@ -115,19 +115,10 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, groups=None):
         from sklearn.metrics import balanced_accuracy_score
-        from sklearn.model_selection import GroupKFold, StratifiedKFold
 
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
-        if groups is not None and len(np.unique(groups)) >= self.folds:
-            splits = list(GroupKFold(self.folds).split(X, y, groups))
-        else:
-            smallest = int(np.unique(y, return_counts=True)[1].min())
-            splits = list(
-                StratifiedKFold(max(2, min(self.folds, smallest)), shuffle=True, random_state=self.random_state).split(
-                    X, y
-                )
-            )
+        splits = inner_splits(X, y, groups, self.folds, self.random_state or 0)
         self.scores_ = {}
         for name in self.candidates:
             scores = []

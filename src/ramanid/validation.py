@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, StratifiedKFold, train_test_split
 
 from ramanid.errors import ModelError
 
@@ -32,6 +32,20 @@ def validation_split(n: int, fraction: float, seed: int, stratify=None, groups=N
     except ValueError:  # a class too small to stratify
         train, val = train_test_split(index, test_size=fraction, random_state=seed)
     return np.sort(train), np.sort(val)
+
+
+def inner_splits(X, y, groups=None, folds: int = 3, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner cross-validation folds of a training part, for choices made on it alone.
+
+    With two or more ``groups``, whole groups are held out (up to ``folds`` folds: leave one
+    replicate culture out when training has two), as the outer split does; otherwise the folds
+    are stratified, with no more folds than the smallest class has spectra.
+    """
+    y = np.asarray(y)
+    if groups is not None and len(np.unique(groups)) >= 2:
+        return list(GroupKFold(min(folds, len(np.unique(groups)))).split(X, y, groups))
+    smallest = int(np.unique(y, return_counts=True)[1].min())
+    return list(StratifiedKFold(max(2, min(folds, smallest)), shuffle=True, random_state=seed).split(X, y))
 
 
 def check_rule(rule) -> None:

@@ -121,6 +121,15 @@ def test_auto_preprocessing_is_chosen_on_training_rows_only(ecoli, monkeypatch):
     assert max(seen) == len(train)  # never more rows than the training part: rep3 is never seen
 
 
+def test_inner_folds_leave_one_culture_out_when_training_has_two(ecoli):
+    from ramanid.validation import inner_splits
+
+    groups = ecoli.meta["group"].to_numpy()
+    train = np.flatnonzero(groups != "rep3")
+    splits = inner_splits(ecoli.intensities[train], ecoli.meta["label"].to_numpy()[train], groups[train])
+    assert sorted(tuple(set(groups[train][test])) for _, test in splits) == [("rep1",), ("rep2",)]
+
+
 def test_cv_with_preprocessing_inside_the_folds_and_a_grouped_split(ecoli, tmp_path):
     result = run_cv(
         ecoli,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.linear_model import RidgeClassifier
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline as sk_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ramanid.errors import ModelError
 from ramanid.preprocessing import make_pipeline
+from ramanid.validation import inner_splits
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
 CANDIDATES = ("none", "snv", "arpls, snv", "savgol, snv", "deriv1(window_length=15), vector")
@@ -39,11 +39,7 @@ def choose_preprocessing(X, y, shifts, groups=None, candidates=CANDIDATES, folds
     if np.ndim(y) != 1:
         raise ModelError("--preprocess auto chooses for one label per spectrum: give the steps for elements")
     y = np.asarray(y)
-    if groups is not None and len(np.unique(groups)) >= folds:
-        splits = list(GroupKFold(folds).split(X, y, groups))
-    else:
-        smallest = np.unique(y, return_counts=True)[1].min()
-        splits = list(StratifiedKFold(max(2, min(folds, smallest)), shuffle=True, random_state=seed).split(X, y))
+    splits = inner_splits(X, y, groups, folds, seed)
     scores = {}
     for spec in candidates:
         accuracy = []
