@@ -29,7 +29,7 @@ from ramanid.evaluation.metrics import element_metrics, json_ready, multiclass_m
 from ramanid.models import user_models
 from ramanid.preprocessing.grid import MAX_POINTS
 from ramanid.targets import Task
-from ramanid.training.auto import choose_preprocessing, preprocess
+from ramanid.training.auto import choose_options, choose_preprocessing, preprocess
 from ramanid.training.estimators import ESTIMATORS
 from ramanid.training.factory import Options, make_estimator
 from ramanid.training.identifier import LibraryIdentifier
@@ -357,7 +357,6 @@ def train_bundle(
     spectra, y = task.labelled(spectra, log)
     if options.ensemble > 1:
         raise RamanIdError("a saved model holds one network: train it with ensemble=1")
-    estimator = make_estimator(model, task, options, seed)
     X = spectra.intensities
     groups = spectra.meta["rruff_id"].astype(str).to_numpy() if "rruff_id" in spectra.meta else None
     steps = options.preprocess
@@ -365,6 +364,11 @@ def train_bundle(
         steps, scores = choose_preprocessing(X, y, spectra.shifts, groups, seed=seed)
         log(f"preprocessing chosen by inner cross-validation: {steps!r} ({json.dumps(scores)})")
     X = preprocess(steps, X, spectra.shifts)[0]
+    tuned = None
+    if options.tune:
+        options, tuned = choose_options(model, task, options, X, y, groups, seed=seed)
+        log(f"options chosen by inner cross-validation: {json.dumps(tuned)}")
+    estimator = make_estimator(model, task, options, seed)
     estimator.fit(X, y, groups=groups)
     val = estimator.validation_index_
     train = np.setdiff1d(np.arange(len(X)), val)
@@ -438,6 +442,7 @@ def train_bundle(
             "validation_unknown_spectra": int(unknown.sum()),
         },
         **({"calibration": calibration} if calibration else {}),
+        **({"tuned": tuned} if tuned else {}),
     }
     save_bundle(folder, estimator, info, X, meta)
     return load_bundle(folder)

@@ -138,6 +138,14 @@ def _training_options(f):
                 "e.g. 'arpls, snv'; or 'auto' to pick among a few presets by inner cross-validation on "
                 "the training part. A saved model repeats them in predict.",
             ),
+            click.option(
+                "--tune",
+                multiple=True,
+                metavar="NAME=V1,V2",
+                help="Choose a training option among values by inner cross-validation on the training part "
+                "(grouped as the split is), e.g. --tune lr=0.01,0.001 --tune hidden=32,64; NAME is lr, wd, "
+                "hidden, batch_size or epochs. Repeat for several: every combination is tried.",
+            ),
         ]
     ):
         f = option(f)
@@ -145,9 +153,10 @@ def _training_options(f):
 
 
 def _task_and_options(
-    task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess=None
+    task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess, tune
 ):
     from ramanid.targets import Task
+    from ramanid.training.auto import parse_tune
     from ramanid.training.factory import Options
 
     element_list = [e.strip() for e in elements.split(",") if e.strip()]
@@ -159,6 +168,7 @@ def _task_and_options(
         device=device,
         precision=precision,
         preprocess=preprocess,
+        tune=parse_tune(tune),
     )
 
 
@@ -430,6 +440,7 @@ def cv_command(
     device,
     precision,
     preprocess,
+    tune,
     ensemble,
     jobs,
     backend,
@@ -446,7 +457,7 @@ def cv_command(
 
     spectra = SpectraSet.load(data)
     task, options = _task_and_options(
-        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess
+        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess, tune
     )
     options.ensemble = ensemble
     with folder_lock(out):  # a second cv into the same folder is refused, not mixed in
@@ -497,6 +508,7 @@ def train_command(
     precision,
     seed,
     preprocess,
+    tune,
     out,
 ):
     """Train on all the data and save a model folder for predict and explain."""
@@ -504,7 +516,7 @@ def train_command(
     from ramanid.spectra import SpectraSet
 
     task, options = _task_and_options(
-        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess
+        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess, tune
     )
     bundle = train_bundle(
         SpectraSet.load(data), task=task, model=model, options=options, seed=seed, folder=out, log=click.echo

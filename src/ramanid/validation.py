@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
-from sklearn.model_selection import GroupKFold, GroupShuffleSplit, StratifiedKFold, train_test_split
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, StratifiedKFold, train_test_split
 
 from ramanid.errors import ModelError
 
@@ -39,11 +39,14 @@ def inner_splits(X, y, groups=None, folds: int = 3, seed: int = 0) -> list[tuple
 
     With two or more ``groups``, whole groups are held out (up to ``folds`` folds: leave one
     replicate culture out when training has two), as the outer split does; otherwise the folds
-    are stratified, with no more folds than the smallest class has spectra.
+    are stratified, with no more folds than the smallest class has spectra (shuffled k-fold for
+    element presence, a matrix).
     """
     y = np.asarray(y)
     if groups is not None and len(np.unique(groups)) >= 2:
         return list(GroupKFold(min(folds, len(np.unique(groups)))).split(X, y, groups))
+    if y.ndim != 1:
+        return list(KFold(folds, shuffle=True, random_state=seed).split(X))
     smallest = int(np.unique(y, return_counts=True)[1].min())
     return list(StratifiedKFold(max(2, min(folds, smallest)), shuffle=True, random_state=seed).split(X, y))
 

@@ -159,12 +159,16 @@ def test_cv_with_preprocessing_inside_the_folds_and_a_grouped_split(ecoli, tmp_p
             "3",
             "--preprocess",
             "snv",
+            "--tune",
+            "lr=0.01,0.001",
             "--out",
             str(out),
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "bundle.json").read_text())["preprocess"] == "snv"
+    info = json.loads((out / "bundle.json").read_text())
+    assert info["preprocess"] == "snv" and [t["lr"] for t in info["tuned"]] == [0.01, 0.001]
+    assert "options chosen by inner cross-validation" in result.output
     sample = tmp_path / "one.csv"
     np.savetxt(sample, np.column_stack([ecoli.shifts, ecoli.intensities[0]]), delimiter=",")
     answer = CliRunner().invoke(main, ["predict", str(out), str(sample), "--format", "json"])

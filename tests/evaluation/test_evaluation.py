@@ -420,3 +420,67 @@ def test_auto_model_choices_see_the_training_rows_only(monkeypatch):
     assert sizes == [f["train_size"] for f in folds] and all(
         f["model_chosen"] in ("lr", "svm", "gbm_pca") for f in folds
     )
+
+
+def test_tuned_options_are_chosen_on_inner_folds_of_the_training_rows(monkeypatch):
+    from ramanid.evaluation import protocol
+    from ramanid.training import auto
+
+    spectra, seen = toy(), []
+    real_choose, real_splits = protocol.choose_options, auto.inner_splits
+
+    def choose_spy(name, task, options, X, y, groups=None, **kwargs):
+        seen.append({"rows": {row.tobytes() for row in X}, "groups": groups})
+        return real_choose(name, task, options, X, y, groups, **kwargs)
+
+    def splits_spy(X, y, groups=None, *args):
+        splits = real_splits(X, y, groups, *args)
+        assert all(not set(groups[train]) & set(groups[test]) for train, test in splits)  # grouped inside too
+        return splits
+
+    monkeypatch.setattr(protocol, "choose_options", choose_spy)
+    monkeypatch.setattr(auto, "inner_splits", splits_spy)
+    options = Options(epochs=2, tune={"lr": (0.01, 0.001), "hidden": (8, 16)})
+    result = run_cv(spectra, models=["mlp"], split="grouped:rruff_id", folds=3, options=options, log=lambda _: None)
+    y = spectra.meta["mineral"].to_numpy()
+    for fold, (train, test), record in zip(
+        seen, Split.parse("grouped:rruff_id", 3).indices(spectra, y), result["models"]["mlp"]["folds"], strict=True
+    ):
+        assert len(fold["rows"]) == len(train) and not fold["rows"] & {
+            row.tobytes() for row in spectra.intensities[test]
+        }
+        assert len(record["tune_scores"]) == 4 and record["tuned"]["lr"] in (0.01, 0.001)
+        best = max(record["tune_scores"], key=lambda s: s["score"])
+        assert record["tuned"] == {"hidden": best["hidden"], "lr": best["lr"]}
+
+
+def test_cv_tune_from_the_command_line_reports_each_choice(tmp_path):
+    data = toy().save(tmp_path / "toy.npz")
+    args = ["cv", "--data", str(data), "--model", "mlp", "--epochs", "2", "--folds", "3"]
+    result = CliRunner().invoke(main, [*args, "--tune", "lr=0.01,0.001", "--out", str(tmp_path / "cv")])
+    assert result.exit_code == 0, result.output
+    assert "## Choices made on each training part" in result.output and '| mlp | 3 | options: {"lr": 0.0' in result.output
+    bad = CliRunner().invoke(main, [*args, "--tune", "dropout=0.1", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "--tune 'dropout=0.1'" in bad.output
+
+
+def test_tune_refuses_what_it_cannot_vary():
+    from ramanid.errors import ModelError
+    from ramanid.training.auto import parse_tune
+
+    assert parse_tune(["lr=0.01,0.001", "wd=0,1e-4", "hidden=32"]) == {
+        "lr": (0.01, 0.001),
+        "weight_decay": (0.0, 1e-4),
+        "hidden": (32,),
+    }
+    for bad, message in [
+        ("lr", "expected NAME=V1,V2"),
+        ("dropout=0.1", "NAME one of"),
+        ("hidden=3.5", "must be ints"),
+    ]:
+        with pytest.raises(ModelError, match=message):
+            parse_tune([bad])
+    with pytest.raises(ModelError, match="given twice"):
+        parse_tune(["lr=0.1", "lr=0.2"])
+    with pytest.raises(ModelError, match="lr has none"):
+        run_cv(toy(), models=["lr"], folds=3, options=Options(tune={"lr": (0.1,)}), log=lambda _: None)

@@ -20,7 +20,7 @@ from ramanid.evaluation.metrics import aggregate, element_metrics, json_ready, m
 from ramanid.evaluation.splits import Split
 from ramanid.spectra import SpectraSet
 from ramanid.targets import Task
-from ramanid.training.auto import choose_preprocessing, preprocess
+from ramanid.training.auto import check_tunable, choose_options, choose_preprocessing, preprocess
 from ramanid.training.factory import Options, check_model_name, make_estimator
 
 
@@ -46,14 +46,14 @@ def run_fold(
     nothing to fine-tune, is fitted on both. With ``groups`` (a grouped outer split), estimators
     that hold out an internal validation split hold out whole groups too. ``options.preprocess``
     runs inside the fold: its pipeline is fitted on the training rows only (``auto`` first picks
-    the steps by inner cross-validation on them).
+    the steps by inner cross-validation on them). So does ``options.tune``: the training options
+    are chosen by inner cross-validation on the training rows, grouped as the outer split is.
     """
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    estimator = make_estimator(name, task, options, seed)
     extra_record = {}
     if options.preprocess:
         fitted = train if pretrain is None else np.concatenate([pretrain, train])
@@ -68,6 +68,13 @@ def run_fold(
         X_fitted, X_rest = preprocess(spec, X[fitted], shifts, X[rest])
         X = np.empty((len(X), X_fitted.shape[1]), dtype=np.float32)
         X[fitted], X[rest] = X_fitted, X_rest
+
+    if options.tune:
+        options, extra_record["tune_scores"] = choose_options(
+            name, task, options, X[train], y[train], None if groups is None else groups[train], seed=seed
+        )
+        extra_record["tuned"] = {key: getattr(options, key) for key in extra_record["tune_scores"][0] if key != "score"}
+    estimator = make_estimator(name, task, options, seed)
 
     def fit(rows):
         takes_groups = groups is not None and "groups" in inspect.signature(estimator.fit).parameters
@@ -149,6 +156,7 @@ def run_cv(
     options = options or Options()
     for name in models:  # every name is checked before the first fold runs
         check_model_name(name)
+        check_tunable(name, options)
     spectra, y = task.labelled(spectra, log)
     if len(spectra) < 2:
         raise DatasetError("fewer than 2 labelled spectra: nothing to cross-validate")
@@ -163,6 +171,8 @@ def run_cv(
     pretrain = split.pretrain_indices(spectra)
     if pretrain is not None and options.ensemble > 1:
         raise ModelError("an ensemble cannot be pretrained and fine-tuned yet: use --ensemble 1 with this split")
+    if pretrain is not None and options.tune:
+        raise ModelError("--tune chooses on inner folds of one training part: it does not take a pretrain split yet")
     groups = split.groups(spectra) if not split.leaks_groups and split.kind != "predefined" else None
     # the fingerprint of a fold's work: a model's cached folds stay valid when other models are added
     config = {

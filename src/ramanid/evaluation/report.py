@@ -106,12 +106,40 @@ def markdown(result: dict) -> str:
         ]
         for model, data in result["models"].items():
             lines.append(f"| {model} | " + " | ".join(_pm(data["summary"].get(k)) for k in keys) + " |")
+    lines += _choices(result)
     lines += [
         "",
         "Figures in this folder: folds.png (per-fold bars), and roc_curves.png (elements) or "
         "confusion_MODEL.png (classes). Per-fold numbers are in results.json and results.csv.",
     ]
     return "\n".join(lines) + "\n"
+
+
+#: what a fold record holds about the choices made by inner cross-validation on its training part
+CHOICES = {"preprocess": "preprocessing", "model_chosen": "model", "tuned": "options"}
+
+
+def _choices(result: dict) -> list[str]:
+    """One line per model and fold for what inner cross-validation chose on the training part."""
+    rows = [
+        f"| {model} | {record['fold'] + 1} | "
+        + "; ".join(f"{label}: {json.dumps(record[key])}" for key, label in CHOICES.items() if key in record)
+        + " |"
+        for model, data in result["models"].items()
+        if "(one spectrum at a time)" not in model
+        for record in data["folds"]
+        if any(key in record for key in CHOICES)
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "## Choices made on each training part (inner cross-validation)",
+        "",
+        "| model | fold | chosen |",
+        "|---|---|---|",
+        *rows,
+    ]
 
 
 def _pm(stats) -> str:

@@ -1,15 +1,24 @@
-"""Choices made on the training part only: preprocessing picked by inner cross-validation."""
+"""Choices made on the training part only: preprocessing and training options picked by inner
+cross-validation.
+"""
 
 from __future__ import annotations
 
+import inspect
+import itertools
+from dataclasses import replace
+
 import numpy as np
 from sklearn.linear_model import RidgeClassifier
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.pipeline import make_pipeline as sk_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ramanid.classical import CLASSICAL
 from ramanid.errors import ModelError
 from ramanid.preprocessing import make_pipeline
+from ramanid.targets import Task
+from ramanid.training.factory import Options, make_estimator
 from ramanid.validation import inner_splits
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
@@ -49,3 +58,69 @@ def choose_preprocessing(X, y, shifts, groups=None, candidates=CANDIDATES, folds
             accuracy.append(balanced_accuracy_score(y[test], model.predict(X_test)))
         scores[spec] = float(np.mean(accuracy))
     return max(scores, key=scores.get), scores
+
+
+#: the training options ``--tune`` may vary, and the type of their values
+TUNABLE = {"lr": float, "weight_decay": float, "hidden": int, "batch_size": int, "epochs": int}
+
+
+def parse_tune(specs) -> dict[str, tuple]:
+    """``["lr=0.01,0.001", "hidden=32,64"]`` -> ``{"lr": (0.01, 0.001), "hidden": (32, 64)}``."""
+    tune = {}
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        name = {"wd": "weight_decay"}.get(name.strip(), name.strip())
+        if name not in TUNABLE or not values.strip():
+            raise ModelError(f"--tune {spec!r}: expected NAME=V1,V2,... with NAME one of {list(TUNABLE)}")
+        try:
+            parsed = tuple(TUNABLE[name](v) for v in values.split(","))
+        except ValueError:
+            raise ModelError(f"--tune {spec!r}: the values of {name} must be {TUNABLE[name].__name__}s") from None
+        if name in tune:
+            raise ModelError(f"--tune {name} is given twice: put all its values in one --tune {name}=V1,V2")
+        tune[name] = parsed
+    return tune
+
+
+def check_tunable(name: str, options: Options) -> None:
+    """A :class:`ModelError` if ``options.tune`` is given for a model without training options."""
+    if options.tune and name in CLASSICAL:
+        raise ModelError(f"--tune varies the training options of the networks: {name} has none")
+
+
+def tuning_grid(tune: dict) -> list[dict]:
+    """Every combination of the values in ``tune``, as keyword dicts for :class:`Options`."""
+    names = sorted(tune)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(tune[n] for n in names))]
+
+
+def choose_options(
+    name: str, task: Task, options: Options, X, y, groups=None, folds: int = 2, seed: int = 0
+) -> tuple[Options, list[dict]]:
+    """``(options, scores)``: the combination of ``options.tune`` with the best inner
+    cross-validated score on ``X``, ``y`` alone (macro ROC AUC for elements, balanced accuracy
+    otherwise), and every combination's score. Inner folds keep ``groups`` together, as the
+    outer split does, so the choice is made on groups the inner fit did not see.
+    """
+    check_tunable(name, options)
+    splits = inner_splits(X, y, groups, folds, seed)
+    scores = []
+    for combination in tuning_grid(options.tune):
+        candidate = replace(options, tune={}, **combination)
+        fold_scores = []
+        for train, test in splits:
+            estimator = make_estimator(name, task, candidate, seed)
+            takes_groups = groups is not None and "groups" in inspect.signature(estimator.fit).parameters
+            estimator.fit(X[train], y[train], **({"groups": groups[train]} if takes_groups else {}))
+            fold_scores.append(_inner_score(estimator, X[test], y[test], task))
+        scores.append({**combination, "score": float(np.nanmean(fold_scores))})
+    best = max(range(len(scores)), key=lambda i: np.nan_to_num(scores[i]["score"], nan=-np.inf))
+    return replace(options, tune={}, **tuning_grid(options.tune)[best]), scores
+
+
+def _inner_score(estimator, X, y, task: Task) -> float:
+    proba = estimator.predict_proba(X)
+    if task.kind == "elements":
+        aucs = [roc_auc_score(y[:, j], proba[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+        return float(np.mean(aucs)) if aucs else float("nan")
+    return float(balanced_accuracy_score(y, estimator.classes_[np.argmax(proba, axis=1)]))

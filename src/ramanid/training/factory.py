@@ -21,7 +21,8 @@ class Options:
     ignore it. ``ensemble=N`` trains N copies of each network from seeds ``seed .. seed+N-1``
     and averages their probabilities (a deep ensemble, Lakshminarayanan et al. 2017); label
     tasks only. ``preprocess`` (steps, a preset, or ``"auto"``) runs inside each fold, fitted on
-    its training rows.
+    its training rows. ``tune`` maps option names to values to choose among by inner
+    cross-validation on each training part (:func:`ramanid.training.auto.choose_options`).
     """
 
     epochs: int = 100
@@ -33,6 +34,7 @@ class Options:
     precision: str = "auto"
     ensemble: int = 1
     preprocess: str | None = None
+    tune: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
