@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -162,7 +164,9 @@ class LibrarySearch(ClassifierMixin, BaseEstimator):
         if self.metric not in METRICS:
             raise ModelError(f"unknown metric {self.metric!r}: expected one of {METRICS}")
         X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
+        with warnings.catch_warnings():  # a library holds few spectra per class: that is no regression target
+            warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
+            check_classification_targets(y)
         self.classes_, self.library_labels_ = np.unique(y, return_inverse=True)
         self.library_ = self._unit(X)
         self.library_meta_ = None if meta is None else meta.reset_index(drop=True)

@@ -459,7 +459,9 @@ def test_cv_tune_from_the_command_line_reports_each_choice(tmp_path):
     args = ["cv", "--data", str(data), "--model", "mlp", "--epochs", "2", "--folds", "3"]
     result = CliRunner().invoke(main, [*args, "--tune", "lr=0.01,0.001", "--out", str(tmp_path / "cv")])
     assert result.exit_code == 0, result.output
-    assert "## Choices made on each training part" in result.output and '| mlp | 3 | options: {"lr": 0.0' in result.output
+    assert (
+        "## Choices made on each training part" in result.output and '| mlp | 3 | options: {"lr": 0.0' in result.output
+    )
     bad = CliRunner().invoke(main, [*args, "--tune", "dropout=0.1", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 1 and "--tune 'dropout=0.1'" in bad.output
 

@@ -40,6 +40,13 @@ def results_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: the formula column element labels come from, as a reader would name it
+LABEL_SOURCES = {
+    "chemistry": "RRUFF's ideal chemistry formula",
+    "measured_chemistry": "RRUFF's measured chemistry line",
+}
+
+
 def markdown(result: dict) -> str:
     """The report: what was run, on which split, and the tables."""
     config = result["config"]
@@ -51,7 +58,11 @@ def markdown(result: dict) -> str:
         f"- spectra: {result['n_spectra']}; data fingerprint {config['data']}",
         f"- options: {json.dumps(config['options'])}",
         *([f"- positive class: {result['positive']}"] if result.get("positive") else []),
-        *([f"- element labels from: {config['task']['chemistry']}"] if config["task"]["kind"] == "elements" else []),
+        *(
+            [f"- element labels from: {LABEL_SOURCES.get(config['task']['chemistry'], config['task']['chemistry'])}"]
+            if config["task"]["kind"] == "elements"
+            else []
+        ),
         "- ± is the sample standard deviation over folds (ddof=1)",
         "",
     ]
