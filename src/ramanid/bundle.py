@@ -366,8 +366,8 @@ def train_bundle(
     X = preprocess(steps, X, spectra.shifts)[0]
     tuned = None
     if options.tune:
-        options, tuned = choose_options(model, task, options, X, y, groups, seed=seed)
-        log(f"options chosen by inner cross-validation: {json.dumps(tuned)}")
+        options, chosen, tuned = choose_options(model, task, options, X, y, groups, seed=seed)
+        log(f"options chosen by inner cross-validation: {json.dumps(chosen)} (every score: {json.dumps(tuned)})")
     estimator = make_estimator(model, task, options, seed)
     estimator.fit(X, y, groups=groups)
     val = estimator.validation_index_

@@ -478,10 +478,23 @@ def test_tune_refuses_what_it_cannot_vary():
     for bad, message in [
         ("lr", "expected NAME=V1,V2"),
         ("dropout=0.1", "NAME one of"),
-        ("hidden=3.5", "must be ints"),
+        ("hidden=3.5", "must be whole numbers"),
+        ("augment=light", "'none' or 'default'"),
     ]:
         with pytest.raises(ModelError, match=message):
             parse_tune([bad])
+    from ramanid.training.auto import with_choice
+    from ramanid.training.factory import make_estimator
+
+    chosen = with_choice(Options(), {"lr": 0.1, "patience": 5, "augment": "none"})
+    estimator = make_estimator("attention_resnet", Task.parse("elements"), chosen, 0)
+    assert (estimator.lr, estimator.patience, estimator.augment) == (0.1, 5, {}) and chosen.tune == {}
+    assert (
+        make_estimator(
+            "attention_resnet", Task.parse("elements"), with_choice(Options(), {"augment": "default"}), 0
+        ).augment
+        is None
+    )
     with pytest.raises(ModelError, match="given twice"):
         parse_tune(["lr=0.1", "lr=0.2"])
     with pytest.raises(ModelError, match="lr has none"):

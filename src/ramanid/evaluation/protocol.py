@@ -70,10 +70,9 @@ def run_fold(
         X[fitted], X[rest] = X_fitted, X_rest
 
     if options.tune:
-        options, extra_record["tune_scores"] = choose_options(
+        options, extra_record["tuned"], extra_record["tune_scores"] = choose_options(
             name, task, options, X[train], y[train], None if groups is None else groups[train], seed=seed
         )
-        extra_record["tuned"] = {key: getattr(options, key) for key in extra_record["tune_scores"][0] if key != "score"}
     estimator = make_estimator(name, task, options, seed)
 
     def fit(rows):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 from sklearn.linear_model import RidgeClassifier
@@ -60,8 +60,25 @@ def choose_preprocessing(X, y, shifts, groups=None, candidates=CANDIDATES, folds
     return max(scores, key=scores.get), scores
 
 
-#: the training options ``--tune`` may vary, and the type of their values
-TUNABLE = {"lr": float, "weight_decay": float, "hidden": int, "batch_size": int, "epochs": int}
+def _augment_choice(value: str) -> str:
+    if value not in AUGMENT:
+        raise ValueError(value)
+    return value
+
+
+#: ``--tune augment=none,default``: no augmentation, or the model's own (its registry default)
+AUGMENT = {"none": {}, "default": None}
+
+#: the training options ``--tune`` may vary: how to read a value, and what a value must be
+TUNABLE = {
+    "lr": (float, "numbers"),
+    "weight_decay": (float, "numbers"),
+    "hidden": (int, "whole numbers"),
+    "batch_size": (int, "whole numbers"),
+    "epochs": (int, "whole numbers"),
+    "patience": (int, "whole numbers"),
+    "augment": (_augment_choice, "'none' or 'default' (the model's own augmentation)"),
+}
 
 
 def parse_tune(specs) -> dict[str, tuple]:
@@ -73,9 +90,9 @@ def parse_tune(specs) -> dict[str, tuple]:
         if name not in TUNABLE or not values.strip():
             raise ModelError(f"--tune {spec!r}: expected NAME=V1,V2,... with NAME one of {list(TUNABLE)}")
         try:
-            parsed = tuple(TUNABLE[name](v) for v in values.split(","))
+            parsed = tuple(TUNABLE[name][0](v.strip()) for v in values.split(","))
         except ValueError:
-            raise ModelError(f"--tune {spec!r}: the values of {name} must be {TUNABLE[name].__name__}s") from None
+            raise ModelError(f"--tune {spec!r}: the values of {name} must be {TUNABLE[name][1]}") from None
         if name in tune:
             raise ModelError(f"--tune {name} is given twice: put all its values in one --tune {name}=V1,V2")
         tune[name] = parsed
@@ -89,15 +106,26 @@ def check_tunable(name: str, options: Options) -> None:
 
 
 def tuning_grid(tune: dict) -> list[dict]:
-    """Every combination of the values in ``tune``, as keyword dicts for :class:`Options`."""
+    """Every combination of the values in ``tune``, as dicts of option names and values."""
     names = sorted(tune)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(tune[n] for n in names))]
 
 
+def with_choice(options: Options, combination: dict) -> Options:
+    """``options`` with one combination of tuned values set (estimator settings such as
+    ``patience`` and ``augment`` go to ``extra``), and nothing left to tune.
+    """
+    own = {f.name for f in fields(Options)}
+    settings = {k: AUGMENT[v] if k == "augment" else v for k, v in combination.items() if k not in own}
+    return replace(
+        options, tune={}, extra={**options.extra, **settings}, **{k: v for k, v in combination.items() if k in own}
+    )
+
+
 def choose_options(
     name: str, task: Task, options: Options, X, y, groups=None, folds: int = 2, seed: int = 0
-) -> tuple[Options, list[dict]]:
-    """``(options, scores)``: the combination of ``options.tune`` with the best inner
+) -> tuple[Options, dict, list[dict]]:
+    """``(options, chosen, scores)``: the combination of ``options.tune`` with the best inner
     cross-validated score on ``X``, ``y`` alone (macro ROC AUC for elements, balanced accuracy
     otherwise), and every combination's score. Inner folds keep ``groups`` together, as the
     outer split does, so the choice is made on groups the inner fit did not see.
@@ -105,8 +133,9 @@ def choose_options(
     check_tunable(name, options)
     splits = inner_splits(X, y, groups, folds, seed)
     scores = []
-    for combination in tuning_grid(options.tune):
-        candidate = replace(options, tune={}, **combination)
+    grid = tuning_grid(options.tune)
+    for combination in grid:
+        candidate = with_choice(options, combination)
         fold_scores = []
         for train, test in splits:
             estimator = make_estimator(name, task, candidate, seed)
@@ -115,7 +144,7 @@ def choose_options(
             fold_scores.append(_inner_score(estimator, X[test], y[test], task))
         scores.append({**combination, "score": float(np.nanmean(fold_scores))})
     best = max(range(len(scores)), key=lambda i: np.nan_to_num(scores[i]["score"], nan=-np.inf))
-    return replace(options, tune={}, **tuning_grid(options.tune)[best]), scores
+    return with_choice(options, grid[best]), grid[best], scores
 
 
 def _inner_score(estimator, X, y, task: Task) -> float:
