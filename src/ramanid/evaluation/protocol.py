@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -21,7 +20,7 @@ from ramanid.evaluation.splits import Split
 from ramanid.spectra import SpectraSet
 from ramanid.targets import Task
 from ramanid.training.auto import check_tunable, choose_options, choose_preprocessing, preprocess
-from ramanid.training.factory import Options, check_model_name, make_estimator
+from ramanid.training.factory import Options, check_model_name, fit_estimator, make_estimator
 
 
 def run_fold(
@@ -76,8 +75,7 @@ def run_fold(
     estimator = make_estimator(name, task, options, seed)
 
     def fit(rows):
-        takes_groups = groups is not None and "groups" in inspect.signature(estimator.fit).parameters
-        return estimator.fit(X[rows], y[rows], **({"groups": groups[rows]} if takes_groups else {}))
+        return fit_estimator(estimator, X[rows], y[rows], None if groups is None else groups[rows])
 
     if pretrain is None:
         fit(train)

@@ -4,7 +4,6 @@ cross-validation.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from dataclasses import fields, replace
 
@@ -18,7 +17,7 @@ from ramanid.classical import CLASSICAL
 from ramanid.errors import ModelError
 from ramanid.preprocessing import make_pipeline
 from ramanid.targets import Task
-from ramanid.training.factory import Options, make_estimator
+from ramanid.training.factory import Options, fit_estimator, make_estimator
 from ramanid.validation import inner_splits
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
@@ -138,9 +137,8 @@ def choose_options(
         candidate = with_choice(options, combination)
         fold_scores = []
         for train, test in splits:
-            estimator = make_estimator(name, task, candidate, seed)
-            takes_groups = groups is not None and "groups" in inspect.signature(estimator.fit).parameters
-            estimator.fit(X[train], y[train], **({"groups": groups[train]} if takes_groups else {}))
+            inner_groups = None if groups is None else groups[train]
+            estimator = fit_estimator(make_estimator(name, task, candidate, seed), X[train], y[train], inner_groups)
             fold_scores.append(_inner_score(estimator, X[test], y[test], task))
         scores.append({**combination, "score": float(np.nanmean(fold_scores))})
     best = max(range(len(scores)), key=lambda i: np.nan_to_num(scores[i]["score"], nan=-np.inf))

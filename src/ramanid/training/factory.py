@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 from sklearn.ensemble import VotingClassifier
@@ -47,6 +48,14 @@ def check_model_name(name: str) -> None:
     """A :class:`ModelError` unless ``name`` is a registered network or a classical baseline."""
     if name not in CLASSICAL and (name not in MODELS or MODELS[name].benchmark_only):
         raise ModelError(f"unknown model {name!r}: expected one of {model_names()}")
+
+
+def fit_estimator(estimator, X, y, groups=None):
+    """``estimator.fit(X, y)``, with ``groups`` where its ``fit`` takes them (to hold out whole
+    groups in its internal validation split).
+    """
+    takes_groups = groups is not None and "groups" in inspect.signature(estimator.fit).parameters
+    return estimator.fit(X, y, **({"groups": groups} if takes_groups else {}))
 
 
 def make_estimator(name: str, task: Task, options: Options, seed: int):
