@@ -48,6 +48,8 @@ UNKNOWN_SCORES = (
     "best identifier score",
 )
 LIBRARY_COLUMNS = ("mineral", "rruff_id", "file", "label", "chemistry")
+#: the columns whose groups a saved model's validation split holds out whole, first found first
+VALIDATION_GROUPS = ("rruff_id", "group")
 
 
 class BundleError(RamanIdError):
@@ -343,7 +345,8 @@ def train_bundle(
 ) -> Bundle:
     """Train on all of ``spectra`` and save a model folder.
 
-    An internal validation split, of whole specimens (``rruff_id``) where the set has them,
+    An internal validation split, of whole specimens (``rruff_id``) or whole groups (the ``group``
+    column of ``ramanid build table --group``: cultures, patients) where the set has them,
     serves early stopping, the element thresholds, the temperature of the probabilities
     (Guo et al. 2017), the conformal answer sets (Sadinle et al. 2019) and the unknown flag.
     Holding out whole specimens leaves some minerals out of training altogether; the unknown
@@ -358,7 +361,8 @@ def train_bundle(
     if options.ensemble > 1:
         raise RamanIdError("a saved model holds one network: train it with ensemble=1")
     X = spectra.intensities
-    groups = spectra.meta["rruff_id"].astype(str).to_numpy() if "rruff_id" in spectra.meta else None
+    grouped_by = next((column for column in VALIDATION_GROUPS if column in spectra.meta), None)
+    groups = spectra.meta[grouped_by].astype(str).to_numpy() if grouped_by else None
     steps = options.preprocess
     if steps == "auto":
         steps, scores = choose_preprocessing(X, y, spectra.shifts, groups, seed=seed)
@@ -431,7 +435,7 @@ def train_bundle(
         "data": {"n_spectra": len(X), "classes": int(len(np.unique(labels))), "built_with": spectra.info},
         "validation": {
             "n_spectra": int(len(val)),
-            "grouped_by": "rruff_id" if groups is not None else None,
+            "grouped_by": grouped_by,
             "metrics": json_ready(metrics),
         },
         "ood": {

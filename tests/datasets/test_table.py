@@ -168,6 +168,7 @@ def test_cv_with_preprocessing_inside_the_folds_and_a_grouped_split(ecoli, tmp_p
     assert result.exit_code == 0, result.output
     info = json.loads((out / "bundle.json").read_text())
     assert info["preprocess"] == "snv" and [t["lr"] for t in info["tuned"]] == [0.01, 0.001]
+    assert info["validation"]["grouped_by"] == "group"  # validated on a culture training did not see
     assert "options chosen by inner cross-validation" in result.output
     sample = tmp_path / "one.csv"
     np.savetxt(sample, np.column_stack([ecoli.shifts, ecoli.intensities[0]]), delimiter=",")
