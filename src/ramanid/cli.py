@@ -144,8 +144,9 @@ def _training_options(f):
                 metavar="NAME=V1,V2",
                 help="Choose a training option among values by inner cross-validation on the training part "
                 "(grouped as the split is), e.g. --tune lr=0.01,0.001 --tune hidden=32,64; NAME is lr, wd, "
-                "hidden, batch_size, epochs, patience or augment (none, default). Repeat for several: "
-                "every combination is tried.",
+                "hidden, batch_size, epochs, patience, augment (none, default), or model.PARAMETER for a "
+                "parameter of the network (e.g. model.whole=true,false). Repeat for several: every "
+                "combination is tried.",
             ),
         ]
     ):

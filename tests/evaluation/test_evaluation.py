@@ -480,15 +480,31 @@ def test_tune_refuses_what_it_cannot_vary():
         ("dropout=0.1", "NAME one of"),
         ("hidden=3.5", "must be whole numbers"),
         ("augment=light", "'none' or 'default'"),
+        ("model.whole=maybe", "numbers, true or false"),
     ]:
         with pytest.raises(ModelError, match=message):
             parse_tune([bad])
     from ramanid.training.auto import with_choice
     from ramanid.training.factory import make_estimator
 
-    chosen = with_choice(Options(), {"lr": 0.1, "patience": 5, "augment": "none"})
+    assert parse_tune(["model.whole=true,False", "model.blocks=2,3"]) == {
+        "model.whole": (True, False),
+        "model.blocks": (2, 3),
+    }
+    chosen = with_choice(Options(hidden=16), {"lr": 0.1, "patience": 5, "augment": "none", "model.whole": False})
     estimator = make_estimator("attention_resnet", Task.parse("elements"), chosen, 0)
     assert (estimator.lr, estimator.patience, estimator.augment) == (0.1, 5, {}) and chosen.tune == {}
+    assert estimator.model_params == {"whole": False, "hidden": 16}
+    import torch
+
+    from ramanid.models import build_model
+    from ramanid.models.registry import count_parameters
+
+    without = build_model("attention_resnet", 256, 6, whole=False)
+    assert without(torch.rand(3, 256)).shape == (3, 6) and without.whole is None
+    assert count_parameters(build_model("attention_resnet", 256, 6)) > count_parameters(without)
+    with pytest.raises(ModelError, match="unexpected keyword argument 'wings'"):
+        build_model("attention_resnet", 256, 6, wings=2)
     assert (
         make_estimator(
             "attention_resnet", Task.parse("elements"), with_choice(Options(), {"augment": "default"}), 0

@@ -33,6 +33,7 @@ class AttentionResNet(nn.Module):
         heads: int = 4,
         blocks: int = 3,
         dropout: float = 0.1,
+        whole: bool = True,
     ):
         super().__init__()
         count = n_windows(n_points, window, step)
@@ -45,13 +46,14 @@ class AttentionResNet(nn.Module):
         self.blocks = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden)
         # a residual path that sees the whole spectrum at once, beside the windows' attention
-        self.whole = nn.Sequential(nn.Linear(n_points, hidden), nn.GELU(), nn.Dropout(dropout))
-        self.head = nn.Linear(3 * hidden, n_outputs)
+        self.whole = nn.Sequential(nn.Linear(n_points, hidden), nn.GELU(), nn.Dropout(dropout)) if whole else None
+        self.head = nn.Linear((3 if whole else 2) * hidden, n_outputs)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.embed_windows(x.unsqueeze(1)).transpose(1, 2) + self.position
         tokens = self.norm(self.blocks(tokens))
-        return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1), self.whole(x)], dim=1)
+        pooled = [tokens.mean(dim=1), tokens.amax(dim=1)]
+        return torch.cat(pooled + ([self.whole(x)] if self.whole is not None else []), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))

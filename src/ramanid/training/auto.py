@@ -80,18 +80,38 @@ TUNABLE = {
 }
 
 
+#: ``--tune model.NAME=...`` varies a parameter of the network itself (e.g. attention_resnet's ``whole``)
+MODEL_PARAM = "model."
+
+
+def _model_value(value: str):
+    """A model parameter's value: a whole number, a number, true or false (never evaluated code)."""
+    for read in (int, float):
+        try:
+            return read(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(value)
+
+
 def parse_tune(specs) -> dict[str, tuple]:
     """``["lr=0.01,0.001", "hidden=32,64"]`` -> ``{"lr": (0.01, 0.001), "hidden": (32, 64)}``."""
     tune = {}
     for spec in specs:
         name, _, values = spec.partition("=")
         name = {"wd": "weight_decay"}.get(name.strip(), name.strip())
-        if name not in TUNABLE or not values.strip():
-            raise ModelError(f"--tune {spec!r}: expected NAME=V1,V2,... with NAME one of {list(TUNABLE)}")
+        is_model_param = name.startswith(MODEL_PARAM) and len(name) > len(MODEL_PARAM)
+        if (name not in TUNABLE and not is_model_param) or not values.strip():
+            raise ModelError(
+                f"--tune {spec!r}: expected NAME=V1,V2,... with NAME one of {list(TUNABLE)} or model.PARAMETER"
+            )
+        read, kind = (_model_value, "numbers, true or false") if is_model_param else TUNABLE[name]
         try:
-            parsed = tuple(TUNABLE[name][0](v.strip()) for v in values.split(","))
+            parsed = tuple(read(v.strip()) for v in values.split(","))
         except ValueError:
-            raise ModelError(f"--tune {spec!r}: the values of {name} must be {TUNABLE[name][1]}") from None
+            raise ModelError(f"--tune {spec!r}: the values of {name} must be {kind}") from None
         if name in tune:
             raise ModelError(f"--tune {name} is given twice: put all its values in one --tune {name}=V1,V2")
         tune[name] = parsed
@@ -112,10 +132,18 @@ def tuning_grid(tune: dict) -> list[dict]:
 
 def with_choice(options: Options, combination: dict) -> Options:
     """``options`` with one combination of tuned values set (estimator settings such as
-    ``patience`` and ``augment`` go to ``extra``), and nothing left to tune.
+    ``patience`` and ``augment``, and the network's own parameters, go to ``extra``), and nothing
+    left to tune.
     """
     own = {f.name for f in fields(Options)}
-    settings = {k: AUGMENT[v] if k == "augment" else v for k, v in combination.items() if k not in own}
+    settings = {
+        k: AUGMENT[v] if k == "augment" else v
+        for k, v in combination.items()
+        if k not in own and not k.startswith(MODEL_PARAM)
+    }
+    network = {k[len(MODEL_PARAM) :]: v for k, v in combination.items() if k.startswith(MODEL_PARAM)}
+    if network:
+        settings["model_params"] = {**(options.extra.get("model_params") or {}), **network}
     return replace(
         options, tune={}, extra={**options.extra, **settings}, **{k: v for k, v in combination.items() if k in own}
     )

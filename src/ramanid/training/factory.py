@@ -70,10 +70,14 @@ def make_estimator(name: str, task: Task, options: Options, seed: int):
             return ClassicalElementIdentifier(task.elements, base=name, random_state=seed)
         return classical_model(name, random_state=seed)
     width = get_model_spec(name).width
-    model_params = {width: options.hidden} if options.hidden is not None and width else None
+    extra = dict(options.extra)
+    model_params = {
+        **(extra.pop("model_params", None) or {}),
+        **({width: options.hidden} if options.hidden is not None and width else {}),
+    }
     common = dict(
         model=name,
-        model_params=model_params,
+        model_params=model_params or None,
         epochs=options.epochs,
         lr=options.lr,
         weight_decay=options.weight_decay,
@@ -81,7 +85,7 @@ def make_estimator(name: str, task: Task, options: Options, seed: int):
         device=options.device,
         precision=options.precision,
         random_state=seed,
-        **options.extra,
+        **extra,
     )
     if task.kind == "elements":
         if options.ensemble > 1:
