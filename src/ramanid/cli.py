@@ -155,22 +155,27 @@ def _training_options(f):
 
 
 def _task_and_options(
-    task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess, tune
+    task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, seed, preprocess, tune
 ):
+    """``(task, options, seed)`` from the options of :func:`_training_options`."""
     from ramanid.targets import Task
     from ramanid.training.auto import parse_tune
     from ramanid.training.factory import Options
 
     element_list = [e.strip() for e in elements.split(",") if e.strip()]
-    return Task.parse(task, element_list, positive=positive, chemistry=chemistry), Options(
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        hidden=hidden,
-        device=device,
-        precision=precision,
-        preprocess=preprocess,
-        tune=parse_tune(tune),
+    return (
+        Task.parse(task, element_list, positive=positive, chemistry=chemistry),
+        Options(
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            hidden=hidden,
+            device=device,
+            precision=precision,
+            preprocess=preprocess,
+            tune=parse_tune(tune),
+        ),
+        seed,
     )
 
 
@@ -425,30 +430,7 @@ def build_covid_command(source, out):
     callback=_output_folder,
     help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.",
 )
-def cv_command(
-    data,
-    task,
-    models,
-    split,
-    folds,
-    seed,
-    elements,
-    chemistry,
-    positive,
-    epochs,
-    lr,
-    weight_decay,
-    hidden,
-    device,
-    precision,
-    preprocess,
-    tune,
-    ensemble,
-    jobs,
-    backend,
-    scheduler,
-    out,
-):
+def cv_command(data, models, split, folds, ensemble, jobs, backend, scheduler, out, **training):
     """Cross-validate one or more models on the same folds and write a report."""
     from pathlib import Path
 
@@ -458,9 +440,7 @@ def cv_command(
     from ramanid.spectra import SpectraSet
 
     spectra = SpectraSet.load(data)
-    task, options = _task_and_options(
-        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess, tune
-    )
+    task, options, seed = _task_and_options(**training)
     options.ensemble = ensemble
     with folder_lock(out):  # a second cv into the same folder is refused, not mixed in
         result = run_cv(
@@ -495,31 +475,12 @@ def cv_command(
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The model folder to write."
 )
-def train_command(
-    data,
-    model,
-    task,
-    elements,
-    chemistry,
-    positive,
-    epochs,
-    lr,
-    weight_decay,
-    hidden,
-    device,
-    precision,
-    seed,
-    preprocess,
-    tune,
-    out,
-):
+def train_command(data, model, out, **training):
     """Train on all the data and save a model folder for predict and explain."""
     from ramanid.bundle import train_bundle
     from ramanid.spectra import SpectraSet
 
-    task, options = _task_and_options(
-        task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, preprocess, tune
-    )
+    task, options, seed = _task_and_options(**training)
     bundle = train_bundle(
         SpectraSet.load(data), task=task, model=model, options=options, seed=seed, folder=out, log=click.echo
     )

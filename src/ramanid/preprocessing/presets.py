@@ -107,11 +107,12 @@ def _parse_args(name: str, text: str) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise PreprocessingError(f"preprocessing step {name!r}: cannot read {item!r}, expected key=value")
-        args[key.strip()] = _value(value.strip())
+        args[key.strip()] = number_or_text(value.strip())
     return args
 
 
-def _value(text: str):
+def number_or_text(text: str):
+    """``text`` read as an int, else a float, else kept as text (never evaluated)."""
     for kind in (int, float):
         try:
             return kind(text)

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from ramanid.classical import CLASSICAL
 from ramanid.errors import ModelError
 from ramanid.preprocessing import make_pipeline
+from ramanid.preprocessing.presets import number_or_text
 from ramanid.targets import Task
 from ramanid.training.factory import Options, fit_estimator, make_estimator
 from ramanid.validation import inner_splits
@@ -86,14 +87,12 @@ MODEL_PARAM = "model."
 
 def _model_value(value: str):
     """A model parameter's value: a whole number, a number, true or false (never evaluated code)."""
-    for read in (int, float):
-        try:
-            return read(value)
-        except ValueError:
-            pass
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise ValueError(value)
+    number = number_or_text(value)
+    if isinstance(number, str):
+        raise ValueError(value)
+    return number
 
 
 def parse_tune(specs) -> dict[str, tuple]:
