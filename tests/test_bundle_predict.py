@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from ramanid.datasets.covid_serum import load_covid_serum
 from ramanid.explain import embedding_figure, explain_spectrum, integrated_gradients
 from ramanid.models import build_model
 from ramanid.predict import predict_spectra
-from ramanid.spectra import Spectrum
+from ramanid.spectra import SpectraSet, Spectrum
 from ramanid.targets import Task
 from ramanid.training.factory import Options
 
@@ -261,3 +262,34 @@ def test_demo_runs_offline(tmp_path):
     assert figures["unknown"][0] is True  # not_a_mineral.csv sorts first
     for name in ("synthetic.npz", "cv/report.md", "model/bundle.json", "predictions.csv", "explain.png", "embed.png"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_an_element_model_of_every_laser_and_kind_predicts_one_raw_file(rruff_zip, tmp_path):
+    """Issue 12's user path: build a set of every wavelength, raw and processed, single specimens
+    kept (here the ~700 files of minerals named B...), ``train --task elements`` on it (validated
+    on whole minerals), then ``predict`` one raw file: each element's probability is listed.
+    """
+    folder = tmp_path / "rruff"
+    with zipfile.ZipFile(rruff_zip) as archive:
+        members = [m for m in archive.namelist() if m.startswith("B")]
+        archive.extractall(folder, members)
+    runner = CliRunner()
+    data, model = tmp_path / "all.npz", tmp_path / "elements"
+    build = ["build", "rruff", "--source", str(folder), "--wavelength", "all", "--kind", "all"]
+    build += ["--min-per-mineral", "1", "--preprocess", "despike, arpls, minmax", "--out", str(data)]
+    result = runner.invoke(main, build)
+    assert result.exit_code == 0, result.output
+    assert SpectraSet.load(data).meta["wavelength"].nunique() >= 3
+    train = ["train", "--data", str(data), "--task", "elements", "--model", "attention_resnet", "--epochs", "1"]
+    result = runner.invoke(main, [*train, "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "macro ROC AUC" in result.output
+    validation = json.loads((model / "bundle.json").read_text())["validation"]
+    assert validation["grouped_by"] == "mineral"
+    raw = folder / next(m for m in members if "RAW" in m and "__785__" in m)
+    result = runner.invoke(main, ["predict", str(model), str(raw), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (answer,) = json.loads(result.stdout)
+    assert list(answer["elements"]) == ["Mg", "Al", "P", "S", "Fe", "Cu"]
+    assert all(0 <= e["probability"] <= 1 and isinstance(e["present"], bool) for e in answer["elements"].values())
+    assert answer["nearest"] and answer["nearest"][0]["rruff_id"].startswith("R")

@@ -48,8 +48,10 @@ UNKNOWN_SCORES = (
     "best identifier score",
 )
 LIBRARY_COLUMNS = ("mineral", "rruff_id", "file", "label", "chemistry")
-#: the columns whose groups a saved model's validation split holds out whole, first found first
-VALIDATION_GROUPS = ("rruff_id", "group")
+#: per task kind, the columns whose groups a saved model's validation split holds out whole, first
+#: found first; element thresholds are meant for minerals the network has never seen, so an element
+#: model is validated on whole minerals
+VALIDATION_GROUPS = {"label": ("rruff_id", "group"), "elements": ("mineral", "rruff_id")}
 
 
 class BundleError(RamanIdError):
@@ -345,8 +347,9 @@ def train_bundle(
 ) -> Bundle:
     """Train on all of ``spectra`` and save a model folder.
 
-    An internal validation split, of whole specimens (``rruff_id``) or whole groups (the ``group``
-    column of ``ramanid build table --group``: cultures, patients) where the set has them,
+    An internal validation split, of whole specimens (``rruff_id``), whole groups (the ``group``
+    column of ``ramanid build table --group``: cultures, patients), or for elements whole minerals,
+    where the set has them,
     serves early stopping, the element thresholds, the temperature of the probabilities
     (Guo et al. 2017), the conformal answer sets (Sadinle et al. 2019) and the unknown flag.
     Holding out whole specimens leaves some minerals out of training altogether; the unknown
@@ -361,7 +364,7 @@ def train_bundle(
     if options.ensemble > 1:
         raise RamanIdError("a saved model holds one network: train it with ensemble=1")
     X = spectra.intensities
-    grouped_by = next((column for column in VALIDATION_GROUPS if column in spectra.meta), None)
+    grouped_by = next((column for column in VALIDATION_GROUPS[task.kind] if column in spectra.meta), None)
     groups = spectra.meta[grouped_by].astype(str).to_numpy() if grouped_by else None
     steps = options.preprocess
     if steps == "auto":

@@ -284,8 +284,11 @@ class FormulaVote(BaseEstimator):
         Y = check_presence(Y, self.elements)
         train, val = validation_split(len(X), self.val_fraction, self.random_state or 0, groups=groups)
         self.elements_ = list(self.elements)
-        self.library_, self.presence_ = LibrarySearch("cosine").fit(X[train], np.arange(len(train))), Y[train]
-        self.thresholds_ = choose_thresholds(Y[val], self._scores(X[val]), self.threshold)
+        scores = np.zeros(Y[val].shape)
+        if len(val):
+            self.library_, self.presence_ = LibrarySearch("cosine").fit(X[train], np.arange(len(train))), Y[train]
+            scores = self._scores(X[val])
+        self.thresholds_ = choose_thresholds(Y[val], scores, self.threshold)
         self.library_, self.presence_ = LibrarySearch("cosine").fit(X, np.arange(len(X))), Y
         return self
 

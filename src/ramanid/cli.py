@@ -64,6 +64,7 @@ class _ModelOption(click.Option):
         lines = [f"{name}: {MODELS[name].description}." for name in user_models()]
         if not self.neural_only:
             lines.append(f"Classical baselines: {', '.join(CLASSICAL)}.")
+            lines.append("For elements, NETWORK+vote blends a network with formula_vote (weight chosen on validation).")
         self.help = f"{self.help} " + " ".join(lines)
         return super().get_help_record(ctx)
 
@@ -145,7 +146,8 @@ def _training_options(f):
                 help="Choose a training option among values by inner cross-validation on the training part "
                 "(grouped as the split is), e.g. --tune lr=0.01,0.001 --tune hidden=32,64; NAME is lr, wd, "
                 "hidden, batch_size, epochs, patience, augment (none, default), or model.PARAMETER for a "
-                "parameter of the network (e.g. model.whole=true,false). Repeat for several: every "
+                "parameter of the network (e.g. model.whole=true,false; formula_vote's neighbours: model.k=5,20). "
+                "Repeat for several: every "
                 "combination is tried.",
             ),
         ]

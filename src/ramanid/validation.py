@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, StratifiedKFold, train_test_split
 
 from ramanid.errors import ModelError
@@ -83,3 +83,9 @@ def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> n
             f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
             thresholds[j] = cut[np.argmax(f1)]
     return thresholds
+
+
+def macro_roc_auc(Y: np.ndarray, scores: np.ndarray) -> float:
+    """The mean ROC AUC over the columns of ``Y`` that hold both classes (NaN if none does)."""
+    aucs = [roc_auc_score(Y[:, j], scores[:, j]) for j in range(Y.shape[1]) if 0 < Y[:, j].sum() < len(Y)]
+    return float(np.mean(aucs)) if aucs else float("nan")

@@ -6,14 +6,14 @@ import pytest
 from click.testing import CliRunner
 
 from ramanid.cli import main
-from ramanid.errors import DatasetError
+from ramanid.errors import DatasetError, ModelError
 from ramanid.evaluation.metrics import aggregate, element_metrics, multiclass_metrics
 from ramanid.evaluation.protocol import run_cv
 from ramanid.evaluation.report import write_report
 from ramanid.evaluation.splits import Split
 from ramanid.spectra import SpectraSet
 from ramanid.targets import Task
-from ramanid.training.factory import Options
+from ramanid.training.factory import Options, make_estimator
 
 
 def toy(n=60, seed=0):
@@ -388,18 +388,55 @@ def test_formula_vote_reads_the_nearest_references_formulas():
     assert (vote.predict(query) == [[1, 0], [1, 1], [0, 1], [0, 0]]).all()
 
 
+def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
+    from ramanid.classical import FormulaVote
+    from ramanid.training.blend import NEIGHBOURS, WEIGHTS
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 64))
+    minerals = np.repeat(np.arange(12), 10)
+    X = (centres[minerals] + 0.1 * rng.normal(size=(120, 64))).astype(np.float32)
+    Y = rng.integers(0, 2, size=(12, 2))[minerals]
+    fitted_on = []
+    real_fit = FormulaVote.fit
+
+    def spy(self, X_fit, Y_fit, groups=None):
+        fitted_on.append({row.tobytes() for row in X_fit})
+        return real_fit(self, X_fit, Y_fit, groups)
+
+    monkeypatch.setattr(FormulaVote, "fit", spy)
+    blend = make_estimator("mlp+vote", Task.parse("elements", ["Fe", "S"]), Options(epochs=2), 0)
+    blend.fit(X, Y, groups=minerals)
+    val = blend.validation_index_
+    held_out = {row.tobytes() for row in X[val]}
+    assert len(val) and not set(minerals[val]) & set(np.delete(minerals, val))  # whole minerals held out
+    assert len(fitted_on) == len(NEIGHBOURS) + 1 and not any(held_out & rows for rows in fitted_on[:-1])
+    assert len(fitted_on[-1]) == len(X)  # the vote keeps every training spectrum as a reference
+    assert blend.weight_ in WEIGHTS and blend.chosen_.startswith(f"network weight {blend.weight_}, vote k=")
+    w = blend.weight_
+    expected = w * blend.network_.predict_proba(X) + (1 - w) * blend.vote_.predict_proba(X)
+    np.testing.assert_allclose(blend.predict_proba(X), expected)
+    assert (blend.predict(X) == (expected >= blend.thresholds_)).all()
+    with pytest.raises(ModelError, match="use it with --task elements"):
+        make_estimator("mlp+vote", Task.parse("mineral"), Options(), 0)
+    with pytest.raises(ModelError, match="NETWORK\\+vote for elements"):
+        make_estimator("lr+vote", Task.parse("elements"), Options(), 0)
+
+
 def test_elements_all_and_the_formula_vote_in_cv(rruff_780):
     result = run_cv(
         rruff_780.spectra,
         task=Task.parse("elements", ["all"]),
-        models=["formula_vote"],
+        models=["formula_vote", "mlp+vote"],
         split="grouped:mineral",
         folds=3,
+        options=Options(epochs=1),
         log=lambda _: None,
     )
     assert len(result["classes"]) >= 10 and {"O", "Si", "Fe", "S"} <= set(result["classes"])
-    macro = result["models"]["formula_vote"]["summary"]["macro_roc_auc"]["mean"]
-    assert 0.5 < macro < 1
+    for name in ("formula_vote", "mlp+vote", "mlp+vote (its network alone)"):
+        assert 0.5 < result["models"][name]["summary"]["macro_roc_auc"]["mean"] < 1, name
+    assert all(f["model_chosen"].startswith("network weight") for f in result["models"]["mlp+vote"]["folds"])
     with pytest.raises(Exception, match="use it with --task elements"):
         run_cv(toy(), models=["formula_vote"], folds=3, log=lambda _: None)
 
@@ -513,5 +550,20 @@ def test_tune_refuses_what_it_cannot_vary():
     )
     with pytest.raises(ModelError, match="given twice"):
         parse_tune(["lr=0.1", "lr=0.2"])
-    with pytest.raises(ModelError, match="lr has none"):
-        run_cv(toy(), models=["lr"], folds=3, options=Options(tune={"lr": (0.1,)}), log=lambda _: None)
+    for model, tune, message in [
+        ("lr", {"lr": (0.1,)}, "lr is not a network and has no training options"),
+        ("lr", {"model.C": (1, 2)}, "lr has no parameter 'C'"),
+        ("formula_vote", {"model.q": (1, 2)}, r"formula_vote has no parameter 'q': it takes \['k'\]"),
+    ]:
+        with pytest.raises(ModelError, match=message):
+            run_cv(toy(), models=[model], folds=3, options=Options(tune=tune), log=lambda _: None)
+
+
+def test_the_formula_votes_neighbours_are_chosen_on_inner_folds_of_whole_minerals(rruff_780):
+    spectra = rruff_780.spectra
+    options = Options(tune={"model.k": (1, 20)})
+    task = Task.parse("elements")
+    result = run_cv(spectra, task=task, models=["formula_vote"], split="grouped:mineral", folds=3, options=options)
+    for record in result["models"]["formula_vote"]["folds"]:
+        scores = {s["model.k"]: s["score"] for s in record["tune_scores"]}
+        assert record["tuned"] == {"model.k": max(scores, key=scores.get)} and 0.5 < min(scores.values()) < 1

@@ -87,12 +87,16 @@ def run_fold(
     if hasattr(estimator, "chosen_"):
         extra_record["model_chosen"] = estimator.chosen_
     metrics, extra = _scored(estimator, X[test], y[test], task, classes)
+    variants = {}
     spec = getattr(estimator, "spec_", None)
     if spec is not None and spec.transductive:
         # the test fold scored as one batch flatters a transductive model: score each spectrum alone
         # too, as a user meets it (predict does so)
-        alone, alone_extra = _scored(estimator, X[test], y[test], task, classes, one_at_a_time=True)
-        extra["alone"] = {"metrics": json_ready(alone), **alone_extra}
+        variants[ONE_AT_A_TIME] = _scored(estimator, X[test], y[test], task, classes, one_at_a_time=True)
+    if hasattr(estimator, "network_"):  # a blend: what its network alone scores on the same fold
+        variants[NETWORK_ALONE] = _scored(estimator.network_, X[test], y[test], task, classes)
+    if variants:
+        extra["variants"] = {label: {"metrics": json_ready(m), **more} for label, (m, more) in variants.items()}
     sizes = {"train_size": int(len(train)), "test_size": int(len(test))}
     if pretrain is not None:
         sizes["pretrain_size"] = int(len(pretrain))
@@ -104,6 +108,10 @@ def run_fold(
         "wall_s": time.perf_counter() - start,
         **extra,
     }
+
+
+#: the other ways a fold is scored, reported as rows "MODEL (LABEL)"
+ONE_AT_A_TIME, NETWORK_ALONE = "one spectrum at a time", "its network alone"
 
 
 def _scored(estimator, X, y, task: Task, classes, one_at_a_time: bool = False) -> tuple[dict, dict]:
@@ -203,9 +211,12 @@ def run_cv(
     for name in models:
         records = [results[(name, i)] for i in range(len(pairs))]
         per_model[name] = {"folds": records, "summary": _summarise(records, task)}
-        if all("alone" in r for r in records):
-            alone = [{**{k: v for k, v in r.items() if k != "alone"}, **r["alone"]} for r in records]
-            per_model[f"{name} (one spectrum at a time)"] = {"folds": alone, "summary": _summarise(alone, task)}
+        for label in records[0].get("variants", {}):
+            variant = [
+                {**{k: v for k, v in r.items() if k != "variants"}, **r["variants"][label], "variant": label}
+                for r in records
+            ]
+            per_model[f"{name} ({label})"] = {"folds": variant, "summary": _summarise(variant, task)}
     return {
         "config": {**config, "models": list(models)},
         "split": split.describe(),

@@ -137,9 +137,8 @@ def _choices(result: dict) -> list[str]:
         + "; ".join(f"{label}: {json.dumps(record[key])}" for key, label in CHOICES.items() if key in record)
         + " |"
         for model, data in result["models"].items()
-        if "(one spectrum at a time)" not in model
         for record in data["folds"]
-        if any(key in record for key in CHOICES)
+        if "variant" not in record and any(key in record for key in CHOICES)
     ]
     if not rows:
         return []

@@ -9,7 +9,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 from sklearn.linear_model import RidgeClassifier
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline as sk_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -18,8 +18,8 @@ from ramanid.errors import ModelError
 from ramanid.preprocessing import make_pipeline
 from ramanid.preprocessing.presets import number_or_text
 from ramanid.targets import Task
-from ramanid.training.factory import Options, fit_estimator, make_estimator
-from ramanid.validation import inner_splits
+from ramanid.training.factory import Options, classical_params, fit_estimator, make_estimator
+from ramanid.validation import inner_splits, macro_roc_auc
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
 CANDIDATES = ("none", "snv", "arpls, snv", "savgol, snv", "deriv1(window_length=15), vector")
@@ -118,9 +118,16 @@ def parse_tune(specs) -> dict[str, tuple]:
 
 
 def check_tunable(name: str, options: Options) -> None:
-    """A :class:`ModelError` if ``options.tune`` is given for a model without training options."""
-    if options.tune and name in CLASSICAL:
-        raise ModelError(f"--tune varies the training options of the networks: {name} has none")
+    """A :class:`ModelError` if ``options.tune`` varies what a model does not have: classical
+    baselines have no training options, and only some have parameters (``formula_vote``'s ``k``).
+    """
+    if name not in CLASSICAL or not options.tune:
+        return
+    training = [k for k in options.tune if not k.startswith(MODEL_PARAM)]
+    if training:
+        raise ModelError(f"--tune {training[0]}: {name} is not a network and has no training options")
+    for combination in tuning_grid(options.tune):
+        classical_params(name, with_choice(options, combination))
 
 
 def tuning_grid(tune: dict) -> list[dict]:
@@ -175,6 +182,5 @@ def choose_options(
 def _inner_score(estimator, X, y, task: Task) -> float:
     proba = estimator.predict_proba(X)
     if task.kind == "elements":
-        aucs = [roc_auc_score(y[:, j], proba[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
-        return float(np.mean(aucs)) if aucs else float("nan")
+        return macro_roc_auc(y, proba)
     return float(balanced_accuracy_score(y, estimator.classes_[np.argmax(proba, axis=1)]))

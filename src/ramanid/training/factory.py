@@ -11,6 +11,7 @@ from ramanid.classical import CLASSICAL, ELEMENTS_ONLY, ClassicalElementIdentifi
 from ramanid.errors import ModelError
 from ramanid.models import MODELS, get_model_spec, user_models
 from ramanid.targets import Task
+from ramanid.training.blend import VOTE_SUFFIX, NetworkAndVote
 from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
 
 
@@ -40,14 +41,19 @@ class Options:
 
 
 def model_names() -> list[str]:
-    """Every name :func:`make_estimator` takes."""
+    """Every name :func:`make_estimator` takes (besides ``NETWORK+vote``)."""
     return user_models() + list(CLASSICAL)
 
 
 def check_model_name(name: str) -> None:
-    """A :class:`ModelError` unless ``name`` is a registered network or a classical baseline."""
-    if name not in CLASSICAL and (name not in MODELS or MODELS[name].benchmark_only):
-        raise ModelError(f"unknown model {name!r}: expected one of {model_names()}")
+    """A :class:`ModelError` unless ``name`` is a registered network, a classical baseline, or a
+    network blended with the formula vote (``NETWORK+vote``).
+    """
+    network = name.removesuffix(VOTE_SUFFIX)
+    if name not in CLASSICAL and (network not in MODELS or MODELS[network].benchmark_only):
+        raise ModelError(
+            f"unknown model {name!r}: expected one of {model_names()}, or NETWORK{VOTE_SUFFIX} for elements"
+        )
 
 
 def fit_estimator(estimator, X, y, groups=None):
@@ -61,11 +67,14 @@ def fit_estimator(estimator, X, y, groups=None):
 def make_estimator(name: str, task: Task, options: Options, seed: int):
     """The estimator for a model name and task."""
     check_model_name(name)
-    if name in ELEMENTS_ONLY and task.kind != "elements":
+    if (name in ELEMENTS_ONLY or name.endswith(VOTE_SUFFIX)) and task.kind != "elements":
         raise ModelError(f"{name} votes the elements of the nearest references' formulas: use it with --task elements")
+    if name.endswith(VOTE_SUFFIX):
+        return NetworkAndVote(make_estimator(name.removesuffix(VOTE_SUFFIX), task, options, seed))
     if name in CLASSICAL:
         if name == "formula_vote":
-            return FormulaVote(task.elements, random_state=seed)
+            return FormulaVote(task.elements, random_state=seed, **classical_params(name, options))
+        classical_params(name, options)
         if task.kind == "elements":
             return ClassicalElementIdentifier(task.elements, base=name, random_state=seed)
         return classical_model(name, random_state=seed)
@@ -101,3 +110,17 @@ def make_estimator(name: str, task: Task, options: Options, seed: int):
         ]
         return VotingClassifier(members, voting="soft")
     return SpectrumClassifier(**common)
+
+
+def classical_params(name: str, options: Options) -> dict:
+    """The parameters ``--tune model.PARAMETER`` sets on a classical baseline; a :class:`ModelError`
+    for one it does not take (only ``formula_vote`` takes any: its ``k``).
+    """
+    params = options.extra.get("model_params") or {}
+    allowed = {"formula_vote": {"k"}}.get(name, set())
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ModelError(
+            f"{name} has no parameter {unknown[0]!r}" + (f": it takes {sorted(allowed)}" if allowed else "")
+        )
+    return params
