@@ -16,7 +16,7 @@ from ramanid.models import build_model
 from ramanid.predict import predict_spectra
 from ramanid.spectra import SpectraSet, Spectrum
 from ramanid.targets import Task
-from ramanid.training.factory import Options
+from ramanid.training.factory import Options, make_estimator
 
 HELD_OUT = ["Quartz", "Calcite", "Fluorapatite", "Forsterite", "Almandine"]
 
@@ -293,3 +293,42 @@ def test_an_element_model_of_every_laser_and_kind_predicts_one_raw_file(rruff_zi
     assert list(answer["elements"]) == ["Mg", "Al", "P", "S", "Fe", "Cu"]
     assert all(0 <= e["probability"] <= 1 and isinstance(e["present"], bool) for e in answer["elements"].values())
     assert answer["nearest"] and answer["nearest"][0]["rruff_id"].startswith("R")
+    # the network blended with the formula vote is saved too, and predicts the same file
+    blend = tmp_path / "blend"
+    result = runner.invoke(main, [*train[:-4], "--model", "mlp+vote", "--epochs", "1", "--out", str(blend)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((blend / "bundle.json").read_text())["blend"]
+    assert 0 <= saved["weight"] <= 1 and saved["k"] in (5, 20, 40) and len(saved["thresholds"]) == 6
+    result = runner.invoke(main, ["predict", str(blend), str(raw), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)[0]["elements"]) == ["Mg", "Al", "P", "S", "Fe", "Cu"]
+
+
+def test_a_saved_blend_predicts_what_the_fitted_one_did(rruff_780, tmp_path):
+    from ramanid.training.blend import NetworkAndVote
+    from ramanid.validation import macro_roc_auc
+
+    spectra = rruff_780.spectra.subset(np.arange(300))
+    bundle = train_bundle(
+        spectra,
+        task=Task.parse("elements"),
+        model="mlp+vote",
+        options=Options(epochs=2),
+        seed=0,
+        folder=tmp_path / "blend",
+        log=lambda _: None,
+    )
+    assert isinstance(bundle.estimator, NetworkAndVote) and bundle.estimator.model == "mlp+vote"
+    fitted = make_estimator("mlp+vote", Task.parse("elements"), Options(epochs=2), 0)
+    labelled, Y = Task.parse("elements").labelled(spectra, lambda _: None)
+    X = bundle.library
+    fitted.fit(X, Y, groups=labelled.meta["mineral"].astype(str).to_numpy())
+    np.testing.assert_allclose(bundle.estimator.predict_proba(X), fitted.predict_proba(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bundle.estimator.thresholds_, fitted.thresholds_)
+    info = json.loads((bundle.path / "bundle.json").read_text())
+    honest = macro_roc_auc(Y[fitted.validation_index_], fitted.validation_scores_)  # references without them
+    assert info["validation"]["metrics"]["macro_roc_auc"] == pytest.approx(honest)
+    info["blend"]["weight"] = 2
+    (bundle.path / "bundle.json").write_text(json.dumps(info))
+    with pytest.raises(BundleError, match="field 'blend'"):
+        load_bundle(bundle.path)

@@ -28,8 +28,10 @@ from ramanid.errors import ModelError, RamanIdError
 from ramanid.evaluation.metrics import element_metrics, json_ready, multiclass_metrics
 from ramanid.models import user_models
 from ramanid.preprocessing.grid import MAX_POINTS
-from ramanid.targets import Task
+from ramanid.spectra import SpectraSet
+from ramanid.targets import Task, element_matrix
 from ramanid.training.auto import choose_options, choose_preprocessing, preprocess
+from ramanid.training.blend import VOTE_SUFFIX, NetworkAndVote
 from ramanid.training.estimators import ESTIMATORS
 from ramanid.training.factory import Options, make_estimator
 from ramanid.training.identifier import LibraryIdentifier
@@ -47,7 +49,7 @@ UNKNOWN_SCORES = (
     "Mahalanobis",
     "best identifier score",
 )
-LIBRARY_COLUMNS = ("mineral", "rruff_id", "file", "label", "chemistry")
+LIBRARY_COLUMNS = ("mineral", "rruff_id", "file", "label", "chemistry", "measured_chemistry")
 #: per task kind, the columns whose groups a saved model's validation split holds out whole, first
 #: found first; element thresholds are meant for minerals the network has never seen, so an element
 #: model is validated on whole minerals
@@ -184,6 +186,10 @@ def load_bundle(folder: str | Path) -> Bundle:
             f"{folder / LIBRARY}: {library.shape} spectra and {len(library_meta)} rows do not fit "
             f"{info['n_features']} points"
         )
+    if "blend" in info:
+        references = SpectraSet(np.asarray(info["shifts"]), library, library_meta)
+        presence, _ = element_matrix(references, estimator.elements_, info["task"]["chemistry"])
+        estimator = NetworkAndVote.from_parts(estimator, library, presence, info["blend"])
     return Bundle(estimator, info, library, library_meta, folder)
 
 
@@ -334,6 +340,18 @@ def check_header(info: dict, source) -> None:
         and all(map(finite, calibration["conformal_scores"]))
     ):
         fail("calibration", "{'temperature': a positive number, 'conformal_scores': a list of numbers}")
+    blend = info.get("blend")
+    if blend is not None and not (
+        isinstance(blend, dict)
+        and finite(blend.get("weight"))
+        and 0 <= blend["weight"] <= 1
+        and whole(blend.get("k"), 1, 10**6)
+        and isinstance(blend.get("thresholds"), list)
+        and len(blend["thresholds"]) == sum(outputs)
+        and all(map(finite, blend["thresholds"]))
+        and isinstance(task.get("chemistry"), str)
+    ):
+        fail("blend", "{'weight': in [0, 1], 'k': neighbours >= 1, 'thresholds': one per element}")
     if "identifier" in info and not (
         isinstance(info["identifier"], dict)
         and finite(info["identifier"].get("alpha"))
@@ -357,8 +375,11 @@ def train_bundle(
     from the others on validation, with the threshold that accepts 95% of the known validation
     spectra (so about 5% of new spectra of known minerals are flagged).
     """
-    if model not in user_models():
-        raise RamanIdError(f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {user_models()}")
+    if model.removesuffix(VOTE_SUFFIX) not in user_models():
+        raise RamanIdError(
+            f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {user_models()} "
+            f"(and NETWORK{VOTE_SUFFIX} for elements)"
+        )
     task = task.resolved(spectra)
     spectra, y = task.labelled(spectra, log)
     if options.ensemble > 1:
@@ -387,7 +408,11 @@ def train_bundle(
     similarity = LibrarySearch("cosine").fit(X[train], labels[train]).similarity(X[val]).max(axis=1)
     calibration = None
     if task.kind == "elements":
-        metrics = element_metrics(y[val], estimator.predict_proba(X[val]), estimator.thresholds_, task.elements)
+        # a blend's vote keeps the validation spectra as references once fitted: its validation
+        # scores are those of the choice, made with the other spectra as references
+        scores = getattr(estimator, "validation_scores_", None)
+        scores = estimator.predict_proba(X[val]) if scores is None else scores
+        metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         candidates, unknown = {"library cosine": 1 - similarity}, np.zeros(len(val), dtype=bool)
     else:
         logits = estimator.logits(X[val])

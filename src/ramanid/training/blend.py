@@ -29,9 +29,10 @@ class NetworkAndVote(BaseEstimator):
     The network is fitted once, with its own validation split (whole minerals when ``fit`` is
     given them); on that split, never trained on, the vote of the other training spectra is
     scored, and the weight and ``k`` with the best macro ROC AUC are kept, then the thresholds of
-    the blend. The vote then takes every training spectrum as a reference. Without a validation
-    split (fewer than 10 spectra) nothing can be chosen and the first candidate, the vote alone
-    with the fewest neighbours, is kept.
+    the blend (its validation scores stay in ``validation_scores_``: once the vote holds every
+    training spectrum, the validation spectra would find themselves). The vote then takes every
+    training spectrum as a reference. Without a validation split (fewer than 10 spectra) nothing
+    can be chosen and the first candidate, the vote alone with the fewest neighbours, is kept.
     """
 
     def __init__(self, network, weights=WEIGHTS, neighbours=NEIGHBOURS, threshold="youden"):
@@ -52,12 +53,48 @@ class NetworkAndVote(BaseEstimator):
         votes = {k: vote.predict_proba(X[val]) for k, vote in votes.items()}
         blends = {(w, k): w * network + (1 - w) * votes[k] for k in self.neighbours for w in self.weights}
         scores = {choice: macro_roc_auc(Y[val], blend) for choice, blend in blends.items()}
-        self.weight_, k = max(scores, key=lambda choice: np.nan_to_num(scores[choice], nan=-np.inf))
-        self.chosen_ = f"network weight {self.weight_}, vote k={k}"
-        self.thresholds_ = choose_thresholds(Y[val], blends[self.weight_, k], self.threshold)
-        self.vote_ = FormulaVote(self.elements_, k=k, val_fraction=0).fit(X, Y)
+        self.weight_, self.k_ = max(scores, key=lambda choice: np.nan_to_num(scores[choice], nan=-np.inf))
+        self.chosen_ = f"network weight {self.weight_}, vote k={self.k_}"
+        self.validation_scores_ = blends[self.weight_, self.k_]
+        self.thresholds_ = choose_thresholds(Y[val], self.validation_scores_, self.threshold)
+        self.vote_ = FormulaVote(self.elements_, k=self.k_, val_fraction=0).fit(X, Y)
         self.validation_index_ = val
         return self
+
+    def get_state(self) -> tuple[dict, dict]:
+        """The network's state, with the blend (weight, k, thresholds) under ``"blend"``; the
+        references are the model folder's library, so :meth:`from_parts` rebuilds the vote.
+        """
+        header, tensors = self.network_.get_state()
+        blend = {"weight": float(self.weight_), "k": int(self.k_), "thresholds": [float(t) for t in self.thresholds_]}
+        return {**header, "blend": blend}, tensors
+
+    @classmethod
+    def from_parts(cls, network, references: np.ndarray, presence: np.ndarray, blend: dict) -> NetworkAndVote:
+        """The fitted blend of a restored ``network`` and the vote of ``references`` (with their
+        element ``presence``), as ``blend`` (from :meth:`get_state`) describes it.
+        """
+        self = cls(network)
+        self.network_, self.elements_ = network, network.elements_
+        self.weight_, self.k_ = blend["weight"], blend["k"]
+        self.thresholds_ = np.asarray(blend["thresholds"], dtype=np.float64)
+        self.vote_ = FormulaVote(self.elements_, k=self.k_, val_fraction=0).fit(references, presence)
+        return self
+
+    @property
+    def model(self) -> str:
+        """The blend's name, ``NETWORK+vote`` (for messages and the web page)."""
+        return self.network.model + VOTE_SUFFIX
+
+    @property
+    def spec_(self):
+        """The network's registry entry (whether it is transductive, ...)."""
+        return self.network_.spec_
+
+    @property
+    def models_(self) -> list:
+        """The network's modules, for attributions (``explain`` attributes the network's part)."""
+        return self.network_.models_
 
     def predict_proba(self, X):
         """Per element, the blended probability."""
