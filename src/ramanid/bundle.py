@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from ramanid import confidence as conf
 from ramanid.atomic import atomic_folder
 from ramanid.classical import LibrarySearch
-from ramanid.errors import ModelError, RamanIdError
+from ramanid.errors import DatasetError, ModelError, RamanIdError
 from ramanid.evaluation.metrics import element_metrics, json_ready, multiclass_metrics
 from ramanid.models import user_models
 from ramanid.preprocessing.grid import MAX_POINTS
@@ -188,7 +188,10 @@ def load_bundle(folder: str | Path) -> Bundle:
         )
     if "blend" in info:
         references = SpectraSet(np.asarray(info["shifts"]), library, library_meta)
-        presence, _ = element_matrix(references, estimator.elements_, info["task"]["chemistry"])
+        try:
+            presence, _ = element_matrix(references, estimator.elements_, info["task"]["chemistry"])
+        except DatasetError as exc:
+            raise BundleError(f"{folder / LIBRARY}: the blend's references have no formulas ({exc})") from exc
         estimator = NetworkAndVote.from_parts(estimator, library, presence, info["blend"])
     return Bundle(estimator, info, library, library_meta, folder)
 
