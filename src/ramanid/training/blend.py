@@ -23,6 +23,13 @@ NEIGHBOURS = (5, 20, 40)
 VOTE_SUFFIX = "+vote"
 
 
+def _vote(elements, k: int, references: np.ndarray, presence: np.ndarray) -> FormulaVote:
+    """The formula vote of ``k`` neighbours among ``references`` (no thresholds of its own: the
+    blend chooses them).
+    """
+    return FormulaVote(elements, k=k, val_fraction=0).fit(references, presence)
+
+
 class NetworkAndVote(BaseEstimator):
     """Element probabilities: ``weight`` x the network's + (1 - ``weight``) x the formula vote's.
 
@@ -49,15 +56,14 @@ class NetworkAndVote(BaseEstimator):
         val = self.network_.validation_index_
         train = np.setdiff1d(np.arange(len(X)), val)
         network = self.network_.predict_proba(X[val])
-        votes = {k: FormulaVote(self.elements_, k=k, val_fraction=0).fit(X[train], Y[train]) for k in self.neighbours}
-        votes = {k: vote.predict_proba(X[val]) for k, vote in votes.items()}
+        votes = {k: _vote(self.elements_, k, X[train], Y[train]).predict_proba(X[val]) for k in self.neighbours}
         blends = {(w, k): w * network + (1 - w) * votes[k] for k in self.neighbours for w in self.weights}
         scores = {choice: macro_roc_auc(Y[val], blend) for choice, blend in blends.items()}
         self.weight_, self.k_ = max(scores, key=lambda choice: np.nan_to_num(scores[choice], nan=-np.inf))
         self.chosen_ = f"network weight {self.weight_}, vote k={self.k_}"
         self.validation_scores_ = blends[self.weight_, self.k_]
         self.thresholds_ = choose_thresholds(Y[val], self.validation_scores_, self.threshold)
-        self.vote_ = FormulaVote(self.elements_, k=self.k_, val_fraction=0).fit(X, Y)
+        self.vote_ = _vote(self.elements_, self.k_, X, Y)
         self.validation_index_ = val
         return self
 
@@ -78,7 +84,7 @@ class NetworkAndVote(BaseEstimator):
         self.network_, self.elements_ = network, network.elements_
         self.weight_, self.k_ = blend["weight"], blend["k"]
         self.thresholds_ = np.asarray(blend["thresholds"], dtype=np.float64)
-        self.vote_ = FormulaVote(self.elements_, k=self.k_, val_fraction=0).fit(references, presence)
+        self.vote_ = _vote(self.elements_, self.k_, references, presence)
         return self
 
     @property

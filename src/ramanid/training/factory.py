@@ -72,9 +72,9 @@ def make_estimator(name: str, task: Task, options: Options, seed: int):
     if name.endswith(VOTE_SUFFIX):
         return NetworkAndVote(make_estimator(name.removesuffix(VOTE_SUFFIX), task, options, seed))
     if name in CLASSICAL:
+        params = classical_params(name, options)  # refuses parameters the baseline does not take
         if name == "formula_vote":
-            return FormulaVote(task.elements, random_state=seed, **classical_params(name, options))
-        classical_params(name, options)
+            return FormulaVote(task.elements, random_state=seed, **params)
         if task.kind == "elements":
             return ClassicalElementIdentifier(task.elements, base=name, random_state=seed)
         return classical_model(name, random_state=seed)
