@@ -11,10 +11,10 @@ included), 1024 points over 100-1400 cm-1, despiked, arPLS baseline removed, min
 3. specimen: 5-fold grouped by RRUFF id, so a query's specimen is never among the references;
    queries whose mineral has no reference left are counted apart (no method can name them).
 
-In every protocol the identifier's network is trained on the references only, and its alpha is
-chosen on held-out specimens of the references. Classical search (cosine, Pearson, HQI) runs on
-the same preprocessed references, and on min-max-only spectra as a practitioner without baseline
-removal would. Top-1 and top-5 over minerals, and top-1 by the number of references per mineral.
+In every protocol the identifier's network is trained on the references only, and its spectral
+score and alpha are chosen on held-out specimens of the references. Classical search (cosine,
+Pearson, HQI, first-derivative correlation) runs on the same preprocessed references, and on
+min-max-only spectra as a practitioner without baseline removal would. Top-1 and top-5 over minerals, and top-1 by the number of references per mineral.
 """
 
 from __future__ import annotations
@@ -68,20 +68,22 @@ def evaluate(name, refs, queries, data, plain, labels, groups, args) -> dict:
     )
     fit_s = time.perf_counter() - start
     scores = identifier.class_scores(data[known])
+    spectral = identifier.spectral_
     rows["ramanid identifier"] = {
         **summary(ranks(scores, identifier.classes_, labels[known]), n_refs),
         "alpha": identifier.alpha_,
+        "spectral": f"power {spectral.power:g}, window {spectral.window}",
         "fit_s": fit_s,
     }
-    for alpha, label in ((1.0, "ramanid embedding only"), (0.0, "cosine (same preprocessing)")):
+    for alpha, label in ((1.0, "ramanid embedding only"), (0.0, "ramanid spectral score only")):
         scores = identifier._best_per_class(identifier.similarity(data[known], alpha), identifier.reference_class_)
         rows[label] = summary(ranks(scores, identifier.classes_, labels[known]), n_refs)
-    for metric in ("pearson", "hqi"):
+    for metric in ("cosine", "pearson", "hqi", "derivative"):
         search = LibrarySearch(metric).fit(data[refs], labels[refs])
         rows[f"{metric} (same preprocessing)"] = summary(
             ranks(search.class_scores(data[known]), search.classes_, labels[known]), n_refs
         )
-    for metric in ("cosine", "pearson", "hqi"):
+    for metric in ("cosine", "pearson", "hqi", "derivative"):
         search = LibrarySearch(metric).fit(plain[refs], labels[refs])
         rows[f"{metric} (min-max only)"] = summary(
             ranks(search.class_scores(plain[known]), search.classes_, labels[known]), n_refs
@@ -95,7 +97,7 @@ def evaluate(name, refs, queries, data, plain, labels, groups, args) -> dict:
         print(
             f"  {method:32s} {row['top1']:6.3f} {row['top5']:6.3f} {row['refs_1']:6.3f} {row['refs_2_4']:6.3f} "
             f"{row['refs_5plus']:6.3f}"
-            + (f"   alpha {row['alpha']}, fit {row['fit_s']:.0f} s" if "alpha" in row else "")
+            + (f"   alpha {row['alpha']}, {row['spectral']}, fit {row['fit_s']:.0f} s" if "alpha" in row else "")
         )
     return {
         "protocol": name,

@@ -97,7 +97,7 @@ def classifier_case(data, labels, groups, train, test, unknown, args):
 def identifier_case(data, labels, groups, train, test, unknown, args):
     """The library identifier: its class scores are the logits."""
     model = LibraryIdentifier(epochs=args.epochs, random_state=0).fit(data[train], labels[train], groups=groups[train])
-    val_local = model.network_.validation_index_
+    val_local = model.validation_index_
     val = train[val_local]
     rest = np.setdiff1d(np.arange(len(train)), val_local)
     classes = list(model.classes_)

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ramanid import confidence as conf
 from ramanid.atomic import atomic_folder
-from ramanid.classical import LibrarySearch
+from ramanid.classical import LibrarySearch, SpectralScore
 from ramanid.errors import DatasetError, ModelError, RamanIdError
 from ramanid.evaluation.metrics import element_metrics, json_ready, multiclass_metrics
 from ramanid.models import user_models
@@ -90,8 +90,9 @@ class Bundle:
         if "identifier" not in self.info:
             return None
         if self._identifier is None:
+            saved = self.info["identifier"]
             self._identifier = LibraryIdentifier.from_parts(
-                self.estimator, self.library, self.labels, self.info["identifier"]["alpha"]
+                self.estimator, self.library, self.labels, saved["alpha"], SpectralScore(**saved["spectral"])
             )
         return self._identifier
 
@@ -208,7 +209,7 @@ def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int
     labels = Task.parse("mineral").targets(spectra)[0]
     groups = spectra.meta["rruff_id"].astype(str).to_numpy() if "rruff_id" in spectra.meta else None
     identifier = LibraryIdentifier(epochs=epochs, random_state=seed).fit(spectra.intensities, labels, groups=groups)
-    val = identifier.network_.validation_index_
+    val = identifier.validation_index_
     train = np.setdiff1d(np.arange(len(spectra)), val)
     scores = identifier._best_per_class(
         identifier.similarity(spectra.intensities[val], references=train), identifier.reference_class_[train]
@@ -226,6 +227,8 @@ def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int
         "identifier": {
             "alpha": identifier.alpha_,
             "alpha_validation": getattr(identifier, "alpha_validation_", {}),
+            "spectral": asdict(identifier.spectral_),
+            "spectral_validation": getattr(identifier, "spectral_validation_", {}),
             "validation_spectra": int(len(val)),
         },
         "shifts": spectra.shifts.tolist(),
@@ -244,7 +247,8 @@ def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int
         },
     }
     log(
-        f"trained on {len(spectra)} spectra of {len(identifier.classes_)} minerals; alpha {identifier.alpha_} "
+        f"trained on {len(spectra)} spectra of {len(identifier.classes_)} minerals; alpha {identifier.alpha_} and "
+        f"spectral score (power {identifier.spectral_.power:g}, derivative window {identifier.spectral_.window}) "
         f"chosen on {len(val)} held-out spectra"
     )
     save_bundle(folder, identifier.network_, info, spectra.intensities, meta)
@@ -359,8 +363,18 @@ def check_header(info: dict, source) -> None:
         isinstance(info["identifier"], dict)
         and finite(info["identifier"].get("alpha"))
         and 0 <= info["identifier"]["alpha"] <= 1
+        and isinstance(spectral := info["identifier"].get("spectral"), dict)
+        and set(spectral) == {"power", "window"}
+        and finite(spectral["power"])
+        and 0 < spectral["power"] <= 1
+        and whole(spectral["window"], 0, len(info.get("shifts", ())))
+        and (spectral["window"] == 0 or spectral["window"] % 2 == 1)
     ):
-        fail("identifier", "{'alpha': a weight in [0, 1]}")
+        fail(
+            "identifier",
+            "{'alpha': a weight in [0, 1], 'spectral': {'power': in (0, 1], 'window': 0 or an odd number of points}} "
+            "(a folder from before the spectral score: rebuild it with `ramanid library build`)",
+        )
 
 
 def train_bundle(

@@ -8,15 +8,19 @@
 - ``pca_lr``: standardise, PCA, logistic regression.
 - ``gbm_pca``: standardise, PCA, histogram gradient boosting; ``vote``: soft vote of lr, svm and
   gbm_pca; ``auto``: one of them, chosen by inner cross-validation (:class:`AutoClassifier`).
-- :class:`LibrarySearch`: rank reference spectra by cosine, Pearson or HQI similarity.
+- :class:`LibrarySearch`: rank reference spectra by cosine, Pearson, HQI or first-derivative
+  correlation.
+- :class:`SpectralScore`: the compressed, differentiated spectra a robust library search compares.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.signal import savgol_filter
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
@@ -34,7 +38,9 @@ from ramanid.errors import ModelError
 from ramanid.targets import check_presence
 from ramanid.validation import check_rule, choose_thresholds, inner_splits, validation_split
 
-METRICS = ("cosine", "pearson", "hqi")
+METRICS = ("cosine", "pearson", "hqi", "derivative")
+#: Savitzky-Golay window (points) of the ``derivative`` library search
+DERIVATIVE_WINDOW = 15
 #: the classical baselines :func:`classical_model` builds
 CLASSICAL = ("lr", "svm", "knn", "rf", "pca_lr", "gbm_pca", "vote", "auto", "library", "formula_vote")
 #: classical models for elements only
@@ -144,14 +150,53 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
         return self.model_.predict(validate_data(self, X, dtype=np.float64, reset=False))
 
 
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+
+
+def first_derivative(X: np.ndarray, window: int) -> np.ndarray:
+    """The Savitzky-Golay (1964) first derivative of each row: a quadratic fitted over ``window`` points."""
+    if window > X.shape[1]:
+        raise ModelError(f"derivative window {window} is longer than the spectra ({X.shape[1]} points)")
+    return savgol_filter(X, window, 2, deriv=1, axis=1).astype(X.dtype)
+
+
+@dataclass(frozen=True)
+class SpectralScore:
+    """The spectra a robust library search compares, as unit rows (so a dot product is a cosine).
+
+    Intensities are raised to ``power`` (negative values cut at 0 first), so that weak bands
+    count beside the strongest one, as intensity weighting does in mass-spectral library search
+    (Stein & Scott 1994); then, for ``window > 0``, replaced by their Savitzky-Golay first
+    derivative, which drops what a baseline correction left and sharpens bands (the "first
+    derivative correlation" of commercial search software). ``SpectralScore()`` is plain cosine.
+    """
+
+    power: float = 1.0
+    window: int = 0
+
+    def __call__(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if self.power != 1:
+            X = np.clip(X, 0, None) ** np.float32(self.power)
+        if self.window:
+            X = first_derivative(X, self.window)
+        return unit_rows(X)
+
+
 class LibrarySearch(ClassifierMixin, BaseEstimator):
     """Rank the training (library) spectra by similarity to each query.
 
     Parameters
     ----------
-    metric : {"cosine", "pearson", "hqi"}
-        Cosine similarity; Pearson correlation (cosine of mean-centred spectra); or the hit
-        quality index, the squared cosine used by commercial Raman libraries.
+    metric : {"cosine", "pearson", "hqi", "derivative"}
+        Cosine similarity; Pearson correlation (cosine of mean-centred spectra); the hit quality
+        index, the squared cosine used by commercial Raman libraries; or first-derivative
+        correlation (Pearson correlation of Savitzky-Golay first derivatives over
+        :data:`DERIVATIVE_WINDOW` points), the commercial search for spectra with baseline left.
 
     ``predict_proba`` gives, per class, the best similarity among that class's library spectra
     (normalised to sum to one), so top-k accuracy ranks classes by their best match.
@@ -173,7 +218,9 @@ class LibrarySearch(ClassifierMixin, BaseEstimator):
         return self
 
     def _unit(self, X: np.ndarray) -> np.ndarray:
-        if self.metric == "pearson":
+        if self.metric == "derivative":
+            X = first_derivative(X, DERIVATIVE_WINDOW)
+        if self.metric in ("pearson", "derivative"):
             X = X - X.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)

@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 
 from ramanid.bundle import BundleError, load_bundle, train_identifier
-from ramanid.classical import LibrarySearch
+from ramanid.classical import LibrarySearch, SpectralScore
 from ramanid.cli import main
 from ramanid.errors import ModelError
 from ramanid.training.augment import Augment
-from ramanid.training.identifier import LibraryIdentifier
+from ramanid.training.identifier import SPECTRAL_SCORES, LibraryIdentifier
 
 FAST = {"epochs": 4, "random_state": 0}
 
@@ -48,17 +48,56 @@ def test_identifies_other_specimens_of_known_minerals(identifier, by_specimen):
     cosine = np.mean(LibrarySearch("cosine").fit(refs.intensities, refs.meta["mineral"]).predict(X) == truth)
     assert accuracy > 0.6 and accuracy > cosine - 0.1
     assert 0 <= identifier.alpha_ <= 1 and set(identifier.alpha_validation_) == {0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0}
+    assert len(identifier.spectral_validation_) == len(SPECTRAL_SCORES)
+    chosen = f"{identifier.spectral_.power:g}/{identifier.spectral_.window}"
+    assert identifier.spectral_validation_[chosen] == max(identifier.spectral_validation_.values())
 
 
-def test_alpha_zero_is_cosine_library_search(identifier, by_specimen):
+def test_the_chosen_spectral_score_searches_other_specimens_better_than_cosine(identifier, by_specimen):
+    """Chosen on held-out specimens of the references; checked here on specimens never seen."""
     refs, queries = by_specimen
-    scores = identifier._best_per_class(
-        identifier.similarity(queries.intensities[:20], 0.0), identifier.reference_class_
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    X, truth = queries.intensities[known], queries.meta["mineral"].to_numpy()[known]
+    robust = identifier.classes_[
+        np.argmax(identifier._best_per_class(identifier.similarity(X, 0.0), identifier.reference_class_), axis=1)
+    ]
+    cosine = LibrarySearch("cosine").fit(refs.intensities, refs.meta["mineral"]).predict(X)
+    assert identifier.spectral_ != SpectralScore()
+    assert np.mean(robust == truth) > np.mean(cosine == truth) + 0.02
+
+
+def test_alpha_zero_with_the_plain_spectral_score_is_cosine_library_search(identifier, by_specimen):
+    refs, queries = by_specimen
+    plain = LibraryIdentifier.from_parts(
+        identifier.network_, refs.intensities, refs.meta["mineral"].to_numpy(), 0.0, SpectralScore()
     )
+    scores = plain.class_scores(queries.intensities[:20])
     expected = (
         LibrarySearch("cosine").fit(refs.intensities, refs.meta["mineral"]).class_scores(queries.intensities[:20])
     )
     np.testing.assert_allclose(scores, expected, atol=1e-5)
+
+
+def test_spectral_score_compresses_intensities_and_ignores_an_offset_through_the_derivative():
+    x = np.zeros((1, 200), dtype=np.float32)
+    x[0, 50], x[0, 150] = 1.0, 0.04  # a strong and a weak band
+    weak_share = [float(SpectralScore(power)(x)[0, 150] / SpectralScore(power)(x)[0, 50]) for power in (1, 0.5, 0.25)]
+    np.testing.assert_allclose(weak_share, [0.04, 0.2, 0.04**0.25], rtol=1e-5)
+    bands = np.exp(-0.5 * ((np.arange(200) - np.array([[60], [120]])) / 3.0) ** 2).sum(0, keepdims=True)
+    offset = bands + 0.5
+    np.testing.assert_allclose(SpectralScore(1, 9)(offset), SpectralScore(1, 9)(bands), atol=1e-5)
+    assert (SpectralScore()(offset) @ SpectralScore()(bands).T).item() < 0.9  # cosine is not blind to it
+    np.testing.assert_allclose(np.linalg.norm(SpectralScore(0.5, 15)(bands), axis=1), 1.0, rtol=1e-5)
+
+
+def test_derivative_library_search_is_first_derivative_correlation(by_specimen):
+    refs, queries = by_specimen
+    from scipy.signal import savgol_filter
+
+    search = LibrarySearch("derivative").fit(refs.intensities, refs.meta["mineral"])
+    d = savgol_filter(np.vstack([queries.intensities[:3], refs.intensities[:5]]), 15, 2, deriv=1, axis=1)
+    expected = np.corrcoef(d)[:3, 3:]
+    np.testing.assert_allclose(search.similarity(queries.intensities[:3])[:, :5], expected, atol=1e-4)
 
 
 def test_a_mineral_with_one_reference_is_identifiable_and_added_ones_count_at_once(by_specimen):
@@ -112,6 +151,13 @@ def test_library_add_from_the_command_line(saved, by_specimen, tmp_path):
     result = runner.invoke(main, ["library", "add", str(model), str(sample), "--mineral", "TESTÎTE"])
     assert result.exit_code == 0 and "merged with the library's 'Testite'" in result.output
     assert list(load_bundle(model).labels).count("Testite") == 2
+    header = (model / "bundle.json").read_text()
+    info = json.loads(header)
+    info["identifier"]["spectral"]["window"] = 4  # a Savitzky-Golay window is odd
+    (model / "bundle.json").write_text(json.dumps(info))
+    with pytest.raises(BundleError, match="'identifier'.*rebuild it"):
+        load_bundle(model)
+    (model / "bundle.json").write_text(header)
     (model / "library.npz").write_bytes(b"damaged")
     with pytest.raises(BundleError, match="library.npz: does not match"):
         load_bundle(model)

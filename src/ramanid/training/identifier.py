@@ -8,11 +8,15 @@ spectra that imitate what differs between instruments and specimens (calibration
 fluorescence baselines, noise, resolution, cosmic spikes, truncated ranges), and a query is
 compared with every reference both in that embedding and as a spectrum:
 
-    score(query, reference) = alpha * cos(embeddings) + (1 - alpha) * cos(spectra)
+    score(query, reference) = alpha * cos(embeddings) + (1 - alpha) * cos(spectral scores)
 
-A mineral's score is that of its best reference, so a mineral with a single reference spectrum
-is identifiable, and references added later (:meth:`LibraryIdentifier.add`) count at once,
-without retraining. ``alpha`` is chosen on held-out specimens of the training data only.
+The spectral score (:class:`~ramanid.classical.SpectralScore`) compresses intensities (a power
+below 1, after Stein & Scott 1994) and takes a smoothed first derivative, which makes plain
+correlation search markedly more robust to another specimen, laser or baseline; the network is
+trained on that same representation. A mineral's score is that of its best reference, so a
+mineral with a single reference spectrum is identifiable, and references added later
+(:meth:`LibraryIdentifier.add`) count at once, without retraining. The spectral score and
+``alpha`` are chosen on held-out specimens of the training data only.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ramanid.classical import best_per_class, normalised
+from ramanid.classical import SpectralScore, best_per_class, normalised, unit_rows
 from ramanid.errors import ModelError
 from ramanid.training.estimators import SpectrumClassifier
+from ramanid.validation import validation_split
 
 #: augmentation imitating another instrument or specimen (points on a 1024-point grid of ~1.3 cm-1)
 INSTRUMENT_AUGMENT = {
@@ -39,13 +44,9 @@ INSTRUMENT_AUGMENT = {
 }
 #: the weights of the embedding similarity tried when ``alpha`` is not given
 ALPHAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
-
-
-def unit_rows(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    X = np.asarray(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+#: the spectral scores tried when ``spectral`` is not given: powers 1, 1/2, 1/4 by derivative
+#: windows of 0 (none), 9, 15 and 21 points
+SPECTRAL_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.25) for window in (0, 9, 15, 21))
 
 
 class LibraryIdentifier(ClassifierMixin, BaseEstimator):
@@ -61,10 +62,15 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         :class:`~ramanid.training.augment.Augment` arguments; default :data:`INSTRUMENT_AUGMENT`.
     alpha : float, optional
         Weight of the embedding similarity; ``None`` chooses it among :data:`ALPHAS` on the
-        network's validation spectra (whole groups when ``fit`` is given ``groups``), queried
-        against the training references only.
+        validation spectra (whole groups when ``fit`` is given ``groups``), queried against the
+        training references only.
+    spectral : (power, window), optional
+        The :class:`~ramanid.classical.SpectralScore` compared and fed to the network; ``None``
+        chooses among :data:`SPECTRAL_SCORES` on the validation spectra, as for ``alpha``.
     val_fraction : float
-        Share held out for early stopping and for choosing ``alpha``.
+        Share held out for those choices. The network trains for all ``epochs`` without early
+        stopping: the validation loss of a classifier head over every mineral stops it long
+        before its embedding is best.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         batch_size=256,
         augment=None,
         alpha=None,
+        spectral=None,
         val_fraction=0.1,
         precision="auto",
         device=None,
@@ -85,6 +92,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.augment = augment
         self.alpha = alpha
+        self.spectral = spectral
         self.val_fraction = val_fraction
         self.precision = precision
         self.device = device
@@ -97,29 +105,36 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
             raise ModelError(f"alpha {self.alpha}: expected a weight in [0, 1]")
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
+        y = np.asarray(y)
+        seed = self.random_state if self.random_state is not None else 0
+        train, self.validation_index_ = validation_split(len(X), self.val_fraction, seed, groups=groups)
+        self.spectral_ = (
+            SpectralScore(*self.spectral) if self.spectral is not None else self._choose_spectral(X, y, train)
+        )
         self.network_ = SpectrumClassifier(
             model=self.model,
             epochs=self.epochs,
             batch_size=self.batch_size,
-            val_fraction=self.val_fraction,
+            val_fraction=0,
             augment=INSTRUMENT_AUGMENT if self.augment is None else self.augment,
             precision=self.precision,
             device=self.device,
             random_state=self.random_state,
             progress=self.progress,
-        ).fit(X, y, groups=groups)
+        ).fit(self._network_input(X[train]), y[train])
         if not hasattr(self.network_.model_, "embed"):
             raise ModelError(f"model {self.model!r} has no embedding: use ramannet")
-        self._set_library(X, np.asarray(y))
-        val = self.network_.validation_index_
-        self.alpha_ = self.alpha if self.alpha is not None else self._choose_alpha(val)
+        self._set_library(X, y)
+        self.alpha_ = self.alpha if self.alpha is not None else self._choose_alpha(train)
         return self
 
     @classmethod
-    def from_parts(cls, network: SpectrumClassifier, references, labels, alpha: float) -> LibraryIdentifier:
-        """An identifier from a fitted network, its reference spectra and labels (a saved model)."""
-        identifier = cls(model=network.model, alpha=alpha)
-        identifier.network_, identifier.alpha_ = network, float(alpha)
+    def from_parts(
+        cls, network: SpectrumClassifier, references, labels, alpha: float, spectral: SpectralScore
+    ) -> LibraryIdentifier:
+        """An identifier from a fitted network, its spectral score, reference spectra and labels (a saved model)."""
+        identifier = cls(model=network.model, alpha=alpha, spectral=(spectral.power, spectral.window))
+        identifier.network_, identifier.alpha_, identifier.spectral_ = network, float(alpha), spectral
         identifier.n_features_in_ = network.n_features_in_
         identifier._set_library(np.asarray(references, dtype=np.float32), np.asarray(labels))
         return identifier
@@ -134,12 +149,16 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
     def _set_library(self, X: np.ndarray, y: np.ndarray) -> None:
         self.references_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
         self.classes_, self.reference_class_ = np.unique(self.labels_, return_inverse=True)
-        self._unit_spectra = unit_rows(X)
+        self._unit_spectra = self.spectral_(X)
         self._unit_embeddings = self._embed(X)
+
+    def _network_input(self, X: np.ndarray) -> np.ndarray:
+        """The spectral score scaled to a root mean square of 1 per point: what the network sees."""
+        return self.spectral_(X) * np.float32(np.sqrt(X.shape[1]))
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return unit_rows(self.network_.transform(X))
+            return unit_rows(self.network_.transform(self._network_input(X)))
 
     def similarity(self, X, alpha: float | None = None, references: np.ndarray | None = None) -> np.ndarray:
         """``(queries, references)`` scores; ``references`` restricts to those positions."""
@@ -147,7 +166,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32, reset=False)
         alpha = self.alpha_ if alpha is None else alpha
         pick = slice(None) if references is None else references
-        score = (1 - alpha) * (unit_rows(X) @ self._unit_spectra[pick].T)
+        score = (1 - alpha) * (self.spectral_(X) @ self._unit_spectra[pick].T)
         if alpha:
             score += alpha * (self._embed(X) @ self._unit_embeddings[pick].T)
         return score
@@ -167,10 +186,31 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         """The best-scoring mineral of each query."""
         return self.classes_[np.argmax(self.class_scores(X), axis=1)]
 
-    def _choose_alpha(self, val: np.ndarray) -> float:
+    def _choose_spectral(self, X: np.ndarray, y: np.ndarray, train: np.ndarray) -> SpectralScore:
+        """The spectral score whose top-1 is best on validation queries against the training spectra."""
+        known = self._answerable(y, train)
+        if not len(known):
+            return SpectralScore()
+        classes, reference_class = np.unique(y[train], return_inverse=True)
+        truth = np.searchsorted(classes, y[known])
+        accuracy = []
+        for score in SPECTRAL_SCORES:
+            similarity = score(X[known]) @ score(X[train]).T
+            best = best_per_class(similarity, reference_class, len(classes))
+            accuracy.append(float(np.mean(np.argmax(best, axis=1) == truth)))
+        self.spectral_validation_ = {
+            f"{s.power:g}/{s.window}": a for s, a in zip(SPECTRAL_SCORES, accuracy, strict=True)
+        }
+        return SPECTRAL_SCORES[int(np.argmax(accuracy))]
+
+    def _answerable(self, y: np.ndarray, train: np.ndarray) -> np.ndarray:
+        """Validation positions whose mineral has a training reference."""
+        val = self.validation_index_
+        return val[np.isin(y[val], y[train])]
+
+    def _choose_alpha(self, train: np.ndarray) -> float:
         """The alpha whose top-1 is best on validation queries against the training references."""
-        train = np.setdiff1d(np.arange(len(self.references_)), val)
-        known = val[np.isin(self.labels_[val], self.labels_[train])]
+        known = self._answerable(self.labels_, train)
         if not len(known):
             return 0.5
         truth = self.reference_class_[known]
