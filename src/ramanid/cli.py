@@ -521,7 +521,8 @@ def library():
 def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, seed, jobs, out):
     """Build the identifier: every spectrum (all lasers, raw and processed, every mineral, singletons
     included) becomes a reference, and a RamanNet embedding is trained on them with instrument-like
-    augmentation.
+    augmentation; a query is scored against every reference in that embedding and by a robust
+    spectral score (intensity power, first derivative), both chosen on held-out specimens.
     """
     import time
 
