@@ -70,12 +70,15 @@ def explain(bundle, spectrum, target: str | None = None) -> Explanation:
         network, output = (estimator.models_[j], 0) if len(estimator.models_) > 1 else (estimator.models_[0], j)
         label = f"element {target}: probability {scores[j]:.2f} (threshold {estimator.thresholds_[j]:.2f})"
     else:
+        network, inputs = estimator.model_, X
+        if bundle.identifier is not None:  # its network sees the spectral score: attribute through it
+            network, inputs = bundle.identifier.spectrum_network(), bundle.identifier.network_input(X)
         names = [str(c) for c in estimator.classes_]
-        proba = estimator.predict_proba(X)[0]
+        proba = estimator.predict_proba(inputs)[0]
         target = target or names[int(np.argmax(proba))]
         if target not in names:
             raise RamanIdError(f"unknown class {target!r}: this model knows {len(names)} classes, e.g. {names[:5]}")
-        network, output = estimator.model_, names.index(target)
+        output = names.index(target)
         label = f"class {target}: network probability {proba[output]:.2f}"
     attribution = integrated_gradients(network, x, output)
     hit = library_search(bundle).search(X, k=1)[0].iloc[0]
@@ -118,7 +121,7 @@ def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
         raise RamanIdError(f"{len(spectra)} spectra: a 2-D map needs at least 3")
     labels = spectra.meta[label_column].astype(str).to_numpy()
     X = spectra.intensities
-    embedded = estimator.transform(X)
+    embedded = bundle.identifier._embed(X) if bundle.identifier is not None else estimator.transform(X)
     maps = {
         f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
         "PCA of the spectra": PCA(2, random_state=0).fit_transform(X),

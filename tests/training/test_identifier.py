@@ -132,6 +132,26 @@ def test_saved_identifier_predicts_minerals_references_and_elements(saved, by_sp
     assert answer["elements"] and all(0 <= e["probability"] <= 1.0001 for e in answer["elements"].values())
 
 
+def test_the_input_layer_is_the_network_input_and_explain_attributes_through_it(saved, by_specimen, tmp_path):
+    from ramanid.explain import explain
+    from ramanid.io.files import read_one
+    from ramanid.training.identifier import SpectralScoreLayer
+
+    _, queries = by_specimen
+    identifier = saved.identifier
+    X = queries.intensities[:8]
+    layer = SpectralScoreLayer(identifier.spectral_, X.shape[1])
+    np.testing.assert_allclose(layer(torch.as_tensor(X)).numpy(), identifier.network_input(X), atol=2e-3)
+    sample = tmp_path / "sample.csv"
+    np.savetxt(sample, np.column_stack([queries.shifts, X[0]]), delimiter=",")
+    e = explain(saved, read_one(sample)[0])
+    assert e.target in identifier.network_.classes_ and np.isfinite(e.attribution).all()
+    assert np.abs(e.attribution).sum() > 0
+    result = CliRunner().invoke(main, ["explain", str(saved.path), str(sample), "--out", str(tmp_path / "why.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "why.png").stat().st_size > 10_000
+
+
 def test_library_add_from_the_command_line(saved, by_specimen, tmp_path):
     import shutil
 

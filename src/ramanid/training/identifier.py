@@ -21,13 +21,15 @@ mineral with a single reference spectrum is identifiable, and references added l
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ramanid.classical import SpectralScore, best_per_class, normalised, unit_rows
+from ramanid.classical import SpectralScore, best_per_class, first_derivative, normalised, unit_rows
 from ramanid.errors import ModelError
 from ramanid.training.estimators import SpectrumClassifier
 from ramanid.validation import validation_split
@@ -47,6 +49,27 @@ ALPHAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 #: the spectral scores tried when ``spectral`` is not given: powers 1, 1/2, 1/4 by derivative
 #: windows of 0 (none), 9, 15 and 21 points
 SPECTRAL_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.25) for window in (0, 9, 15, 21))
+
+
+class SpectralScoreLayer(torch.nn.Module):
+    """The network's input (:meth:`LibraryIdentifier.network_input`) as a differentiable layer, so
+    that attributions reach the spectrum itself. The derivative is the Savitzky-Golay filter
+    written as the matrix it applies (its response to each unit impulse), edges included.
+    """
+
+    def __init__(self, score: SpectralScore, n_points: int):
+        super().__init__()
+        self.power, self.scale = score.power, math.sqrt(n_points)
+        identity = np.eye(n_points, dtype=np.float32)
+        self.register_buffer(
+            "derivative", torch.as_tensor(first_derivative(identity, score.window) if score.window else identity)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.power != 1:
+            x = x.clamp_min(1e-12) ** self.power  # not 0: the gradient of a power below 1 is infinite there
+        x = x @ self.derivative
+        return self.scale * x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 class LibraryIdentifier(ClassifierMixin, BaseEstimator):
@@ -121,7 +144,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
             device=self.device,
             random_state=self.random_state,
             progress=self.progress,
-        ).fit(self._network_input(X[train]), y[train])
+        ).fit(self.network_input(X[train]), y[train])
         if not hasattr(self.network_.model_, "embed"):
             raise ModelError(f"model {self.model!r} has no embedding: use ramannet")
         self._set_library(X, y)
@@ -152,13 +175,20 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         self._unit_spectra = self.spectral_(X)
         self._unit_embeddings = self._embed(X)
 
-    def _network_input(self, X: np.ndarray) -> np.ndarray:
+    def network_input(self, X: np.ndarray) -> np.ndarray:
         """The spectral score scaled to a root mean square of 1 per point: what the network sees."""
         return self.spectral_(X) * np.float32(np.sqrt(X.shape[1]))
 
+    def spectrum_network(self) -> torch.nn.Module:
+        """The network with its input layer in front: preprocessed spectra in, class logits out."""
+        check_is_fitted(self, "network_")
+        model = self.network_.model_
+        layer = SpectralScoreLayer(self.spectral_, self.n_features_in_).to(next(model.parameters()).device)
+        return torch.nn.Sequential(layer, model).eval()
+
     def _embed(self, X: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return unit_rows(self.network_.transform(self._network_input(X)))
+            return unit_rows(self.network_.transform(self.network_input(X)))
 
     def similarity(self, X, alpha: float | None = None, references: np.ndarray | None = None) -> np.ndarray:
         """``(queries, references)`` scores; ``references`` restricts to those positions."""
