@@ -14,7 +14,8 @@ included), 1024 points over 100-1400 cm-1, despiked, arPLS baseline removed, min
 In every protocol the identifier's network is trained on the references only, and its spectral
 score and alpha are chosen on held-out specimens of the references. Classical search (cosine,
 Pearson, HQI, first-derivative correlation) runs on the same preprocessed references, and on
-min-max-only spectra as a practitioner without baseline removal would. Top-1 and top-5 over minerals, and top-1 by the number of references per mineral.
+min-max-only spectra as a practitioner without baseline removal would. Top-1 and top-5 over
+minerals, and top-1 by the number of references per mineral.
 """
 
 from __future__ import annotations

@@ -178,6 +178,13 @@ class SpectralScore:
     power: float = 1.0
     window: int = 0
 
+    def __post_init__(self):
+        if not 0 < self.power <= 1 or not (self.window == 0 or (self.window >= 3 and self.window % 2 == 1)):
+            raise ModelError(
+                f"spectral score power {self.power}, window {self.window}: expected a power in (0, 1] and a "
+                "window of 0 (no derivative) or an odd number of points from 3"
+            )
+
     def __call__(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
         if self.power != 1:

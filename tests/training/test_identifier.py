@@ -115,6 +115,8 @@ def test_a_mineral_with_one_reference_is_identifiable_and_added_ones_count_at_on
 def test_alpha_out_of_range_is_refused():
     with pytest.raises(ModelError, match="alpha"):
         LibraryIdentifier(alpha=2).fit(np.zeros((12, 64)), np.arange(12) % 2)
+    with pytest.raises(ModelError, match="window 4: expected"):
+        LibraryIdentifier(spectral=(0.5, 4)).fit(np.zeros((12, 64)), np.arange(12) % 2)
 
 
 def test_saved_identifier_predicts_minerals_references_and_elements(saved, by_specimen, tmp_path):
