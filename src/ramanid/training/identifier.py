@@ -13,7 +13,9 @@ compared with every reference both in that embedding and as a spectrum:
 The spectral score (:class:`~ramanid.classical.SpectralScore`) compresses intensities (a power
 below 1, after Stein & Scott 1994) and takes a smoothed first derivative, which makes plain
 correlation search markedly more robust to another specimen, laser or baseline; the network is
-trained on that same representation. A mineral's score is that of its best reference, so a
+trained on that same representation (so its augmentation perturbs the spectral score, not the
+spectrum: a shift, blur or truncation there is one of the spectrum too; a "baseline" there is a
+slow drift of the derivative). A mineral's score is that of its best reference, so a
 mineral with a single reference spectrum is identifiable, and references added later
 (:meth:`LibraryIdentifier.add`) count at once, without retraining. The spectral score and
 ``alpha`` are chosen on held-out specimens of the training data only.
