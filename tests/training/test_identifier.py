@@ -117,6 +117,9 @@ def test_alpha_out_of_range_is_refused():
         LibraryIdentifier(alpha=2).fit(np.zeros((12, 64)), np.arange(12) % 2)
     with pytest.raises(ModelError, match="window 4: expected"):
         LibraryIdentifier(spectral=(0.5, 4)).fit(np.zeros((12, 64)), np.arange(12) % 2)
+    # spectra shorter than the widest derivative: the candidates that fit are tried, and the network says why
+    with pytest.raises(ModelError, match="16 points are shorter than one window of 50"):
+        LibraryIdentifier(epochs=1).fit(np.random.default_rng(0).random((30, 16)), np.arange(30) % 3)
 
 
 def test_saved_identifier_predicts_minerals_references_and_elements(saved, by_specimen, tmp_path):

@@ -225,15 +225,14 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
             return SpectralScore()
         classes, reference_class = np.unique(y[train], return_inverse=True)
         truth = np.searchsorted(classes, y[known])
+        candidates = [score for score in SPECTRAL_SCORES if score.window <= X.shape[1]]
         accuracy = []
-        for score in SPECTRAL_SCORES:
+        for score in candidates:
             similarity = score(X[known]) @ score(X[train]).T
             best = best_per_class(similarity, reference_class, len(classes))
             accuracy.append(float(np.mean(np.argmax(best, axis=1) == truth)))
-        self.spectral_validation_ = {
-            f"{s.power:g}/{s.window}": a for s, a in zip(SPECTRAL_SCORES, accuracy, strict=True)
-        }
-        return SPECTRAL_SCORES[int(np.argmax(accuracy))]
+        self.spectral_validation_ = {f"{s.power:g}/{s.window}": a for s, a in zip(candidates, accuracy, strict=True)}
+        return candidates[int(np.argmax(accuracy))]
 
     def _answerable(self, y: np.ndarray, train: np.ndarray) -> np.ndarray:
         """Validation positions whose mineral has a training reference."""
