@@ -36,15 +36,14 @@ from ramanid.io.rruff import read_rruff
 from ramanid.predict import predict_spectra
 
 
-def median_ms(run, repeats: int = 200) -> float:
-    """Median wall time of ``run()`` in milliseconds, after one warm-up call."""
-    run()
+def wall_ms(run, inputs) -> np.ndarray:
+    """Wall time of ``run(x)`` for each of ``inputs``, in milliseconds."""
     times = []
-    for _ in range(repeats):
+    for x in inputs:
         tick = time.perf_counter()
-        run()
+        run(x)
         times.append(time.perf_counter() - tick)
-    return 1e3 * float(np.median(times))
+    return 1e3 * np.array(times)
 
 
 def main():
@@ -70,18 +69,14 @@ def main():
     bundle = load_bundle(args.out)
     spectra, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("wavelength") == 785 and m.get("kind") == "raw")
     predict_spectra(bundle, spectra[:2])  # warm: the identifier's reference embeddings are computed once
-    times = []
-    for s in spectra[:200]:
-        tick = time.perf_counter()
-        predict_spectra(bundle, [s])
-        times.append(time.perf_counter() - tick)
+    times = wall_ms(lambda s: predict_spectra(bundle, [s]), spectra[:200])
     print(
-        f"latency, one spectrum against {len(bundle.library)} references: median {1e3 * np.median(times):.1f} ms, "
-        f"95th percentile {1e3 * np.quantile(times, 0.95):.1f} ms"
+        f"latency, one spectrum against {len(bundle.library)} references: median {np.median(times):.1f} ms, "
+        f"95th percentile {np.quantile(times, 0.95):.1f} ms"
     )
     identifier, query = bundle.identifier, bundle.library[:1]
-    scoring = median_ms(lambda: identifier.similarity(query))
-    cosine = median_ms(lambda: unit_rows(query) @ identifier._unit_spectra.T)
+    scoring = np.median(wall_ms(lambda _: identifier.similarity(query), range(200)))
+    cosine = np.median(wall_ms(lambda _: unit_rows(query) @ identifier._unit_spectra.T, range(200)))
     print(
         f"scoring one preprocessed spectrum: identifier {scoring:.2f} ms, plain cosine search {cosine:.2f} ms "
         f"(ratio {scoring / cosine:.1f})"

@@ -108,7 +108,7 @@ def identifier_case(data, labels, groups, train, test, unknown, args):
         "unknown": model.class_scores(data[unknown]),
     }
     logits["val"][~np.isfinite(logits["val"])] = -1.0  # classes with no training reference
-    embed = {"val": model._embed(data[val]), "known": model._embed(data[test]), "unknown": model._embed(data[unknown])}
+    embed = {"val": model.embed(data[val]), "known": model.embed(data[test]), "unknown": model.embed(data[unknown])}
     library = LibrarySearch("cosine").fit(data[train], labels[train])
     scores = {
         "best identifier score": {k: -v.max(axis=1) for k, v in logits.items()},

@@ -304,6 +304,13 @@ def check_header(info: dict, source) -> None:
     def whole(value, low: int, high: int) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
+    def spectral_score(fields: dict) -> bool:
+        try:
+            SpectralScore(**fields)  # its own checks: power in (0, 1], window 0 or odd
+        except ModelError:
+            return False
+        return True
+
     if not whole(info.get("n_features"), 2, MAX_POINTS):
         fail("n_features", f"a whole number of points from 2 to {MAX_POINTS}")
     shifts = info.get("shifts")
@@ -366,9 +373,8 @@ def check_header(info: dict, source) -> None:
         and isinstance(spectral := info["identifier"].get("spectral"), dict)
         and set(spectral) == {"power", "window"}
         and finite(spectral["power"])
-        and 0 < spectral["power"] <= 1
         and whole(spectral["window"], 0, len(info.get("shifts", ())))
-        and (spectral["window"] == 0 or spectral["window"] % 2 == 1)
+        and spectral_score(spectral)
     ):
         fail(
             "identifier",

@@ -151,8 +151,8 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    X = np.asarray(X, dtype=np.float32)
+    """Rows scaled to unit length (zero rows stay zero), in float32 or wider as given."""
+    X = np.asarray(X, dtype=np.result_type(X, np.float32))
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
 
@@ -229,8 +229,7 @@ class LibrarySearch(ClassifierMixin, BaseEstimator):
             X = first_derivative(X, DERIVATIVE_WINDOW)
         if self.metric in ("pearson", "derivative"):
             X = X - X.mean(axis=1, keepdims=True)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
+        return unit_rows(X)
 
     def similarity(self, X) -> np.ndarray:
         """``(n_queries, n_library)`` similarities."""

@@ -121,7 +121,7 @@ def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
         raise RamanIdError(f"{len(spectra)} spectra: a 2-D map needs at least 3")
     labels = spectra.meta[label_column].astype(str).to_numpy()
     X = spectra.intensities
-    embedded = bundle.identifier._embed(X) if bundle.identifier is not None else estimator.transform(X)
+    embedded = bundle.identifier.embed(X) if bundle.identifier is not None else estimator.transform(X)
     maps = {
         f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
         "PCA of the spectra": PCA(2, random_state=0).fit_transform(X),

@@ -175,7 +175,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         self.references_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
         self.classes_, self.reference_class_ = np.unique(self.labels_, return_inverse=True)
         self._unit_spectra = self.spectral_(X)
-        self._unit_embeddings = self._embed(X)
+        self._unit_embeddings = self.embed(X)
 
     def network_input(self, X: np.ndarray) -> np.ndarray:
         """The spectral score scaled to a root mean square of 1 per point: what the network sees."""
@@ -188,7 +188,8 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         layer = SpectralScoreLayer(self.spectral_, self.n_features_in_).to(next(model.parameters()).device)
         return torch.nn.Sequential(layer, model).eval()
 
-    def _embed(self, X: np.ndarray) -> np.ndarray:
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """The network's embeddings of spectra ``X`` (preprocessed as the references), unit length."""
         with torch.inference_mode():
             return unit_rows(self.network_.transform(self.network_input(X)))
 
@@ -200,7 +201,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         pick = slice(None) if references is None else references
         score = (1 - alpha) * (self.spectral_(X) @ self._unit_spectra[pick].T)
         if alpha:
-            score += alpha * (self._embed(X) @ self._unit_embeddings[pick].T)
+            score += alpha * (self.embed(X) @ self._unit_embeddings[pick].T)
         return score
 
     def class_scores(self, X) -> np.ndarray:
