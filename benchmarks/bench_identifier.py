@@ -1,7 +1,7 @@
 """The library identifier against classical library search, on protocols that hold out what a user's
 spectrum differs in (issue 10).
 
-    python benchmarks/bench_identifier.py [--epochs 60] [--folds 5] [--protocols laser kind specimen]
+    python benchmarks/bench_identifier.py [--epochs 60] [--folds 5] [--protocols laser kind specimen] [--lr]
 
 Data: every spectrum of the shared RRUFF zip (all lasers, raw and processed, every mineral, singletons
 included), 1024 points over 100-1400 cm-1, despiked, arPLS baseline removed, min-max scaled. Protocols:
@@ -33,7 +33,7 @@ from sklearn.model_selection import GroupKFold
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, cpu_flags, machine
 
-from ramanid.classical import LibrarySearch
+from ramanid.classical import LibrarySearch, classical_model
 from ramanid.datasets.rruff import build_rruff
 from ramanid.training.identifier import LibraryIdentifier
 
@@ -84,6 +84,13 @@ def evaluate(name, refs, queries, data, plain, labels, groups, args) -> dict:
         rows[f"{metric} (same preprocessing)"] = summary(
             ranks(search.class_scores(data[known]), search.classes_, labels[known]), n_refs
         )
+    if args.lr:  # the plain classifier baseline: one class per mineral of the references
+        start = time.perf_counter()
+        lr = classical_model("lr").fit(data[refs], labels[refs])
+        rows["logistic regression"] = {
+            **summary(ranks(lr.predict_proba(data[known]), lr.classes_, labels[known]), n_refs),
+            "fit_s": time.perf_counter() - start,
+        }
     for metric in ("cosine", "pearson", "hqi", "derivative"):
         search = LibrarySearch(metric).fit(plain[refs], labels[refs])
         rows[f"{metric} (min-max only)"] = summary(
@@ -115,6 +122,7 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--protocols", nargs="+", default=["laser", "kind", "specimen"])
     parser.add_argument("--log", default=None, help="write every figure here as JSON")
+    parser.add_argument("--lr", action="store_true", help="add logistic regression (slow: 1,800 classes)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"machine: {machine()}, torch {torch.__version__}\ncpu: {cpu_flags()}")

@@ -224,14 +224,11 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         known = self._answerable(y, train)
         if not len(known):
             return SpectralScore()
-        classes, reference_class = np.unique(y[train], return_inverse=True)
-        truth = np.searchsorted(classes, y[known])
+        classes, codes = np.unique(y, return_inverse=True)
         candidates = [score for score in SPECTRAL_SCORES if score.window <= X.shape[1]]
-        accuracy = []
-        for score in candidates:
-            similarity = score(X[known]) @ score(X[train]).T
-            best = best_per_class(similarity, reference_class, len(classes))
-            accuracy.append(float(np.mean(np.argmax(best, axis=1) == truth)))
+        accuracy = [
+            _top1(score(X[known]) @ score(X[train]).T, codes[train], len(classes), codes[known]) for score in candidates
+        ]
         self.spectral_validation_ = {f"{s.power:g}/{s.window}": a for s, a in zip(candidates, accuracy, strict=True)}
         return candidates[int(np.argmax(accuracy))]
 
@@ -245,12 +242,15 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         known = self._answerable(self.labels_, train)
         if not len(known):
             return 0.5
-        truth = self.reference_class_[known]
-        accuracy = []
-        for alpha in ALPHAS:
-            scores = self._best_per_class(
-                self.similarity(self.references_[known], alpha, train), self.reference_class_[train]
-            )
-            accuracy.append(float(np.mean(np.argmax(scores, axis=1) == truth)))
+        codes, n_classes = self.reference_class_, len(self.classes_)
+        spectral, embedded = (self.similarity(self.references_[known], part, train) for part in (0.0, 1.0))
+        accuracy = [
+            _top1((1 - alpha) * spectral + alpha * embedded, codes[train], n_classes, codes[known]) for alpha in ALPHAS
+        ]
         self.alpha_validation_ = dict(zip(ALPHAS, accuracy, strict=True))
         return float(ALPHAS[int(np.argmax(accuracy))])
+
+
+def _top1(similarity: np.ndarray, reference_class: np.ndarray, n_classes: int, truth: np.ndarray) -> float:
+    """The share of queries whose best-scoring class (that of its best reference) is ``truth``."""
+    return float(np.mean(np.argmax(best_per_class(similarity, reference_class, n_classes), axis=1) == truth))
