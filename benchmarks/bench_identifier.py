@@ -33,8 +33,9 @@ from sklearn.model_selection import GroupKFold
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, cpu_flags, machine
 
-from ramanid.classical import LibrarySearch, classical_model
 from ramanid.datasets.rruff import build_rruff
+from ramanid.search import LibrarySearch
+from ramanid.training.baselines import classical_model
 from ramanid.training.identifier import LibraryIdentifier
 
 PREPROCESS = "despike, arpls, minmax"
@@ -77,7 +78,7 @@ def evaluate(name, refs, queries, data, plain, labels, groups, args) -> dict:
         "fit_s": fit_s,
     }
     for alpha, label in ((1.0, "ramanid embedding only"), (0.0, "ramanid spectral score only")):
-        scores = identifier._best_per_class(identifier.similarity(data[known], alpha), identifier.reference_class_)
+        scores = identifier.best_per_class(identifier.similarity(data[known], alpha), identifier.reference_class_)
         rows[label] = summary(ranks(scores, identifier.classes_, labels[known]), n_refs)
     for metric in ("cosine", "pearson", "hqi", "derivative"):
         search = LibrarySearch(metric).fit(data[refs], labels[refs])

@@ -29,11 +29,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, cpu_flags, machine
 
 from ramanid.bundle import load_bundle
-from ramanid.classical import unit_rows
 from ramanid.cli import main as cli
 from ramanid.io.files import read_spectrum_files
 from ramanid.io.rruff import read_rruff
 from ramanid.predict import predict_spectra
+from ramanid.search import unit_rows
 
 
 def wall_ms(run, inputs) -> np.ndarray:
@@ -74,9 +74,9 @@ def main():
         f"latency, one spectrum against {len(bundle.library)} references: median {np.median(times):.1f} ms, "
         f"95th percentile {np.quantile(times, 0.95):.1f} ms"
     )
-    identifier, query = bundle.identifier, bundle.library[:1]
+    identifier, query = bundle.estimator, bundle.library[:1]
     scoring = np.median(wall_ms(lambda _: identifier.similarity(query), range(200)))
-    cosine = np.median(wall_ms(lambda _: unit_rows(query) @ identifier._unit_spectra.T, range(200)))
+    cosine = np.median(wall_ms(lambda _: unit_rows(query) @ identifier.unit_spectra_.T, range(200)))
     print(
         f"scoring one preprocessed spectrum: identifier {scoring:.2f} ms, plain cosine search {cosine:.2f} ms "
         f"(ratio {scoring / cosine:.1f})"

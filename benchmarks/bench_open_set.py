@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, cpu_flags, machine
 
 from ramanid import confidence as conf
-from ramanid.classical import LibrarySearch
 from ramanid.datasets.rruff import build_rruff
+from ramanid.search import LibrarySearch
 from ramanid.training.estimators import SpectrumClassifier
 from ramanid.training.identifier import LibraryIdentifier
 
@@ -103,7 +103,7 @@ def identifier_case(data, labels, groups, train, test, unknown, args):
     classes = list(model.classes_)
     index = {c: i for i, c in enumerate(classes)}
     logits = {
-        "val": model._best_per_class(model.similarity(data[val], references=rest), model.reference_class_[rest]),
+        "val": model.best_per_class(model.similarity(data[val], references=rest), model.reference_class_[rest]),
         "known": model.class_scores(data[test]),
         "unknown": model.class_scores(data[unknown]),
     }
@@ -119,7 +119,7 @@ def identifier_case(data, labels, groups, train, test, unknown, args):
             },
         },
         "nearest embedding (k=1)": {
-            k: conf.nearest_unknown(v, model._unit_embeddings[rest if k == "val" else slice(None)])
+            k: conf.nearest_unknown(v, model.unit_embeddings_[rest if k == "val" else slice(None)])
             for k, v in embed.items()
         },
     }

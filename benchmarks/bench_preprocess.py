@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, machine, timer  # noqa: E402
 
 from ramanid.datasets.rruff import build_rruff  # noqa: E402
-from ramanid.preprocessing import Despike, make_pipeline  # noqa: E402
+from ramanid.preprocessing import Despike, pipeline_from_spec  # noqa: E402
 
 
 def plain_loop(X, shifts):
@@ -41,7 +41,7 @@ def main():
     with timer(t, "loop"):
         expected = plain_loop(X, raw.shifts)
     for jobs in (1, 2):
-        pipeline = make_pipeline("robust", raw.shifts, n_jobs=jobs)
+        pipeline = pipeline_from_spec("robust", raw.shifts, n_jobs=jobs)
         with timer(t, f"ramanid_{jobs}"):
             out = pipeline.fit_transform(X)
         np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)

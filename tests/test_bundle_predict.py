@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ramanid.bundle import BundleError, load_bundle, train_bundle
+from ramanid.bundle import BundleError, load_bundle, save_bundle
 from ramanid.cli import main
 from ramanid.datasets.covid_serum import load_covid_serum
+from ramanid.deploy import train_bundle
 from ramanid.explain import embedding_figure, explain_spectrum, integrated_gradients
 from ramanid.models import build_model
 from ramanid.predict import predict_spectra
@@ -69,7 +70,7 @@ def test_round_trip_gives_the_same_predictions(bundle, split_780):
     X = train.intensities[:20]
     np.testing.assert_array_equal(again.estimator.predict_proba(X), bundle.estimator.predict_proba(X))
     info = json.loads((bundle.path / "bundle.json").read_text())
-    assert info["preprocess"] == "minmax" and len(info["shifts"]) == 1024 and info["ramanid_version"]
+    assert info["preprocess"] == [["minmax", {}]] and len(info["shifts"]) == 1024 and info["ramanid_version"]
     assert info["validation"]["n_spectra"] > 0 and 0 < info["ood"]["threshold"] < 1
 
 
@@ -97,7 +98,7 @@ def test_unknown_flag_on_held_out_minerals_and_on_serum(bundle, split_780, covid
     # minerals absent from training: some are flagged, and all score as less familiar than known ones
     assert flagged["unseen"] > flagged["seen"]
     assert np.median([r.unknown_score for r in unseen]) > np.median([r.unknown_score for r in seen])
-    ood = bundle.info["ood"]
+    ood = bundle.header["ood"]
     assert ood["score"] in ood["validation_auroc"] and ood["validation_unknown_spectra"] > 0
 
 
@@ -122,7 +123,7 @@ def _nan_weights(folder):
     """Weights with a NaN, and bundle.json's hash updated to match: only the NaN check can catch it."""
     from safetensors.torch import load_file, save_file
 
-    from ramanid.bundle import _sha256
+    from ramanid.bundle.folder import _sha256
 
     tensors = load_file(str(folder / "weights.safetensors"))
     name = next(k for k, v in tensors.items() if v.is_floating_point())
@@ -168,7 +169,7 @@ def test_bad_bundles_are_clear_errors(bundle, tmp_path, damage, message):
 
 
 def test_a_failed_save_keeps_the_old_model_whole(bundle, tmp_path, monkeypatch):
-    import ramanid.bundle as bundle_module
+    from ramanid.bundle import folder as folder_module
 
     copy = tmp_path / "model"
     shutil.copytree(bundle.path, copy)
@@ -177,9 +178,9 @@ def test_a_failed_save_keeps_the_old_model_whole(bundle, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(bundle_module.np, "savez_compressed", disk_full)
+    monkeypatch.setattr(folder_module.np, "savez_compressed", disk_full)
     with pytest.raises(OSError, match="No space"):
-        bundle_module.save_bundle(copy, bundle.estimator, {}, bundle.library, bundle.library_meta)
+        save_bundle(copy, bundle.estimator, {}, bundle.references)
     assert {name: (copy / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary folder left behind
     load_bundle(copy)
@@ -305,8 +306,8 @@ def test_an_element_model_of_every_laser_and_kind_predicts_one_raw_file(rruff_zi
 
 
 def test_a_saved_blend_predicts_what_the_fitted_one_did(rruff_780, tmp_path):
+    from ramanid.holdout import macro_roc_auc
     from ramanid.training.blend import NetworkAndVote
-    from ramanid.validation import macro_roc_auc
 
     spectra = rruff_780.spectra.subset(np.arange(300))
     bundle = train_bundle(

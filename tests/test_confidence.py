@@ -91,28 +91,22 @@ def test_calibration_is_fitted_on_the_validation_specimens(trained):
 
     model, spectra = trained
     bundle = load_bundle(model)
-    info, estimator = bundle.info, bundle.estimator
-    assert info["validation"]["grouped_by"] == "rruff_id"
+    validation, estimator = bundle.info.validation, bundle.estimator
+    assert validation["grouped_by"] == "rruff_id"
+    # the folder names its validation rows: whole specimens, none of them in training
+    rows = np.array(validation["index"])
+    specimens = spectra.meta["rruff_id"].astype(str).to_numpy()
+    assert len(rows) == validation["n_spectra"] and not set(specimens[rows]) & set(np.delete(specimens, rows))
     # recomputed from the validation spectra of minerals seen in training, the stored temperature
     # is the same number
     y = spectra.meta["mineral"].astype(str).to_numpy()
-    rows = _validation_rows(estimator, spectra, y)
     known = rows[np.isin(y[rows], np.delete(y, rows))]
-    assert 0 < len(known) < len(rows) == info["validation"]["n_spectra"]
+    assert 0 < len(known) < len(rows)
     codes = np.searchsorted(estimator.classes_, y[known])
     logits = estimator.logits(spectra.intensities[known])
-    assert conf.fit_temperature(logits, codes) == pytest.approx(info["calibration"]["temperature"], rel=1e-4)
-    assert len(info["calibration"]["conformal_scores"]) == len(known)
-
-
-def _validation_rows(estimator, spectra, y):
-    """The validation rows train_bundle held out: the same seeded split, by specimen."""
-    from ramanid.validation import validation_split
-
-    groups = spectra.meta["rruff_id"].astype(str).to_numpy()
-    return validation_split(
-        len(y), estimator.val_fraction, estimator.random_state, np.searchsorted(estimator.classes_, y), groups
-    )[1]
+    calibration = bundle.info.calibration
+    assert conf.fit_temperature(logits, codes) == pytest.approx(calibration.temperature, rel=1e-4)
+    assert len(calibration.conformal_scores) == len(known)
 
 
 def test_predict_gives_the_three_answers(trained, tmp_path):

@@ -9,14 +9,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ramanid"
 
 #: lowest first; a module may import from its own rank or a lower one
 LAYERS = [
-    ["errors", "atomic", "chemistry", "data"],
+    ["errors", "atomic", "chemistry", "data", "jsonable"],
     ["spectra"],
     ["io"],
     ["preprocessing"],
-    ["targets", "models", "validation", "confidence"],
-    ["classical", "training"],
-    ["evaluation", "plots"],
-    ["bundle", "datasets"],
+    ["targets", "models", "holdout", "confidence", "search"],
+    ["training"],
+    # a model folder holds one of training's estimators; inference reads it through bundle
+    ["bundle", "evaluation", "plots", "datasets"],
+    # training for a folder: the recipe of cross-validation, the folder format and the metrics
+    ["deploy"],
     ["predict"],
     ["explain"],
     ["demo", "serve", "__init__"],

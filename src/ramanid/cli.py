@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-import numpy as np
 
 from ramanid.errors import RamanIdError
 
@@ -58,8 +57,8 @@ class _ModelOption(click.Option):
         self.neural_only = neural_only
 
     def get_help_record(self, ctx):
-        from ramanid.classical import CLASSICAL
         from ramanid.models import MODELS, user_models
+        from ramanid.training.baselines import CLASSICAL
 
         lines = [f"{name}: {MODELS[name].description}." for name in user_models()]
         if not self.neural_only:
@@ -161,8 +160,8 @@ def _task_and_options(
 ):
     """``(task, options, seed)`` from the options of :func:`_training_options`."""
     from ramanid.targets import Task
-    from ramanid.training.auto import parse_tune
     from ramanid.training.factory import Options
+    from ramanid.training.selection import parse_tune
 
     element_list = [e.strip() for e in elements.split(",") if e.strip()]
     return (
@@ -479,22 +478,25 @@ def cv_command(data, models, split, folds, ensemble, jobs, backend, scheduler, o
 )
 def train_command(data, model, out, **training):
     """Train on all the data and save a model folder for predict and explain."""
-    from ramanid.bundle import train_bundle
+    from ramanid.deploy import train_bundle
     from ramanid.spectra import SpectraSet
 
     task, options, seed = _task_and_options(**training)
     bundle = train_bundle(
         SpectraSet.load(data), task=task, model=model, options=options, seed=seed, folder=out, log=click.echo
     )
-    metrics = bundle.info["validation"]["metrics"]
+    validation, ood = bundle.info.validation, bundle.info.ood
+    metrics = validation["metrics"]
     headline = (
         f"macro ROC AUC {metrics['macro_roc_auc']:.3f}"
         if task.kind == "elements"
         else f"accuracy {metrics['accuracy']:.3f}"
     )
-    click.echo(f"validation ({bundle.info['validation']['n_spectra']} spectra): {headline}")
-    ood = bundle.info["ood"]
-    click.echo(f"unknown flag: {ood['score']} above {ood['threshold']:.4g} (95% of known validation spectra below)")
+    click.echo(f"validation ({validation['n_spectra']} spectra): {headline}")
+    if ood.threshold is None:
+        click.echo(f"unknown flag: {ood.score}, never fires (no known validation spectrum set its threshold)")
+    else:
+        click.echo(f"unknown flag: {ood.score} above {ood.threshold:.4g} (95% of known validation spectra below)")
     click.echo(f"written: {out}")
 
 
@@ -526,8 +528,8 @@ def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, s
     """
     import time
 
-    from ramanid.bundle import train_identifier
     from ramanid.datasets.rruff import build_rruff
+    from ramanid.deploy import train_identifier
 
     start = time.perf_counter()
     result = build_rruff(
@@ -552,29 +554,18 @@ def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, s
 @click.option("--mineral", default=None, help="The name of the spectra (default: each RRUFF file's own name).")
 def library_add_command(model_dir, paths, mineral):
     """Add reference spectra to a model's library; predictions use them at once, without retraining."""
-    import pandas as pd
-
-    from ramanid.bundle import add_references, load_bundle
+    from ramanid.bundle import add_spectra, load_bundle
     from ramanid.io.files import read_spectrum_files
-    from ramanid.predict import prepare
 
     bundle = load_bundle(model_dir)
     spectra, skipped = read_spectrum_files(paths)
-    X, kept, refused = prepare(bundle, spectra)
-    for s in skipped + refused:
+    for s in skipped:
         click.echo(f"skipped: {s.reason}", err=True)
-    names = [mineral or s.meta.get("mineral") for s in kept]
-    if any(not name for name in names):
-        unnamed = next(s.source for s, name in zip(kept, names, strict=True) if not name)
-        raise RamanIdError(f"{unnamed}: no mineral name in the file: give --mineral NAME")
-    if not len(X):
-        raise RamanIdError("no spectrum could be added")
-    meta = pd.DataFrame([{k: str(s.meta.get(k, "")) for k in ("rruff_id", "file", "chemistry")} for s in kept])
-    meta["label"] = names
-    bundle = add_references(bundle, X, meta, log=lambda line: click.echo(line, err=True))
+    bundle, added, refused = add_spectra(bundle, spectra, mineral, log=lambda line: click.echo(line, err=True))
+    for s in refused:
+        click.echo(f"skipped: {s.reason}", err=True)
     click.echo(
-        f"added {len(X)} references; the library holds {len(bundle.library)} spectra of "
-        f"{len(np.unique(bundle.labels))} minerals"
+        f"added {added} references; the library holds {len(bundle.library)} spectra of {bundle.minerals} minerals"
     )
 
 
@@ -593,7 +584,6 @@ def library_add_command(model_dir, paths, mineral):
 )
 def predict_command(model_dir, paths, top, fmt, confidence):
     """Identify the spectra in files, folders or RRUFF zips with a saved model."""
-    import dataclasses
     import json
 
     from ramanid.bundle import load_bundle
@@ -606,7 +596,7 @@ def predict_command(model_dir, paths, top, fmt, confidence):
         raise RamanIdError(f"no spectra found in {', '.join(paths)}")
     results, refused = predict_spectra(bundle, spectra, top=top, confidence=confidence)
     if fmt == "json":
-        click.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=1, default=str))
+        click.echo(json.dumps([r.as_json() for r in results], indent=1))
     elif fmt == "csv":
         click.echo(as_table(results).to_csv(index=False), nl=False)
     elif results:

@@ -18,6 +18,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp, softmax
@@ -139,32 +142,76 @@ def _unit(X: np.ndarray) -> np.ndarray:
 ACCEPT_KNOWN = 0.95
 
 
-def unknown_candidates(logits, library_similarity, embeddings=None, reference_embeddings=None, labels=None) -> dict:
-    """Every unknown score this module offers for queries, by name: from the logits, from the best
-    cosine similarity to the library spectra, and (for networks with an embedding) from the
-    embeddings of the queries and of the library's references with their labels.
+class Evidence:
+    """What the unknown scores read about queries, each computed on first use.
+
+    Give arrays, or functions of no arguments that compute them, by these names:
+    ``logits`` (class scores before the softmax), ``library_similarity`` (best cosine to a
+    library spectrum), ``best_score`` (a library identifier's best class score), ``embeddings``
+    and ``reference_embeddings`` with ``reference_labels``. A score whose inputs are missing is
+    not offered (:meth:`has`).
     """
-    scores = {
-        "library cosine": 1 - np.asarray(library_similarity, dtype=np.float64),
-        "max softmax": msp_unknown(logits),
-        "energy": energy_unknown(logits),
-    }
-    if embeddings is not None:
-        scores["nearest embedding"] = nearest_unknown(embeddings, reference_embeddings)
-        scores["Mahalanobis"] = mahalanobis_unknown(embeddings, reference_embeddings, labels)
-    return scores
+
+    def __init__(self, **sources):
+        self._sources = {name: value for name, value in sources.items() if value is not None}
+        self._values = {}
+
+    def has(self, *names: str) -> bool:
+        return all(name in self._sources for name in names)
+
+    def __getitem__(self, name: str):
+        if name not in self._values:
+            value = self._sources[name]
+            self._values[name] = value() if callable(value) else value
+        return self._values[name]
+
+
+@dataclass(frozen=True)
+class UnknownScore:
+    """An unknown score: the evidence it reads, and how it scores (larger: more unknown)."""
+
+    needs: tuple[str, ...]
+    compute: Callable[..., np.ndarray]
+
+    def __call__(self, evidence: Evidence) -> np.ndarray:
+        return np.asarray(self.compute(*(evidence[name] for name in self.needs)), dtype=np.float64)
+
+
+#: every unknown score a model may use, by the name its folder stores
+UNKNOWN_SCORES = {
+    "library cosine": UnknownScore(("library_similarity",), lambda best: 1 - np.asarray(best, dtype=np.float64)),
+    "max softmax": UnknownScore(("logits",), msp_unknown),
+    "energy": UnknownScore(("logits",), energy_unknown),
+    "nearest embedding": UnknownScore(("embeddings", "reference_embeddings"), nearest_unknown),
+    "Mahalanobis": UnknownScore(("embeddings", "reference_embeddings", "reference_labels"), mahalanobis_unknown),
+    "best identifier score": UnknownScore(("best_score",), lambda best: 1 - np.asarray(best, dtype=np.float64)),
+}
+
+
+def unknown_score(name: str, evidence: Evidence) -> np.ndarray:
+    """The unknown score ``name`` of :data:`UNKNOWN_SCORES`, computed from only what it needs."""
+    if name not in UNKNOWN_SCORES:
+        raise ModelError(f"unknown score {name!r}: expected one of {list(UNKNOWN_SCORES)}")
+    return UNKNOWN_SCORES[name](evidence)
+
+
+def unknown_candidates(evidence: Evidence) -> dict:
+    """Every unknown score of :data:`UNKNOWN_SCORES` the evidence can give, by name."""
+    return {name: score(evidence) for name, score in UNKNOWN_SCORES.items() if evidence.has(*score.needs)}
 
 
 def choose_unknown_score(candidates: dict, unknown: np.ndarray) -> tuple[str, float, dict]:
     """``(name, threshold, AUROC of each)``: the score that best tells validation spectra of minerals
     the network did not train on (``unknown``) from the others, and the threshold that accepts
-    :data:`ACCEPT_KNOWN` of the known ones. Without both kinds in validation: library cosine.
+    :data:`ACCEPT_KNOWN` of the known ones. Without both kinds in validation: the first offered
+    (library cosine where the evidence has it). The threshold is None when no known spectrum is
+    there to set it: the flag then never fires.
     """
     from sklearn.metrics import roc_auc_score
 
     unknown = np.asarray(unknown, dtype=bool)
     both = unknown.any() and (~unknown).any()
     auroc = {name: float(roc_auc_score(unknown, s)) for name, s in candidates.items()} if both else {}
-    name = max(auroc, key=auroc.get) if auroc else "library cosine"
+    name = max(auroc, key=auroc.get) if auroc else next(iter(candidates))
     known = candidates[name][~unknown] if (~unknown).any() else candidates[name]
-    return name, float(np.quantile(known, ACCEPT_KNOWN)) if len(known) else float("inf"), auroc
+    return name, float(np.quantile(known, ACCEPT_KNOWN)) if len(known) else None, auroc

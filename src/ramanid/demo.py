@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from ramanid.atomic import atomic_write
-from ramanid.bundle import train_bundle
 from ramanid.datasets.synthetic import synthetic_spectra
+from ramanid.deploy import train_bundle
 from ramanid.evaluation.protocol import run_cv
 from ramanid.evaluation.report import write_report
 from ramanid.explain import embedding_figure, explain_spectrum
 from ramanid.io.files import read_spectrum_files
 from ramanid.predict import as_table, predict_spectra
-from ramanid.preprocessing import make_pipeline
+from ramanid.preprocessing import pipeline_from_spec
 from ramanid.targets import Task
 from ramanid.training.factory import Options
 
@@ -34,7 +34,7 @@ def run_demo(out: str | Path = "ramanid-demo", epochs: int = 40, per_mineral: in
     out.mkdir(parents=True, exist_ok=True)
     raw = synthetic_spectra(per_mineral, random_state=0)
     spectra = raw.subset(np.arange(len(raw)))
-    spectra.intensities = make_pipeline(PREPROCESS, raw.shifts).fit_transform(raw.intensities).astype(np.float32)
+    spectra.intensities = pipeline_from_spec(PREPROCESS, raw.shifts).fit_transform(raw.intensities).astype(np.float32)
     spectra.info = {"source": "synthetic", "method": "linear", "preprocess": PREPROCESS}
     spectra.save(out / "synthetic.npz")
     log(
@@ -71,7 +71,7 @@ def run_demo(out: str | Path = "ramanid-demo", epochs: int = 40, per_mineral: in
     )
     log(
         f"3. trained RamanNet on all spectra, saved to {out / 'model'} "
-        f"(validation accuracy {bundle.info['validation']['metrics']['accuracy']:.3f})"
+        f"(validation accuracy {bundle.info.validation['metrics']['accuracy']:.3f})"
     )
 
     examples = _write_examples(out / "examples")

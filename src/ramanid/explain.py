@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ramanid.errors import RamanIdError
+from ramanid.errors import ModelError, RamanIdError
 
 
 def integrated_gradients(
@@ -47,44 +47,40 @@ class Explanation:
 
 
 def explain(bundle, spectrum, target: str | None = None) -> Explanation:
-    """Integrated-gradients attribution of one spectrum for the predicted (or named) class or element."""
-    from ramanid.predict import library_search, prepare
-
-    estimator = bundle.estimator
-    if estimator.spec_.transductive:
-        raise RamanIdError(
-            f"{estimator.model} is transductive (its output depends on the other spectra in the batch): "
-            "attributions for one spectrum are not defined; explain another model"
-        )
-    X, kept, skipped = prepare(bundle, [spectrum])
+    """Integrated-gradients attribution of one spectrum for the model's answer (or the named class
+    or element), beside the reference the answer's nearest-reference list starts with.
+    """
+    X, kept, skipped = bundle.prepare([spectrum])
     if not kept:
         raise RamanIdError(skipped[0].reason)
-    x = X[0]
-    if bundle.info["task"]["kind"] == "elements":
-        names = list(estimator.elements_)
-        scores = estimator.predict_proba(X)[0]
-        target = target or names[int(np.argmax(scores - estimator.thresholds_))]
-        if target not in names:
-            raise RamanIdError(f"unknown element {target!r}: this model predicts {names}")
-        j = names.index(target)
-        network, output = (estimator.models_[j], 0) if len(estimator.models_) > 1 else (estimator.models_[0], j)
-        label = f"element {target}: probability {scores[j]:.2f} (threshold {estimator.thresholds_[j]:.2f})"
-    else:
-        network, inputs = estimator.model_, X
-        if bundle.identifier is not None:  # its network sees the spectral score: attribute through it
-            network, inputs = bundle.identifier.spectrum_network(), bundle.identifier.network_input(X)
-        names = [str(c) for c in estimator.classes_]
-        proba = estimator.predict_proba(inputs)[0]
-        target = target or names[int(np.argmax(proba))]
-        if target not in names:
-            raise RamanIdError(f"unknown class {target!r}: this model knows {len(names)} classes, e.g. {names[:5]}")
-        output = names.index(target)
-        label = f"class {target}: network probability {proba[output]:.2f}"
-    attribution = integrated_gradients(network, x, output)
-    hit = library_search(bundle).search(X, k=1)[0].iloc[0]
-    reference = bundle.library[int(hit["library_index"])]
-    ref_label = f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')} (cosine {hit['similarity']:.2f})"
-    return Explanation(spectrum.source, target, label, bundle.shifts, x, attribution, reference, ref_label)
+    return explain_prepared(bundle, X[:1], spectrum.source, target)
+
+
+def explain_prepared(
+    bundle, X: np.ndarray, source: str, target: str | None = None, reference: int | None = None
+) -> Explanation:
+    """:func:`explain` for one spectrum already prepared as the model's input (a ``(1, p)`` row);
+    ``reference`` is the library position of its nearest reference where a prediction found it.
+    """
+    model = bundle.estimator
+    if model.transductive:
+        raise RamanIdError(
+            f"{model.model} is transductive (its output depends on the other spectra in the batch): "
+            "attributions for one spectrum are not defined; explain another model"
+        )
+    try:
+        spec = model.attribution(X, target)
+    except ModelError as exc:
+        raise RamanIdError(str(exc)) from exc
+    attribution = integrated_gradients(spec.module, X[0], spec.output)
+    if reference is None:
+        similarity = model.reference_similarity(X)[0]
+        reference = int(np.argmax(similarity))
+    row = bundle.library_meta.iloc[reference]
+    ref_label = f"{row.get('mineral', bundle.labels[reference])} {row.get('rruff_id', '')}".strip()
+    return Explanation(
+        source, spec.target, spec.label, bundle.shifts, X[0], attribution, bundle.library[reference], ref_label
+    )
 
 
 def explain_spectrum(bundle, spectrum, out, target: str | None = None):
@@ -107,7 +103,7 @@ def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
     from ramanid.errors import RamanIdError
 
     estimator = bundle.estimator
-    if not hasattr(estimator, "transform") or not hasattr(estimator.model_, "embed"):
+    if not getattr(estimator, "has_embedding", False):
         raise RamanIdError(f"model {estimator.model!r} has no embedding: use ramannet or attention_resnet")
     if label_column not in spectra.meta:
         raise RamanIdError(f"no column {label_column!r} to colour by: the set has {list(spectra.meta.columns)}")
@@ -121,7 +117,7 @@ def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
         raise RamanIdError(f"{len(spectra)} spectra: a 2-D map needs at least 3")
     labels = spectra.meta[label_column].astype(str).to_numpy()
     X = spectra.intensities
-    embedded = bundle.identifier.embed(X) if bundle.identifier is not None else estimator.transform(X)
+    embedded = estimator.embed(X)
     maps = {
         f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
         "PCA of the spectra": PCA(2, random_state=0).fit_transform(X),

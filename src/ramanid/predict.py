@@ -1,11 +1,12 @@
 """Predictions on a user's own spectra from a saved model: ranked answers, elements, nearest
-references and an out-of-distribution flag.
+references, the conformal answer set and the unknown flag, asked the same way of every kind of
+model (:mod:`ramanid.training.saved`).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,29 +14,26 @@ import pandas as pd
 from ramanid import confidence as conf
 from ramanid.bundle import Bundle
 from ramanid.chemistry import parse_elements
-from ramanid.classical import LibrarySearch
-from ramanid.errors import ChemistryError, RamanIdError, SpectrumFormatError
-from ramanid.io.rruff import Skipped
-from ramanid.preprocessing import make_pipeline
-from ramanid.preprocessing.resample import coverage, resample_spectrum
+from ramanid.errors import ChemistryError
+from ramanid.jsonable import json_ready
 from ramanid.spectra import Spectrum
 
-#: a spectrum must cover at least this share of the model's shift range, with this many points
-MIN_COVERAGE = 0.5
-MIN_POINTS = 20
-#: larger intensities overflow float32 once preprocessed
-MAX_INTENSITY = 1e30
+#: the library columns a nearest reference carries besides its label and similarity
+REFERENCE_COLUMNS = ("mineral", "rruff_id", "file", "chemistry")
 
 
 @dataclass
 class Prediction:
     """The answer for one spectrum.
 
-    ``top`` holds (class, probability) pairs: temperature-scaled probabilities where the model has
-    a calibration (scores, for a library identifier without one). ``answer_set`` is the conformal
-    set at ``confidence``: with spectra like the validation ones, the true class is in it at
-    least that often. ``unknown`` is True when the unknown score (named in the model folder) is
-    above the threshold that accepted 95% of the known validation spectra.
+    ``top`` holds (class, probability) pairs: the model's class scores, temperature-scaled on
+    held-out spectra (Guo et al. 2017). ``elements`` holds each element's probability and
+    whether it is present: an element model's own, or, for a class model whose library has
+    formulas, the share of the top classes' probabilities whose formula contains it.
+    ``answer_set`` is the conformal set at ``confidence``: with spectra like the validation ones,
+    the true class is in it at least that often. ``unknown`` is True when the unknown score
+    (named in the model folder) is above the threshold that accepted 95% of the known
+    validation spectra. ``nearest`` lists the most similar references of the library.
     """
 
     file: str
@@ -48,53 +46,9 @@ class Prediction:
     answer_set: list[str] = field(default_factory=list)
     confidence: float | None = None
 
-
-def prepare(bundle: Bundle, spectra: list[Spectrum]) -> tuple[np.ndarray, list[Spectrum], list[Skipped]]:
-    """Resample and preprocess spectra exactly as the training data were.
-
-    A spectrum that does not cover the model's range, has too few points, holds values that are
-    not finite or beyond float32, or that preprocessing cannot handle, is reported with its file
-    and skipped; the others are answered.
-    """
-    grid, kept, rows, skipped = bundle.shifts, [], [], []
-    pipeline = make_pipeline(bundle.info["preprocess"], grid) if bundle.info.get("preprocess") else None
-    for s in spectra:
-        problem = _unanswerable(s, grid)
-        if problem is None:
-            row = resample_spectrum(s.shifts, s.intensities, grid, bundle.info.get("method", "linear"))[None, :]
-            try:
-                row = pipeline.fit_transform(row.astype(np.float32)) if pipeline is not None else row
-            except RamanIdError as exc:
-                problem = f"preprocessing failed ({exc})"
-            else:
-                problem = None if np.isfinite(row).all() else "preprocessing gave values that are not finite"
-        if problem is not None:
-            skipped.append(Skipped(s.source, str(SpectrumFormatError(s.source, problem))))
-            continue
-        rows.append(row[0])
-        kept.append(s)
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(grid)), kept, skipped
-
-
-def _unanswerable(s: Spectrum, grid: np.ndarray) -> str | None:
-    """Why a spectrum cannot be answered on ``grid``, or None."""
-    values = np.asarray(s.intensities, dtype=np.float64)
-    if not np.isfinite(values).all() or np.abs(values).max(initial=0) > MAX_INTENSITY:
-        return f"intensities must be finite numbers below {MAX_INTENSITY:.0e} in size"
-    share = coverage(s.shifts, grid)
-    inside = int(np.sum((s.shifts >= grid[0]) & (s.shifts <= grid[-1])))
-    if share < MIN_COVERAGE or inside < MIN_POINTS:
-        return (
-            f"covers {share:.0%} of the model's range {grid[0]:.0f}-{grid[-1]:.0f} cm-1 with {inside} points; "
-            f"at least {MIN_COVERAGE:.0%} and {MIN_POINTS} points are needed for an answer"
-        )
-    return None
-
-
-def library_search(bundle: Bundle) -> LibrarySearch:
-    labels = bundle.library_meta.get("label", bundle.library_meta.get("mineral"))
-    labels = labels if labels is not None else pd.Series(["?"] * len(bundle.library))
-    return LibrarySearch("cosine").fit(bundle.library, labels.to_numpy(), meta=bundle.library_meta)
+    def as_json(self) -> dict:
+        """The prediction as strict JSON values (NaN as null): what ``--format json`` and the API give."""
+        return json_ready(asdict(self))
 
 
 def predict_spectra(bundle: Bundle, spectra: list[Spectrum], top: int = 5, nearest: int = 3, confidence: float = 0.95):
@@ -102,116 +56,82 @@ def predict_spectra(bundle: Bundle, spectra: list[Spectrum], top: int = 5, neare
 
     ``confidence`` is the coverage of the conformal answer sets.
     """
-    X, kept, skipped = prepare(bundle, spectra)
+    X, kept, skipped = bundle.prepare(spectra)
+    return predict_prepared(bundle, X, [s.source for s in kept], top, nearest, confidence), skipped
+
+
+def predict_prepared(
+    bundle: Bundle, X: np.ndarray, sources: list[str], top: int = 5, nearest: int = 3, confidence: float = 0.95
+) -> list[Prediction]:
+    """Predictions for spectra already prepared as the model's inputs (:meth:`Bundle.prepare`)."""
     if not len(X):
-        return [], skipped
-    if bundle.identifier is not None:
-        return identify(bundle, X, kept, top, nearest, confidence), skipped
-    hits = library_search(bundle).search(X, k=max(nearest, 1))
-    best = np.array([hit["similarity"].iloc[0] for hit in hits])  # hits are ranked, best first
-    estimator = bundle.estimator
-    elements = bundle.info["task"]["kind"] == "elements"
-    if elements:
-        proba, logits = _scored(estimator, X), None
-        unknown = conf.unknown_candidates(np.zeros((len(X), 1)), best)[bundle.info["ood"]["score"]]
-    else:
-        logits = _scored(estimator, X, logits=True)
-        embeddings = estimator.transform(X) if bundle.library_embeddings is not None else None
-        candidates = conf.unknown_candidates(logits, best, embeddings, bundle.library_embeddings, bundle.labels)
-        unknown = candidates[bundle.info["ood"]["score"]]
-        proba, sets = _calibrated_answers(bundle, logits, confidence)
+        return []
+    model, info = bundle.estimator, bundle.info
+    scores, similarity = scores_as_met(model, X)
+    unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
+    flagged = info.ood.flags(unknown)
+    names = model.output_names
+    if model.kind == "label":
+        proba = info.calibration.probabilities(scores)
+        sets = info.calibration.answer_sets(proba, confidence)
     results = []
-    for i, s in enumerate(kept):
+    for i, source in enumerate(sources):
         p = Prediction(
-            s.source,
-            similarity=float(best[i]),
-            unknown_score=float(unknown[i]),
-            unknown=bool(unknown[i] > bundle.info["ood"]["threshold"]),
+            source, similarity=float(similarity[i].max()), unknown=bool(flagged[i]), unknown_score=float(unknown[i])
         )
-        if elements:
+        if model.kind == "elements":
             p.elements = {
-                e: {"probability": float(proba[i, j]), "present": bool(proba[i, j] >= estimator.thresholds_[j])}
-                for j, e in enumerate(estimator.elements_)
+                e: {"probability": float(scores[i, j]), "present": bool(scores[i, j] >= model.thresholds_[j])}
+                for j, e in enumerate(names)
             }
         else:
-            order = np.argsort(-proba[i])[:top]
-            p.top = [(str(estimator.classes_[j]), float(proba[i, j])) for j in order]
+            p.top = [(names[j], float(proba[i, j])) for j in np.argsort(-scores[i], kind="stable")[:top]]
             if sets is not None:
-                p.answer_set, p.confidence = [str(estimator.classes_[j]) for j in sets[i]], confidence
-        p.nearest = hits[i].head(nearest).drop(columns=["library_index"]).to_dict("records")
-        results.append(p)
-    return results, skipped
-
-
-def _scored(estimator, X: np.ndarray, logits: bool = False) -> np.ndarray:
-    """Probabilities (or logits); a transductive model scores each spectrum on its own, as a user
-    meets it, with a warning.
-    """
-    score = estimator.logits if logits else estimator.predict_proba
-    if not estimator.spec_.transductive:
-        return score(X)
-    warnings.warn(
-        f"{estimator.model} is transductive: each spectrum is scored on its own, which is less "
-        "accurate than the batch figures of its cross-validation",
-        UserWarning,
-        stacklevel=3,
-    )
-    return np.vstack([score(X[i : i + 1]) for i in range(len(X))])
-
-
-def _calibrated_answers(bundle: Bundle, logits: np.ndarray, confidence: float):
-    """Temperature-scaled probabilities and conformal answer sets (None without a calibration)."""
-    calibration = bundle.info.get("calibration")
-    if not calibration:
-        return conf.calibrated(logits, 1.0), None
-    proba = conf.calibrated(logits, calibration["temperature"])
-    threshold = conf.conformal_quantile(calibration["conformal_scores"], confidence)
-    return proba, conf.answer_sets(proba, threshold)
-
-
-def identify(
-    bundle: Bundle, X: np.ndarray, kept: list[Spectrum], top: int, nearest: int, confidence: float
-) -> list[Prediction]:
-    """Answers of a library identifier: minerals ranked by their best reference's score, with
-    probabilities from the temperature-scaled scores, the conformal answer set, the nearest
-    references, and the elements of the top minerals' formulas, each weighted by the
-    probabilities of the top minerals that contain it.
-    """
-    identifier = bundle.identifier
-    similarity = identifier.similarity(X)
-    scores = identifier._best_per_class(similarity, identifier.reference_class_)
-    proba, sets = _calibrated_answers(bundle, scores, confidence)
-    results = []
-    for i, s in enumerate(kept):
-        order = np.argsort(-scores[i])[:top]
-        best = float(scores[i, order[0]])
-        p = Prediction(
-            s.source, similarity=best, unknown_score=1 - best, unknown=bool(1 - best > bundle.info["ood"]["threshold"])
-        )
-        p.top = [(str(identifier.classes_[j]), float(proba[i, j])) for j in order]
-        if sets is not None:
-            p.answer_set, p.confidence = [str(identifier.classes_[j]) for j in sets[i]], confidence
-        p.elements = _elements_of(p.top, bundle.formulas)
-        nearest_refs = np.argsort(-similarity[i], kind="stable")[:nearest]
+                p.answer_set, p.confidence = [names[j] for j in sets[i]], confidence
+            p.elements = elements_of(p.top, bundle.references.formulas)
         p.nearest = [
-            {
-                "label": str(identifier.labels_[j]),
-                "similarity": float(similarity[i, j]),
-                **{k: v for k, v in bundle.library_meta.iloc[j].items() if k in ("mineral", "rruff_id", "file")},
-            }
-            for j in nearest_refs
+            nearest_reference(bundle, j, similarity[i, j]) for j in np.argsort(-similarity[i], kind="stable")[:nearest]
         ]
         results.append(p)
     return results
 
 
-def _elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[str, dict]:
-    """Each element of the listed minerals' formulas with the share of their scores that contain it."""
+def scores_as_met(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's decision scores and reference similarities; a transductive model scores each
+    spectrum on its own, as a user meets it, with a warning.
+    """
+    if not model.transductive:
+        return model.scores_and_similarity(X)
+    warnings.warn(
+        f"{model.model} is transductive: each spectrum is scored on its own, which is less "
+        "accurate than the batch figures of its cross-validation",
+        UserWarning,
+        stacklevel=3,
+    )
+    scores = np.vstack([model.decision_scores(X[i : i + 1]) for i in range(len(X))])
+    return scores, model.reference_similarity(X)
+
+
+def nearest_reference(bundle: Bundle, index: int, similarity: float) -> dict:
+    """Reference ``index`` of the library as a nearest match: label, similarity, position, metadata."""
+    row = bundle.library_meta.iloc[int(index)]
+    return {
+        "label": str(bundle.labels[index]),
+        "similarity": float(similarity),
+        "library_index": int(index),
+        **{k: str(row[k]) for k in REFERENCE_COLUMNS if k in row.index},
+    }
+
+
+def elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[str, dict]:
+    """Each element of the listed classes' formulas with the share of their probabilities whose
+    formula contains it (present at a share of one half or more); empty without formulas.
+    """
     total = sum(max(score, 0.0) for _, score in top) or 1.0
     weight: dict[str, float] = {}
     for name, score in top:
         try:
-            elements = parse_elements(formulas.get(name, ""))
+            elements = parse_elements(formulas[name]) if name in formulas else ()
         except ChemistryError:
             continue
         for element in elements:

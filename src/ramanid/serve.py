@@ -16,6 +16,7 @@ into the model folder. Request size, number of files and time are capped.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -29,9 +30,11 @@ from starlette.routing import Route
 
 from ramanid.bundle import Bundle, load_bundle
 from ramanid.errors import RamanIdError
-from ramanid.explain import explain
+from ramanid.explain import explain_prepared
 from ramanid.io.files import read_spectrum_files
-from ramanid.predict import library_search, predict_spectra, prepare
+from ramanid.jsonable import json_ready
+from ramanid.predict import predict_prepared
+from ramanid.preprocessing import describe_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,82 +103,72 @@ def create_app(model_dir: str | Path, limits: Limits = Limits()) -> Starlette:
 
 
 def describe(bundle: Bundle) -> dict:
-    """What ``GET /api/model`` answers."""
-    info = bundle.info
-    classes = [str(c) for c in getattr(bundle.estimator, "classes_", [])]
+    """What ``GET /api/model`` answers: the model's own classes (for a library identifier, the
+    library's minerals, added references included) and its library.
+    """
+    model, info = bundle.estimator, bundle.info
+    names = model.output_names
     return {
-        "task": info["task"],
-        "model": bundle.estimator.model,
-        "identifier": "identifier" in info,
-        "classes": len(classes),
-        "first_classes": classes[:20],
-        "elements": list(getattr(bundle.estimator, "elements_", [])),
+        "task": dataclasses.asdict(info.task),
+        "model": model.model,
+        "estimator": info.estimator,
+        "identifier": model.answers_from_references,
+        "classes": len(names) if model.kind == "label" else 0,
+        "first_classes": names[:20] if model.kind == "label" else [],
+        "elements": names if model.kind == "elements" else [],
         "range_cm1": [float(bundle.shifts[0]), float(bundle.shifts[-1])],
         "points": len(bundle.shifts),
-        "references": len(bundle.library),
-        "preprocess": info.get("preprocess"),
-        "unknown_score": info["ood"]["score"],
-        "ramanid_version": info.get("ramanid_version"),
-        "training_data": {k: v for k, v in info["data"].items() if k != "built_with"},
+        "references": len(bundle.references),
+        "reference_classes": bundle.minerals,
+        "preprocess": describe_steps(info.preprocess),
+        "unknown_score": info.ood.score,
+        "ramanid_version": info.ramanid_version,
+        "training_data": {k: v for k, v in info.data.items() if k != "built_with"},
     }
 
 
 def _answer(bundle: Bundle, paths: list[Path], details: bool, confidence: float):
+    """Read, prepare once, predict; with ``details``, each answer's plot from the same inputs and
+    the same nearest references.
+    """
     spectra, skipped = read_spectrum_files(paths)
-    predictions, refused = predict_spectra(bundle, spectra, confidence=confidence)
-    results = [json_safe(dataclasses.asdict(p)) for p in predictions]
+    X, kept, refused = bundle.prepare(spectra)
+    predictions = predict_prepared(bundle, X, [s.source for s in kept], confidence=confidence)
+    results = [p.as_json() for p in predictions]
     if details:
-        answered = {p.file for p in predictions}
-        plotted = [s for s in spectra if s.source in answered]
-        for result, spectrum in zip(results, plotted, strict=True):
-            result["plot"] = _plot(bundle, spectrum)
+        for i, (result, prediction) in enumerate(zip(results, predictions, strict=True)):
+            result["plot"] = json_ready(_plot(bundle, X[i : i + 1], prediction))
     return results, skipped + refused
 
 
-def _plot(bundle: Bundle, spectrum) -> dict:
-    """The preprocessed spectrum, its three nearest references by cosine, and the attribution."""
-    X, _, _ = prepare(bundle, [spectrum])
-    hits = library_search(bundle).search(X, k=3)[0]
+def _plot(bundle: Bundle, x: np.ndarray, prediction) -> dict:
+    """The preprocessed spectrum, its nearest references (those of the answer), and the attribution."""
     references = [
         {
-            "label": f"{row.get('mineral', row['label'])} {row.get('rruff_id', '')}".strip(),
-            "similarity": round(float(row["similarity"]), 4),
-            "intensities": np.round(bundle.library[int(row["library_index"])], 4).tolist(),
+            "label": f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')}".strip(),
+            "similarity": round(hit["similarity"], 4),
+            "intensities": np.round(bundle.library[hit["library_index"]], 4).tolist(),
         }
-        for _, row in hits.iterrows()
+        for hit in prediction.nearest
     ]
     plot = {
         "shifts": np.round(bundle.shifts, 2).tolist(),
-        "spectrum": np.round(X[0], 4).tolist(),
+        "spectrum": np.round(x[0], 4).tolist(),
         "references": references,
         "attribution": None,
         "target": None,
     }
     try:
-        e = explain(bundle, spectrum)
+        answer = prediction.top[0][0] if prediction.top else None
+        e = explain_prepared(bundle, x, prediction.file, answer, prediction.nearest[0]["library_index"])
         plot["attribution"], plot["target"] = np.round(e.attribution, 5).tolist(), e.target
     except RamanIdError:
         pass  # a transductive model has no attribution for one spectrum
     return plot
 
 
-def json_safe(value):
-    """NaN and infinities as null, so the answer is valid JSON."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value
-
-
 def _original(text: str, folder: str) -> str:
     """A message about an uploaded file, naming the file as the user named it."""
-    import re
-
     return re.sub(re.escape(str(folder)) + r"/\d{4}_", "", str(text))
 
 

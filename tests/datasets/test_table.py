@@ -16,8 +16,8 @@ from ramanid.datasets.table import build_table
 from ramanid.errors import DatasetError
 from ramanid.evaluation.protocol import run_cv
 from ramanid.spectra import SpectraSet
-from ramanid.training.auto import choose_preprocessing
 from ramanid.training.factory import Options
+from ramanid.training.selection import choose_preprocessing
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ECOLI = SHARED / "ecoli_growth_phase" / "ecoli_growth_phase.csv.gz"
@@ -103,26 +103,26 @@ def test_a_missing_label_column_lists_the_columns(tmp_path):
 
 
 def test_auto_preprocessing_is_chosen_on_training_rows_only(ecoli, monkeypatch):
-    from ramanid.training import auto
+    from ramanid.training import selection
 
     seen = []
-    real = auto.preprocess
+    real = selection.preprocess
 
     def spy(spec, X_fit, shifts, *others):
         seen.append(len(X_fit) + sum(len(o) for o in others))
         return real(spec, X_fit, shifts, *others)
 
-    monkeypatch.setattr(auto, "preprocess", spy)
+    monkeypatch.setattr(selection, "preprocess", spy)
     X, y = ecoli.intensities, ecoli.meta["label"].to_numpy()
     groups = ecoli.meta["group"].to_numpy()
     train = np.flatnonzero(groups != "rep3")
     spec, scores = choose_preprocessing(X[train], y[train], ecoli.shifts, groups[train])
-    assert spec in scores and set(scores) == set(auto.CANDIDATES)
+    assert spec in scores and set(scores) == set(selection.CANDIDATES)
     assert max(seen) == len(train)  # never more rows than the training part: rep3 is never seen
 
 
 def test_inner_folds_leave_one_culture_out_when_training_has_two(ecoli):
-    from ramanid.validation import inner_splits
+    from ramanid.holdout import inner_splits
 
     groups = ecoli.meta["group"].to_numpy()
     train = np.flatnonzero(groups != "rep3")
@@ -167,7 +167,7 @@ def test_cv_with_preprocessing_inside_the_folds_and_a_grouped_split(ecoli, tmp_p
     )
     assert result.exit_code == 0, result.output
     info = json.loads((out / "bundle.json").read_text())
-    assert info["preprocess"] == "snv" and [t["lr"] for t in info["tuned"]] == [0.01, 0.001]
+    assert info["preprocess"] == [["snv", {}]] and [t["lr"] for t in info["tuned"]] == [0.01, 0.001]
     assert info["validation"]["grouped_by"] == "group"  # validated on a culture training did not see
     assert "options chosen by inner cross-validation" in result.output
     sample = tmp_path / "one.csv"

@@ -375,7 +375,7 @@ def test_inner_validation_is_grouped_when_the_outer_split_is(monkeypatch):
 
 
 def test_formula_vote_reads_the_nearest_references_formulas():
-    from ramanid.classical import FormulaVote
+    from ramanid.training.baselines import FormulaVote
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 32))
@@ -389,7 +389,7 @@ def test_formula_vote_reads_the_nearest_references_formulas():
 
 
 def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
-    from ramanid.classical import FormulaVote
+    from ramanid.training.baselines import FormulaVote
     from ramanid.training.blend import NEIGHBOURS, WEIGHTS
 
     rng = np.random.default_rng(0)
@@ -442,7 +442,7 @@ def test_elements_all_and_the_formula_vote_in_cv(rruff_780):
 
 
 def test_auto_model_choices_see_the_training_rows_only(monkeypatch):
-    from ramanid.classical import AutoClassifier
+    from ramanid.training.baselines import AutoClassifier
 
     sizes = []
     original = AutoClassifier.fit
@@ -460,11 +460,10 @@ def test_auto_model_choices_see_the_training_rows_only(monkeypatch):
 
 
 def test_tuned_options_are_chosen_on_inner_folds_of_the_training_rows(monkeypatch):
-    from ramanid.evaluation import protocol
-    from ramanid.training import auto
+    from ramanid.training import recipe, selection
 
     spectra, seen = toy(), []
-    real_choose, real_splits = protocol.choose_options, auto.inner_splits
+    real_choose, real_splits = recipe.choose_options, selection.inner_splits
 
     def choose_spy(name, task, options, X, y, groups=None, **kwargs):
         seen.append({"rows": {row.tobytes() for row in X}, "groups": groups})
@@ -475,8 +474,8 @@ def test_tuned_options_are_chosen_on_inner_folds_of_the_training_rows(monkeypatc
         assert all(not set(groups[train]) & set(groups[test]) for train, test in splits)  # grouped inside too
         return splits
 
-    monkeypatch.setattr(protocol, "choose_options", choose_spy)
-    monkeypatch.setattr(auto, "inner_splits", splits_spy)
+    monkeypatch.setattr(recipe, "choose_options", choose_spy)
+    monkeypatch.setattr(selection, "inner_splits", splits_spy)
     options = Options(epochs=2, tune={"lr": (0.01, 0.001), "hidden": (8, 16)})
     result = run_cv(spectra, models=["mlp"], split="grouped:rruff_id", folds=3, options=options, log=lambda _: None)
     y = spectra.meta["mineral"].to_numpy()
@@ -505,7 +504,7 @@ def test_cv_tune_from_the_command_line_reports_each_choice(tmp_path):
 
 def test_tune_refuses_what_it_cannot_vary():
     from ramanid.errors import ModelError
-    from ramanid.training.auto import parse_tune
+    from ramanid.training.selection import parse_tune
 
     assert parse_tune(["lr=0.01,0.001", "wd=0,1e-4", "hidden=32"]) == {
         "lr": (0.01, 0.001),
@@ -521,8 +520,8 @@ def test_tune_refuses_what_it_cannot_vary():
     ]:
         with pytest.raises(ModelError, match=message):
             parse_tune([bad])
-    from ramanid.training.auto import with_choice
     from ramanid.training.factory import make_estimator
+    from ramanid.training.selection import with_choice
 
     assert parse_tune(["model.whole=true,False", "model.blocks=2,3"]) == {
         "model.whole": (True, False),

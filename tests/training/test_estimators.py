@@ -3,12 +3,13 @@ import pytest
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from ramanid.classical import ClassicalElementIdentifier, LibrarySearch, classical_model
 from ramanid.errors import ModelError
+from ramanid.holdout import choose_thresholds
+from ramanid.search import LibrarySearch
 from ramanid.training.augment import Augment
+from ramanid.training.baselines import ClassicalElementIdentifier, classical_model
 from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
 from ramanid.training.trainer import TrainConfig, resolve_device, train
-from ramanid.validation import choose_thresholds
 
 TINY = {"model": "mlp", "model_params": {"hidden": (16,)}, "epochs": 3, "batch_size": 16, "random_state": 0}
 #: scikit-learn's checks ask for a fitted classifier to score well on easy data: a few more epochs

@@ -8,10 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ramanid.bundle import BundleError, load_bundle, train_identifier
-from ramanid.classical import LibrarySearch, SpectralScore
+from ramanid.bundle import BundleError, load_bundle
 from ramanid.cli import main
+from ramanid.deploy import train_identifier
 from ramanid.errors import ModelError
+from ramanid.search import LibrarySearch, SpectralScore
 from ramanid.training.augment import Augment
 from ramanid.training.identifier import SPECTRAL_SCORES, LibraryIdentifier
 
@@ -59,7 +60,7 @@ def test_the_chosen_spectral_score_searches_other_specimens_better_than_cosine(i
     known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
     X, truth = queries.intensities[known], queries.meta["mineral"].to_numpy()[known]
     robust = identifier.classes_[
-        np.argmax(identifier._best_per_class(identifier.similarity(X, 0.0), identifier.reference_class_), axis=1)
+        np.argmax(identifier.best_per_class(identifier.similarity(X, 0.0), identifier.reference_class_), axis=1)
     ]
     cosine = LibrarySearch("cosine").fit(refs.intensities, refs.meta["mineral"]).predict(X)
     assert identifier.spectral_ != SpectralScore()
@@ -125,7 +126,8 @@ def test_alpha_out_of_range_is_refused():
 def test_saved_identifier_predicts_minerals_references_and_elements(saved, by_specimen, tmp_path):
     _, queries = by_specimen
     info = json.loads((saved.path / "bundle.json").read_text())
-    assert info["identifier"]["alpha"] == saved.identifier.alpha_ and info["preprocess"]
+    assert info["estimator"] == "LibraryIdentifier" and info["identifier"]["alpha"] == saved.estimator.alpha_
+    assert info["preprocess"] == [["minmax", {}]]  # the set's own steps, as a list
     row = queries.intensities[0]
     sample = tmp_path / "sample.csv"
     np.savetxt(sample, np.column_stack([queries.shifts, row]), delimiter=",")
@@ -143,7 +145,7 @@ def test_the_input_layer_is_the_network_input_and_explain_attributes_through_it(
     from ramanid.training.identifier import SpectralScoreLayer
 
     _, queries = by_specimen
-    identifier = saved.identifier
+    identifier = saved.estimator
     X = queries.intensities[:8]
     layer = SpectralScoreLayer(identifier.spectral_, X.shape[1])
     np.testing.assert_allclose(layer(torch.as_tensor(X)).numpy(), identifier.network_input(X), atol=2e-3)
@@ -226,4 +228,4 @@ def test_library_build_from_a_folder_of_rruff_files(rruff_780, tmp_path):
     assert result.exit_code == 0, result.output
     assert "trained on 40 spectra" in result.output and "written:" in result.output
     bundle = load_bundle(out)
-    assert bundle.identifier is not None and len(bundle.library) == 40
+    assert isinstance(bundle.estimator, LibraryIdentifier) and len(bundle.library) == 40

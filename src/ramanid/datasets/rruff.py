@@ -23,7 +23,7 @@ from ramanid.chemistry import parse_elements
 from ramanid.errors import ChemistryError, DatasetError
 from ramanid.io.rruff import MAX_MEMBER_BYTES, Skipped, read_rruff
 from ramanid.preprocessing.grid import AutoGrid, Grid, parse_grid
-from ramanid.preprocessing.presets import make_pipeline, output_shifts
+from ramanid.preprocessing.presets import output_shifts, pipeline_from_spec, steps_of
 from ramanid.preprocessing.resample import METHODS as RESAMPLING
 from ramanid.preprocessing.resample import coverage, resample_spectrum
 from ramanid.spectra import SpectraSet, Spectrum
@@ -102,8 +102,8 @@ def build_rruff(
     if kind not in KINDS:
         raise DatasetError(f"kind {kind!r}: expected one of {KINDS}")
     grid = parse_grid(grid) if isinstance(grid, str) else grid
-    if isinstance(preprocess, str):
-        make_pipeline(preprocess)  # a bad step or parameter fails now, not after reading every file
+    steps = steps_of(preprocess)
+    pipeline_from_spec(steps)  # a bad step or parameter fails now, not after reading every file
     if method not in RESAMPLING:
         raise DatasetError(f"resampling {method!r}: expected one of {RESAMPLING}")
     wanted = None if wavelengths is None else {float(w) for w in wavelengths}
@@ -137,9 +137,8 @@ def build_rruff(
     if not kept:
         raise DatasetError(f"{source}: no mineral has {min_per_mineral} or more spectra after filtering")
     matrix = np.stack([resample_spectrum(s.shifts, s.intensities, axis, method) for s in kept])
-    spec = preprocess if isinstance(preprocess, str) else repr(preprocess)
     if isinstance(preprocess, str):
-        preprocess = make_pipeline(preprocess, axis, n_jobs=jobs)
+        preprocess = pipeline_from_spec(preprocess, axis, n_jobs=jobs)
     matrix = preprocess.fit_transform(matrix.astype(np.float32))
     axis = output_shifts(preprocess, axis)
     meta = pd.DataFrame([s.meta for s in kept])
@@ -152,7 +151,7 @@ def build_rruff(
         "grid": str(grid),
         "method": method,
         "min_coverage": min_coverage,
-        "preprocess": spec,
+        "preprocess": steps,
     }
     return BuildResult(SpectraSet(axis, matrix, meta, options), skipped, options)
 

@@ -93,16 +93,3 @@ def _renormalised(proba: np.ndarray) -> np.ndarray:
     """Probabilities kept off 0 (log-loss is infinite there) and summing to one again."""
     clipped = np.clip(proba, 1e-7, 1)
     return clipped / clipped.sum(axis=1, keepdims=True)
-
-
-def json_ready(value):
-    """Metrics as plain JSON values: numpy scalars to Python, NaN to None."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -15,12 +15,14 @@ from joblib import Parallel, delayed
 
 from ramanid.atomic import atomic_write
 from ramanid.errors import DatasetError, ModelError, RamanIdError
-from ramanid.evaluation.metrics import aggregate, element_metrics, json_ready, multiclass_metrics
+from ramanid.evaluation.metrics import aggregate, element_metrics, multiclass_metrics
 from ramanid.evaluation.splits import Split
+from ramanid.jsonable import json_ready
 from ramanid.spectra import SpectraSet
 from ramanid.targets import Task
-from ramanid.training.auto import check_tunable, choose_options, choose_preprocessing, preprocess
-from ramanid.training.factory import Options, check_model_name, fit_estimator, make_estimator
+from ramanid.training.factory import Options, check_model_name
+from ramanid.training.recipe import fit_recipe
+from ramanid.training.selection import check_tunable
 
 
 def run_fold(
@@ -38,63 +40,27 @@ def run_fold(
     groups=None,
     shifts=None,
 ):
-    """Fit on ``train``, score ``test``; returns a JSON-ready record.
-
-    With ``pretrain`` rows (the Bacteria-ID protocol of Ho et al. 2019), a network is first fitted
-    on them and then fine-tuned on ``train`` (``warm_start``); a classical model, which has
-    nothing to fine-tune, is fitted on both. With ``groups`` (a grouped outer split), estimators
-    that hold out an internal validation split hold out whole groups too. ``options.preprocess``
-    runs inside the fold: its pipeline is fitted on the training rows only (``auto`` first picks
-    the steps by inner cross-validation on them). So does ``options.tune``: the training options
-    are chosen by inner cross-validation on the training rows, grouped as the outer split is.
+    """Fit on ``train`` through :func:`~ramanid.training.recipe.fit_recipe` (preprocessing,
+    tuning and any pretraining learn from the training rows only; with ``groups``, from whole
+    groups), score ``test``; returns a JSON-ready record.
     """
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    extra_record = {}
-    if options.preprocess:
-        fitted = train if pretrain is None else np.concatenate([pretrain, train])
-        spec = options.preprocess
-        if spec == "auto":
-            spec, scores = choose_preprocessing(
-                X[fitted], y[fitted], shifts, None if groups is None else groups[fitted], seed=seed
-            )
-            extra_record["preprocess_scores"] = scores
-        extra_record["preprocess"] = spec
-        rest = np.setdiff1d(np.arange(len(X)), fitted)
-        X_fitted, X_rest = preprocess(spec, X[fitted], shifts, X[rest])
-        X = np.empty((len(X), X_fitted.shape[1]), dtype=np.float32)
-        X[fitted], X[rest] = X_fitted, X_rest
-
-    if options.tune:
-        options, extra_record["tuned"], extra_record["tune_scores"] = choose_options(
-            name, task, options, X[train], y[train], None if groups is None else groups[train], seed=seed
-        )
-    estimator = make_estimator(name, task, options, seed)
-
-    def fit(rows):
-        return fit_estimator(estimator, X[rows], y[rows], None if groups is None else groups[rows])
-
-    if pretrain is None:
-        fit(train)
-    elif "warm_start" in estimator.get_params():
-        fit(pretrain).set_params(warm_start=True)
-        fit(train)
-    else:
-        fit(np.concatenate([pretrain, train]))
-    if hasattr(estimator, "chosen_"):
-        extra_record["model_chosen"] = estimator.chosen_
-    metrics, extra = _scored(estimator, X[test], y[test], task, classes)
+    recipe = fit_recipe(
+        X, y, train, name=name, task=task, options=options, seed=seed, shifts=shifts, groups=groups, pretrain=pretrain
+    )
+    estimator, X = recipe.estimator, recipe.X
+    metrics, extra = fold_metrics(estimator, X[test], y[test], task, classes)
     variants = {}
-    spec = getattr(estimator, "spec_", None)
-    if spec is not None and spec.transductive:
+    if getattr(estimator, "transductive", False):
         # the test fold scored as one batch flatters a transductive model: score each spectrum alone
         # too, as a user meets it (predict does so)
-        variants[ONE_AT_A_TIME] = _scored(estimator, X[test], y[test], task, classes, one_at_a_time=True)
+        variants[ONE_AT_A_TIME] = fold_metrics(estimator, X[test], y[test], task, classes, one_at_a_time=True)
     if hasattr(estimator, "network_"):  # a blend: what its network alone scores on the same fold
-        variants[NETWORK_ALONE] = _scored(estimator.network_, X[test], y[test], task, classes)
+        variants[NETWORK_ALONE] = fold_metrics(estimator.network_, X[test], y[test], task, classes)
     if variants:
         extra["variants"] = {label: {"metrics": json_ready(m), **more} for label, (m, more) in variants.items()}
     sizes = {"train_size": int(len(train)), "test_size": int(len(test))}
@@ -102,7 +68,7 @@ def run_fold(
         sizes["pretrain_size"] = int(len(pretrain))
     return {
         "model": name,
-        **extra_record,
+        **recipe.choices,
         **sizes,
         "metrics": json_ready(metrics),
         "wall_s": time.perf_counter() - start,
@@ -114,7 +80,7 @@ def run_fold(
 ONE_AT_A_TIME, NETWORK_ALONE = "one spectrum at a time", "its network alone"
 
 
-def _scored(estimator, X, y, task: Task, classes, one_at_a_time: bool = False) -> tuple[dict, dict]:
+def fold_metrics(estimator, X, y, task: Task, classes, one_at_a_time: bool = False) -> tuple[dict, dict]:
     """Metrics of a fitted estimator on ``X`` (and, for elements, the scores for ROC figures)."""
     rows = [X[i : i + 1] for i in range(len(X))] if one_at_a_time else [X]
     proba = np.vstack([estimator.predict_proba(part) for part in rows])

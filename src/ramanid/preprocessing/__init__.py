@@ -7,7 +7,16 @@ smoothing and derivatives; min-max, max, area, vector and SNV normalisation; and
 from ramanid.preprocessing.baseline import BaselineCorrection
 from ramanid.preprocessing.despike import Despike
 from ramanid.preprocessing.normalize import Normalize
-from ramanid.preprocessing.presets import PRESETS, STEPS, make_pipeline, output_shifts, parse_steps
+from ramanid.preprocessing.presets import (
+    PRESETS,
+    STEPS,
+    describe_steps,
+    make_pipeline,
+    output_shifts,
+    parse_steps,
+    pipeline_from_spec,
+    steps_of,
+)
 from ramanid.preprocessing.resample import Crop, Resample, resample_spectrum
 from ramanid.preprocessing.smooth import Derivative, SavitzkyGolay
 
@@ -21,8 +30,11 @@ __all__ = [
     "Resample",
     "STEPS",
     "SavitzkyGolay",
+    "describe_steps",
     "make_pipeline",
     "output_shifts",
     "parse_steps",
+    "pipeline_from_spec",
     "resample_spectrum",
+    "steps_of",
 ]

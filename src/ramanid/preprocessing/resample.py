@@ -66,7 +66,7 @@ class Resample(SpectrumTransformer):
     ----------
     shifts : array-like or None
         The input axis. ``None`` means the grid a :class:`~ramanid.spectra.SpectraSet` gives
-        when the pipeline is made with :func:`ramanid.preprocessing.make_pipeline`.
+        when the pipeline is made with :func:`ramanid.preprocessing.pipeline_from_spec`.
     grid : str or array-like
         ``"START:STOP:POINTS"`` or the target shifts.
     method : {"linear", "cubic", "pchip"}

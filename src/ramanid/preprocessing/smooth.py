@@ -35,6 +35,10 @@ class SavitzkyGolay(SpectrumTransformer):
         check_savgol(self.window_length, self.polyorder, self.deriv)
 
     def _transform_rows(self, X):
+        if self.window_length > X.shape[1]:  # checked before scipy sizes its filter by the window
+            raise PreprocessingError(
+                f"Savitzky-Golay window_length={self.window_length} is longer than the spectra ({X.shape[1]} points)"
+            )
         return savgol_filter(X, self.window_length, self.polyorder, deriv=self.deriv, axis=1, mode="interp")
 
 

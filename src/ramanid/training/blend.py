@@ -12,8 +12,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from ramanid.classical import FormulaVote
-from ramanid.validation import choose_thresholds, macro_roc_auc
+from ramanid.errors import DatasetError, ModelError
+from ramanid.holdout import ThresholdedMixin, choose_thresholds, macro_roc_auc
+from ramanid.search import References
+from ramanid.spectra import SpectraSet
+from ramanid.targets import element_matrix
+from ramanid.training.baselines import FormulaVote
+from ramanid.training.estimators import ElementIdentifier
+from ramanid.training.saved import ElementAnswers, finite_list, is_finite, is_whole
 
 #: the network's share of the blend, chosen among these on the validation split
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -30,7 +36,7 @@ def _vote(elements, k: int, references: np.ndarray, presence: np.ndarray) -> For
     return FormulaVote(elements, k=k, val_fraction=0).fit(references, presence)
 
 
-class NetworkAndVote(BaseEstimator):
+class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
     """Element probabilities: ``weight`` x the network's + (1 - ``weight``) x the formula vote's.
 
     The network is fitted once, with its own validation split (whole minerals when ``fit`` is
@@ -69,23 +75,49 @@ class NetworkAndVote(BaseEstimator):
 
     def get_state(self) -> tuple[dict, dict]:
         """The network's state, with the blend (weight, k, thresholds) under ``"blend"``; the
-        references are the model folder's library, so :meth:`from_parts` rebuilds the vote.
+        references are the model folder's library, so :meth:`from_state` rebuilds the vote.
         """
         header, tensors = self.network_.get_state()
         blend = {"weight": float(self.weight_), "k": int(self.k_), "thresholds": [float(t) for t in self.thresholds_]}
-        return {**header, "blend": blend}, tensors
+        return {**header, "estimator": type(self).__name__, "blend": blend}, tensors
 
     @classmethod
-    def from_parts(cls, network, references: np.ndarray, presence: np.ndarray, blend: dict) -> NetworkAndVote:
-        """The fitted blend of a restored ``network`` and the vote of ``references`` (with their
-        element ``presence``), as ``blend`` (from :meth:`get_state`) describes it.
+    def check_state(cls, header: dict) -> tuple[str, str] | None:
+        """``(field, what was expected)`` for the first field of a stored state that is wrong, or None."""
+        blend, task = header.get("blend"), header.get("task", {})
+        if not (
+            isinstance(blend, dict)
+            and is_finite(blend.get("weight"))
+            and 0 <= blend["weight"] <= 1
+            and is_whole(blend.get("k"), 1, 10**6)
+            and finite_list(blend.get("thresholds"), sum(header["outputs"]))
+            and isinstance(task.get("chemistry"), str)
+        ):
+            return "blend", "{'weight': in [0, 1], 'k': neighbours >= 1, 'thresholds': one per element}"
+        return ElementIdentifier.check_state(header)
+
+    @classmethod
+    def from_state(cls, header: dict, tensors: dict, references: References, source: str = "state") -> NetworkAndVote:
+        """The blend of the network :meth:`get_state` stored and the vote of ``references`` (whose
+        formulas give their element presence).
         """
+        network = ElementIdentifier.from_state(header, tensors, references, source)
+        shifts = np.asarray(header["shifts"], dtype=np.float64)
+        try:
+            presence, _ = element_matrix(
+                SpectraSet(shifts, references.intensities, references.meta),
+                network.elements_,
+                header["task"]["chemistry"],
+            )
+        except DatasetError as exc:
+            raise ModelError(f"{source}: the blend's references have no formulas ({exc})") from exc
         self = cls(network)
+        blend = header["blend"]
         self.network_, self.elements_ = network, network.elements_
         self.weight_, self.k_ = blend["weight"], blend["k"]
         self.thresholds_ = np.asarray(blend["thresholds"], dtype=np.float64)
-        self.vote_ = _vote(self.elements_, self.k_, references, presence)
-        return self
+        self.vote_ = _vote(self.elements_, self.k_, references.intensities, presence)
+        return self.attach(references)
 
     @property
     def model(self) -> str:
@@ -98,6 +130,11 @@ class NetworkAndVote(BaseEstimator):
         return self.network_.spec_
 
     @property
+    def transductive(self) -> bool:
+        """As the network is."""
+        return self.network_.transductive
+
+    @property
     def models_(self) -> list:
         """The network's modules, for attributions (``explain`` attributes the network's part)."""
         return self.network_.models_
@@ -106,7 +143,3 @@ class NetworkAndVote(BaseEstimator):
         """Per element, the blended probability."""
         check_is_fitted(self, "vote_")
         return self.weight_ * self.network_.predict_proba(X) + (1 - self.weight_) * self.vote_.predict_proba(X)
-
-    def predict(self, X):
-        """0/1 per element: the blend at or above the element's threshold."""
-        return (self.predict_proba(X) >= self.thresholds_).astype(int)

@@ -3,12 +3,14 @@
 ``__init__`` only stores its keyword arguments; ``fit`` checks them and returns ``self``; learned
 state ends in ``_``. So the estimators drop into ``Pipeline``, ``cross_validate`` and
 ``GridSearchCV``. Each estimator saves and restores its own state (:meth:`get_state`,
-:meth:`from_state`, after skorch's ``save_params``/``load_params``); a model folder's layout is
-:mod:`ramanid.bundle`'s business.
+:meth:`from_state`, after skorch's ``save_params``/``load_params``), checks a stored state
+(:meth:`check_state`) and answers inference's questions (:mod:`ramanid.training.saved`); a model
+folder's layout is :mod:`ramanid.bundle`'s business.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
@@ -21,12 +23,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.errors import ModelError
+from ramanid.holdout import ThresholdedMixin, check_rule, choose_thresholds, validation_split
 from ramanid.models import build_model, get_model_spec
+from ramanid.search import References
 from ramanid.targets import check_presence
 from ramanid.training.augment import Augment
 from ramanid.training.losses import semi_hard_triplet_loss
+from ramanid.training.saved import ClassifierAnswers, ElementAnswers, finite_list
 from ramanid.training.trainer import TrainConfig, check_precision, predict_logits, seed_everything, train
-from ramanid.validation import check_rule, choose_thresholds, validation_split
 
 
 class _NeuralEstimator(BaseEstimator):
@@ -72,6 +76,11 @@ class _NeuralEstimator(BaseEstimator):
     def spec_(self):
         """The registry's facts about ``model``."""
         return get_model_spec(self.model)
+
+    @property
+    def transductive(self) -> bool:
+        """Whether the network's output for one spectrum depends on the others in its batch."""
+        return self.spec_.transductive
 
     def _check_params(self) -> None:
         """Fail before any training on a parameter that cannot work (as scikit-learn checks in ``fit``)."""
@@ -159,9 +168,12 @@ class _NeuralEstimator(BaseEstimator):
         return header, tensors
 
     @classmethod
-    def from_state(cls, header: dict, tensors: dict, source: str = "state") -> _NeuralEstimator:
-        """The fitted estimator that :meth:`get_state` described; a :class:`ModelError` naming the
-        field for anything that does not fit (unknown parameters, wrong sizes, missing weights).
+    def from_state(
+        cls, header: dict, tensors: dict, references: References | None = None, source: str = "state"
+    ) -> _NeuralEstimator:
+        """The fitted estimator that :meth:`get_state` described, comparing queries with
+        ``references``; a :class:`ModelError` naming the field for anything that does not fit
+        (unknown parameters, wrong sizes, missing weights).
         """
         params = dict(header["params"])
         unknown = sorted(set(params) - set(cls._get_param_names()))
@@ -177,7 +189,7 @@ class _NeuralEstimator(BaseEstimator):
             networks.append(estimator._restore_network(header["n_features"], outputs, state, f"{source}: network {i}"))
         estimator.n_features_in_ = int(header["n_features"])
         estimator._restore(header, networks)
-        return estimator
+        return estimator.attach(references) if references is not None else estimator
 
     def _restore_network(self, n_features: int, outputs: int, state: dict, source: str):
         """Build on the meta device first, so that sizes are checked against the weights before
@@ -206,6 +218,15 @@ class _NeuralEstimator(BaseEstimator):
         return tags
 
 
+def _shared(arguments: dict) -> dict:
+    """The arguments of a subclass's ``__init__`` that :class:`_NeuralEstimator` stores, by keyword."""
+    return {name: arguments[name] for name in _SHARED}
+
+
+#: the parameters every neural estimator takes
+_SHARED = tuple(inspect.signature(_NeuralEstimator.__init__).parameters)[1:]
+
+
 def _check_samples(X) -> None:
     if len(X) < 2:
         raise ModelError(f"n_samples={len(X)}: a network needs at least 2 spectra to train (BatchNorm)")
@@ -215,7 +236,7 @@ def _json_params(params: dict) -> dict:
     return json.loads(json.dumps(params, default=lambda v: list(v) if isinstance(v, (tuple, set)) else str(v)))
 
 
-class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
+class SpectrumClassifier(ClassifierAnswers, ClassifierMixin, TransformerMixin, _NeuralEstimator):
     """Multiclass classification of spectra (minerals, diseases, bacteria, ...).
 
     Parameters
@@ -270,24 +291,7 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
         random_state=None,
         progress=False,
     ):
-        super().__init__(
-            model,
-            model_params,
-            epochs,
-            lr,
-            weight_decay,
-            batch_size,
-            patience,
-            scheduler,
-            clip_grad,
-            val_fraction,
-            augment,
-            device,
-            precision,
-            warm_start,
-            random_state,
-            progress,
-        )
+        super().__init__(**_shared(locals()))
         self.triplet_weight = triplet_weight
         self.class_weight = class_weight
 
@@ -353,6 +357,16 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
     def _networks(self) -> list:
         return [self.model_]
 
+    @classmethod
+    def check_state(cls, header: dict) -> tuple[str, str] | None:
+        """``(field, what was expected)`` for the first field of a stored state that is wrong, or None."""
+        classes, outputs = header.get("classes"), header["outputs"]
+        if not (isinstance(classes, list) and len(classes) == outputs[0] and all(isinstance(c, str) for c in classes)):
+            return "classes", f"{outputs[0]} class names"
+        if len(set(classes)) != len(classes):
+            return "classes", "class names that differ from each other"
+        return None
+
     def _outputs(self) -> list[int]:
         return [len(self.classes_)]
 
@@ -411,8 +425,19 @@ class SpectrumClassifier(ClassifierMixin, TransformerMixin, _NeuralEstimator):
         """Fit, then embed ``X``."""
         return self.fit(X, y, **fit_params).transform(X)
 
+    @property
+    def has_embedding(self) -> bool:
+        """Whether the network has an embedding (RamanNet, attention models)."""
+        return hasattr(self.model_, "embed")
 
-class ElementIdentifier(_NeuralEstimator):
+    def embed(self, X) -> np.ndarray:
+        """The network's embeddings of ``X`` (:meth:`transform`); a :class:`ModelError` without one."""
+        if not self.has_embedding:
+            raise ModelError(f"model {self.model!r} has no embedding: use ramannet or attention_resnet")
+        return self.transform(X)
+
+
+class ElementIdentifier(ElementAnswers, ThresholdedMixin, _NeuralEstimator):
     """Multi-label: for each of ``elements``, whether the mineral contains it.
 
     One sigmoid output per element, trained jointly with binary cross-entropy (optionally with
@@ -456,24 +481,7 @@ class ElementIdentifier(_NeuralEstimator):
         random_state=None,
         progress=False,
     ):
-        super().__init__(
-            model,
-            model_params,
-            epochs,
-            lr,
-            weight_decay,
-            batch_size,
-            patience,
-            scheduler,
-            clip_grad,
-            val_fraction,
-            augment,
-            device,
-            precision,
-            warm_start,
-            random_state,
-            progress,
-        )
+        super().__init__(**_shared(locals()))
         self.elements = elements
         self.threshold = threshold
         self.pos_weight = pos_weight
@@ -538,6 +546,13 @@ class ElementIdentifier(_NeuralEstimator):
     def _networks(self) -> list:
         return self.models_
 
+    @classmethod
+    def check_state(cls, header: dict) -> tuple[str, str] | None:
+        """``(field, what was expected)`` for the first field of a stored state that is wrong, or None."""
+        if not finite_list(header.get("thresholds"), sum(header["outputs"])):
+            return "thresholds", f"{sum(header['outputs'])} finite thresholds, one per element"
+        return None
+
     def _outputs(self) -> list[int]:
         return [len(self.elements_) // len(self.models_)] * len(self.models_)
 
@@ -551,11 +566,3 @@ class ElementIdentifier(_NeuralEstimator):
         """Probabilities, shape ``(n, elements)``; for MSE-trained models, their raw regression scores."""
         check_is_fitted(self, "models_")
         return self._scores(validate_data(self, X, dtype=np.float32, reset=False))
-
-    def predict(self, X):
-        """0/1 per element: the score at or above the element's threshold."""
-        return (self.predict_proba(X) >= self.thresholds_).astype(int)
-
-
-#: the estimators a saved model can hold, by class name
-ESTIMATORS = {cls.__name__: cls for cls in (SpectrumClassifier, ElementIdentifier)}

@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 
 from sklearn.ensemble import VotingClassifier
 
-from ramanid.classical import CLASSICAL, ELEMENTS_ONLY, ClassicalElementIdentifier, FormulaVote, classical_model
 from ramanid.errors import ModelError
 from ramanid.models import MODELS, get_model_spec, user_models
 from ramanid.targets import Task
+from ramanid.training.baselines import (
+    CLASSICAL,
+    ELEMENTS_ONLY,
+    ClassicalElementIdentifier,
+    FormulaVote,
+    classical_model,
+)
 from ramanid.training.blend import VOTE_SUFFIX, NetworkAndVote
 from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
 
@@ -24,7 +30,7 @@ class Options:
     and averages their probabilities (a deep ensemble, Lakshminarayanan et al. 2017); label
     tasks only. ``preprocess`` (steps, a preset, or ``"auto"``) runs inside each fold, fitted on
     its training rows. ``tune`` maps option names to values to choose among by inner
-    cross-validation on each training part (:func:`ramanid.training.auto.choose_options`).
+    cross-validation on each training part (:func:`ramanid.training.selection.choose_options`).
     """
 
     epochs: int = 100

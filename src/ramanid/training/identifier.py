@@ -10,7 +10,7 @@ compared with every reference both in that embedding and as a spectrum:
 
     score(query, reference) = alpha * cos(embeddings) + (1 - alpha) * cos(spectral scores)
 
-The spectral score (:class:`~ramanid.classical.SpectralScore`) compresses intensities (a power
+The spectral score (:class:`~ramanid.search.SpectralScore`) compresses intensities (a power
 below 1, after Stein & Scott 1994) and takes a smoothed first derivative, which makes plain
 correlation search markedly more robust to another specimen, laser or baseline; the network is
 trained on that same representation (so its augmentation perturbs the spectral score, not the
@@ -31,10 +31,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ramanid.classical import SpectralScore, best_per_class, first_derivative, normalised, unit_rows
+from ramanid.confidence import Evidence
 from ramanid.errors import ModelError
+from ramanid.holdout import validation_split
+from ramanid.search import References, SpectralScore, best_per_class, first_derivative, normalised, unit_rows
 from ramanid.training.estimators import SpectrumClassifier
-from ramanid.validation import validation_split
+from ramanid.training.saved import Attribution, SavedModel, is_finite, is_whole
 
 #: augmentation imitating another instrument or specimen (points on a 1024-point grid of ~1.3 cm-1)
 INSTRUMENT_AUGMENT = {
@@ -74,7 +76,7 @@ class SpectralScoreLayer(torch.nn.Module):
         return self.scale * x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-class LibraryIdentifier(ClassifierMixin, BaseEstimator):
+class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
     """Rank every mineral of a reference library for each query spectrum.
 
     Parameters
@@ -90,7 +92,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         validation spectra (whole groups when ``fit`` is given ``groups``), queried against the
         training references only.
     spectral : (power, window), optional
-        The :class:`~ramanid.classical.SpectralScore` compared and fed to the network; ``None``
+        The :class:`~ramanid.search.SpectralScore` compared and fed to the network; ``None``
         chooses among :data:`SPECTRAL_SCORES` on the validation spectra, as for ``alpha``.
     val_fraction : float
         Share held out for those choices. The network trains for all ``epochs`` without early
@@ -157,25 +159,72 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
     def from_parts(
         cls, network: SpectrumClassifier, references, labels, alpha: float, spectral: SpectralScore
     ) -> LibraryIdentifier:
-        """An identifier from a fitted network, its spectral score, reference spectra and labels (a saved model)."""
+        """An identifier from a fitted network, its spectral score, reference spectra and labels."""
         identifier = cls(model=network.model, alpha=alpha, spectral=(spectral.power, spectral.window))
         identifier.network_, identifier.alpha_, identifier.spectral_ = network, float(alpha), spectral
         identifier.n_features_in_ = network.n_features_in_
         identifier._set_library(np.asarray(references, dtype=np.float32), np.asarray(labels))
         return identifier
 
+    def get_state(self) -> tuple[dict, dict]:
+        """The network's state, with the identifier's choices under ``"identifier"``; the
+        references are the model folder's library, which :meth:`from_state` takes.
+        """
+        header, tensors = self.network_.get_state()
+        choices = {
+            "alpha": float(self.alpha_),
+            "alpha_validation": {str(k): v for k, v in getattr(self, "alpha_validation_", {}).items()},
+            "spectral": {"power": self.spectral_.power, "window": self.spectral_.window},
+            "spectral_validation": getattr(self, "spectral_validation_", {}),
+        }
+        return {**header, "estimator": type(self).__name__, "identifier": choices}, tensors
+
+    @classmethod
+    def check_state(cls, header: dict) -> tuple[str, str] | None:
+        """``(field, what was expected)`` for the first field of a stored state that is wrong, or None."""
+        choices = header.get("identifier")
+        spectral = choices.get("spectral") if isinstance(choices, dict) else None
+        if not (
+            isinstance(choices, dict)
+            and is_finite(choices.get("alpha"))
+            and 0 <= choices["alpha"] <= 1
+            and isinstance(spectral, dict)
+            and set(spectral) == {"power", "window"}
+            and is_finite(spectral["power"])
+            and is_whole(spectral["window"], 0, header["n_features"])
+            and _valid_score(spectral)
+        ):
+            return (
+                "identifier",
+                "{'alpha': a weight in [0, 1], 'spectral': {'power': in (0, 1], 'window': 0 or an odd number of "
+                "points}} (a folder from before the spectral score: rebuild it with `ramanid library build`)",
+            )
+        return SpectrumClassifier.check_state(header)
+
+    @classmethod
+    def from_state(
+        cls, header: dict, tensors: dict, references: References, source: str = "state"
+    ) -> LibraryIdentifier:
+        """The identifier :meth:`get_state` stored, with every one of ``references`` in its library."""
+        network = SpectrumClassifier.from_state(header, tensors, source=source)
+        choices = header["identifier"]
+        identifier = cls.from_parts(
+            network, references.intensities, references.labels, choices["alpha"], SpectralScore(**choices["spectral"])
+        )
+        return identifier.attach(references)
+
     def add(self, X, y) -> LibraryIdentifier:
         """Add reference spectra (and new minerals) to the library; the network is not retrained."""
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        self._set_library(np.vstack([self.references_, X]), np.concatenate([self.labels_, np.asarray(y)]))
+        self._set_library(np.vstack([self.reference_spectra_, X]), np.concatenate([self.labels_, np.asarray(y)]))
         return self
 
     def _set_library(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.references_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
+        self.reference_spectra_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
         self.classes_, self.reference_class_ = np.unique(self.labels_, return_inverse=True)
-        self._unit_spectra = self.spectral_(X)
-        self._unit_embeddings = self.embed(X)
+        self.unit_spectra_ = self.spectral_(X)
+        self.unit_embeddings_ = self.embed(X)
 
     def network_input(self, X: np.ndarray) -> np.ndarray:
         """The spectral score scaled to a root mean square of 1 per point: what the network sees."""
@@ -199,16 +248,20 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32, reset=False)
         alpha = self.alpha_ if alpha is None else alpha
         pick = slice(None) if references is None else references
-        score = (1 - alpha) * (self.spectral_(X) @ self._unit_spectra[pick].T)
+        score = (1 - alpha) * (self.spectral_(X) @ self.unit_spectra_[pick].T)
         if alpha:
-            score += alpha * (self.embed(X) @ self._unit_embeddings[pick].T)
+            score += alpha * (self.embed(X) @ self.unit_embeddings_[pick].T)
         return score
 
-    def class_scores(self, X) -> np.ndarray:
-        """``(queries, classes)``: each class's best reference score."""
-        return self._best_per_class(self.similarity(X), self.reference_class_)
+    def class_scores(self, X, similarity: np.ndarray | None = None) -> np.ndarray:
+        """``(queries, classes)``: each class's best reference score (from ``similarity`` where the
+        queries' :meth:`similarity` is at hand).
+        """
+        similarity = self.similarity(X) if similarity is None else similarity
+        return self.best_per_class(similarity, self.reference_class_)
 
-    def _best_per_class(self, similarity: np.ndarray, reference_class: np.ndarray) -> np.ndarray:
+    def best_per_class(self, similarity: np.ndarray, reference_class: np.ndarray) -> np.ndarray:
+        """``(queries, classes)`` best scores of the references whose classes are ``reference_class``."""
         return best_per_class(similarity, reference_class, len(self.classes_))
 
     def predict_proba(self, X):
@@ -218,6 +271,44 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """The best-scoring mineral of each query."""
         return self.classes_[np.argmax(self.class_scores(X), axis=1)]
+
+    # what inference asks of a saved model (ramanid.training.saved)
+
+    answers_from_references = True
+    transductive = False
+    has_embedding = True
+
+    def decision_scores(self, X) -> np.ndarray:
+        """The class scores, which the folder's temperature turns into probabilities."""
+        return self.class_scores(X)
+
+    def reference_similarity(self, X) -> np.ndarray:
+        return self.similarity(X)
+
+    def scores_and_similarity(self, X) -> tuple[np.ndarray, np.ndarray]:
+        similarity = self.similarity(X)
+        return self.class_scores(X, similarity), similarity
+
+    def unknown_evidence(self, X, scores, similarity) -> Evidence:
+        best = scores.max(axis=1, initial=-np.inf)
+        return Evidence(best_score=best, library_similarity=similarity.max(axis=1, initial=-np.inf))
+
+    def attribution(self, X, target: str | None = None) -> Attribution:
+        """Through the spectral score to the network's output for the answer (or ``target``). A
+        mineral the network has no output for (added to the library, or held out of its training)
+        is explained by the network's own best class, and the label says so.
+        """
+        names = [str(c) for c in self.network_.classes_]
+        answer = target or str(self.classes_[int(np.argmax(self.class_scores(X)[0]))])
+        if answer not in names and answer not in self.classes_:
+            raise ModelError(f"unknown class {answer!r}: this library holds {len(self.classes_)} minerals")
+        proba = self.network_.predict_proba(self.network_input(X))[0]
+        chosen = answer if answer in names else names[int(np.argmax(proba))]
+        output = names.index(chosen)
+        label = f"class {chosen}: network probability {proba[output]:.2f}"
+        if chosen != answer:
+            label += f" (the answer {answer} has no network output: it was not trained on)"
+        return Attribution(self.spectrum_network(), output, chosen, label)
 
     def _choose_spectral(self, X: np.ndarray, y: np.ndarray, train: np.ndarray) -> SpectralScore:
         """The spectral score whose top-1 is best on validation queries against the training spectra."""
@@ -243,7 +334,7 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
         if not len(known):
             return 0.5
         codes, n_classes = self.reference_class_, len(self.classes_)
-        spectral, embedded = (self.similarity(self.references_[known], part, train) for part in (0.0, 1.0))
+        spectral, embedded = (self.similarity(self.reference_spectra_[known], part, train) for part in (0.0, 1.0))
         accuracy = [
             _top1((1 - alpha) * spectral + alpha * embedded, codes[train], n_classes, codes[known]) for alpha in ALPHAS
         ]
@@ -254,3 +345,11 @@ class LibraryIdentifier(ClassifierMixin, BaseEstimator):
 def _top1(similarity: np.ndarray, reference_class: np.ndarray, n_classes: int, truth: np.ndarray) -> float:
     """The share of queries whose best-scoring class (that of its best reference) is ``truth``."""
     return float(np.mean(np.argmax(best_per_class(similarity, reference_class, n_classes), axis=1) == truth))
+
+
+def _valid_score(fields: dict) -> bool:
+    try:
+        SpectralScore(**fields)  # its own checks: power in (0, 1], window 0 or odd
+    except ModelError:
+        return False
+    return True

@@ -1,5 +1,5 @@
 """Choices made on the training part only: preprocessing and training options picked by inner
-cross-validation.
+cross-validation (training-side: inference never imports this module).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline as sk_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ramanid.classical import CLASSICAL
 from ramanid.errors import ModelError
-from ramanid.preprocessing import make_pipeline
+from ramanid.holdout import best_on_inner_folds, inner_splits, macro_roc_auc
+from ramanid.preprocessing import pipeline_from_spec
 from ramanid.preprocessing.presets import number_or_text
 from ramanid.targets import Task
+from ramanid.training.baselines import CLASSICAL
 from ramanid.training.factory import Options, classical_params, fit_estimator, make_estimator
-from ramanid.validation import inner_splits, macro_roc_auc
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
 CANDIDATES = ("none", "snv", "arpls, snv", "savgol, snv", "deriv1(window_length=15), vector")
@@ -31,7 +31,7 @@ def preprocess(spec: str | None, X_fit: np.ndarray, shifts, *others: np.ndarray)
     """
     if spec in (None, "", "none"):
         return [X_fit, *others]
-    pipeline = make_pipeline(spec, shifts)
+    pipeline = pipeline_from_spec(spec, shifts)
     return [
         pipeline.fit_transform(X_fit).astype(np.float32),
         *(pipeline.transform(X).astype(np.float32) for X in others),
@@ -49,15 +49,13 @@ def choose_preprocessing(X, y, shifts, groups=None, candidates=CANDIDATES, folds
         raise ModelError("--preprocess auto chooses for one label per spectrum: give the steps for elements")
     y = np.asarray(y)
     splits = inner_splits(X, y, groups, folds, seed)
-    scores = {}
-    for spec in candidates:
-        accuracy = []
-        for train, test in splits:
-            X_train, X_test = preprocess(spec, X[train], shifts, X[test])
-            model = sk_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)).fit(X_train, y[train])
-            accuracy.append(balanced_accuracy_score(y[test], model.predict(X_test)))
-        scores[spec] = float(np.mean(accuracy))
-    return max(scores, key=scores.get), scores
+
+    def score(spec, train, test):
+        X_train, X_test = preprocess(spec, X[train], shifts, X[test])
+        model = sk_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)).fit(X_train, y[train])
+        return balanced_accuracy_score(y[test], model.predict(X_test))
+
+    return best_on_inner_folds(candidates, score, splits)
 
 
 def _augment_choice(value: str) -> str:
@@ -164,19 +162,15 @@ def choose_options(
     outer split does, so the choice is made on groups the inner fit did not see.
     """
     check_tunable(name, options)
-    splits = inner_splits(X, y, groups, folds, seed)
-    scores = []
     grid = tuning_grid(options.tune)
-    for combination in grid:
-        candidate = with_choice(options, combination)
-        fold_scores = []
-        for train, test in splits:
-            inner_groups = None if groups is None else groups[train]
-            estimator = fit_estimator(make_estimator(name, task, candidate, seed), X[train], y[train], inner_groups)
-            fold_scores.append(_inner_score(estimator, X[test], y[test], task))
-        scores.append({**combination, "score": float(np.nanmean(fold_scores))})
-    best = max(range(len(scores)), key=lambda i: np.nan_to_num(scores[i]["score"], nan=-np.inf))
-    return with_choice(options, grid[best]), grid[best], scores
+
+    def score(i, train, test):
+        inner_groups = None if groups is None else groups[train]
+        estimator = make_estimator(name, task, with_choice(options, grid[i]), seed)
+        return _inner_score(fit_estimator(estimator, X[train], y[train], inner_groups), X[test], y[test], task)
+
+    best, means = best_on_inner_folds(range(len(grid)), score, inner_splits(X, y, groups, folds, seed))
+    return with_choice(options, grid[best]), grid[best], [{**grid[i], "score": means[i]} for i in range(len(grid))]
 
 
 def _inner_score(estimator, X, y, task: Task) -> float:

@@ -1,4 +1,6 @@
-"""The internal validation split of a training set, and the choices made on it (thresholds)."""
+"""Held-out parts of a training set, and the choices made on them: the internal validation split,
+inner cross-validation folds, the best candidate on them, and decision thresholds.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +53,20 @@ def inner_splits(X, y, groups=None, folds: int = 3, seed: int = 0) -> list[tuple
     return list(StratifiedKFold(max(2, min(folds, smallest)), shuffle=True, random_state=seed).split(X, y))
 
 
+def best_on_inner_folds(candidates, score, splits) -> tuple[object, dict]:
+    """``(best, scores)``: the candidate whose mean ``score(candidate, train, test)`` over the inner
+    ``splits`` is highest, and each candidate's mean (keyed by the candidate). A fold that returns
+    ``None`` (it cannot score that candidate) and NaN fold scores are left out; a candidate with no
+    fold scores -inf, and one whose folds are all NaN ranks below every number.
+    """
+    scores = {}
+    for candidate in candidates:
+        folds = [s for s in (score(candidate, train, test) for train, test in splits) if s is not None]
+        scores[candidate] = float(np.nanmean(folds)) if folds else float("-inf")
+    best = max(scores, key=lambda c: np.nan_to_num(scores[c], nan=-np.inf))
+    return best, scores
+
+
 def check_rule(rule) -> None:
     """A :class:`ModelError` unless ``rule`` is ``"youden"``, ``"f1"`` or a number."""
     if isinstance(rule, str) and rule not in RULES:
@@ -89,3 +105,11 @@ def macro_roc_auc(Y: np.ndarray, scores: np.ndarray) -> float:
     """The mean ROC AUC over the columns of ``Y`` that hold both classes (NaN if none does)."""
     aucs = [roc_auc_score(Y[:, j], scores[:, j]) for j in range(Y.shape[1]) if 0 < Y[:, j].sum() < len(Y)]
     return float(np.mean(aucs)) if aucs else float("nan")
+
+
+class ThresholdedMixin:
+    """``predict`` for multi-label scorers: 1 where ``predict_proba`` reaches the column's threshold."""
+
+    def predict(self, X):
+        """0/1 per column: the score at or above the column's threshold (``thresholds_``)."""
+        return (self.predict_proba(X) >= self.thresholds_).astype(int)

@@ -1,0 +1,182 @@
+"""``bundle.json``: its schema, checked before anything is built, and a typed view of it.
+
+:func:`check_header` checks every field the code reads (the estimator's own fields through its
+``check_state``); :class:`ModelInfo` is what callers read instead of the raw dictionary.
+Folders of version 2 are upgraded as they are read (:func:`upgraded`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ramanid import confidence as conf
+from ramanid.bundle.folder import LIBRARY, WEIGHTS, BundleError
+from ramanid.errors import PreprocessingError
+from ramanid.preprocessing import steps_of
+from ramanid.preprocessing.grid import MAX_POINTS
+from ramanid.training.registry import SAVED
+from ramanid.training.saved import finite_list, is_finite, is_whole
+
+
+def upgraded(header: dict, source) -> dict:
+    """A version-2 header as version 3 writes it: the estimator names the whole model (a library
+    identifier or a blend, which version 2 stored as their network plus a block), and the
+    preprocessing is a list of steps (version 2 stored a step string).
+    """
+    if header.get("version") != 2:
+        return header
+    header = dict(header)
+    if "identifier" in header:
+        header["estimator"] = "LibraryIdentifier"
+    elif "blend" in header:
+        header["estimator"] = "NetworkAndVote"
+    try:
+        header["preprocess"] = steps_of(header.get("preprocess"))
+    except PreprocessingError as exc:
+        raise BundleError(f"{source}: field 'preprocess' cannot be read ({exc})") from exc
+    return header
+
+
+def check_header(header: dict, source) -> None:
+    """Types, ranges and lengths of every field that code reads, checked before anything is
+    built; a :class:`BundleError` names the first wrong field and what was expected.
+    """
+
+    def fail(name: str, expected: str):
+        raise BundleError(f"{source}: field {name!r} is {json.dumps(header.get(name))[:80]}: expected {expected}")
+
+    if not is_whole(header.get("n_features"), 2, MAX_POINTS):
+        fail("n_features", f"a whole number of points from 2 to {MAX_POINTS}")
+    shifts = header.get("shifts")
+    if not (finite_list(shifts, header["n_features"]) and all(b > a for a, b in zip(shifts, shifts[1:], strict=False))):
+        fail("shifts", f"{header['n_features']} finite, increasing shifts")
+    outputs = header.get("outputs")
+    if not (isinstance(outputs, list) and outputs and all(is_whole(o, 1, 10**6) for o in outputs)):
+        fail("outputs", "a list of network output counts")
+    if not isinstance(header.get("params"), dict) or not isinstance(header["params"].get("model"), str):
+        fail("params", "the estimator's parameters, with 'model'")
+    if not isinstance(header.get("content"), dict) or set(header["content"]) != {WEIGHTS, LIBRARY}:
+        fail("content", f"the SHA-256 of {WEIGHTS} and {LIBRARY}")
+    name = header.get("estimator")
+    if not isinstance(name, str) or name not in SAVED:
+        fail("estimator", f"one of {sorted(SAVED)}")
+    task = header.get("task")
+    if not isinstance(task, dict) or task.get("kind") != SAVED[name].kind:
+        fail("task", f"{{'kind': {SAVED[name].kind!r}, ...}} (what a {name} answers)")
+    ood = header.get("ood")
+    if not (
+        isinstance(ood, dict)
+        and ood.get("score") in conf.UNKNOWN_SCORES
+        and (ood.get("threshold") is None or is_finite(ood["threshold"]))
+    ):
+        fail("ood", f"{{'score': one of {list(conf.UNKNOWN_SCORES)}, 'threshold': a finite number or null, ...}}")
+    calibration = header.get("calibration")
+    if calibration is not None and not (
+        isinstance(calibration, dict)
+        and is_finite(calibration.get("temperature"))
+        and calibration["temperature"] > 0
+        and isinstance(calibration.get("conformal_scores"), list)
+        and all(map(is_finite, calibration["conformal_scores"]))
+    ):
+        fail("calibration", "{'temperature': a positive number, 'conformal_scores': a list of numbers}")
+    try:
+        steps_of(header.get("preprocess"))
+    except PreprocessingError as exc:
+        fail("preprocess", f"a list of [step name, {{parameter: value}}] pairs, or null ({exc})")
+    wrong = SAVED[name].check_state(header)
+    if wrong is not None:
+        fail(*wrong)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the model answers: ``kind`` "label" (from ``column``) or "elements"."""
+
+    kind: str
+    column: str | None = None
+    elements: tuple[str, ...] = ()
+    chemistry: str = "ideal"
+    positive: str | None = None
+
+
+@dataclass(frozen=True)
+class UnknownFlag:
+    """The unknown score a model uses and the threshold above which a spectrum is flagged
+    (None: no known validation spectrum set one, and the flag never fires).
+    """
+
+    score: str
+    threshold: float | None
+    accept_known: float = conf.ACCEPT_KNOWN
+    validation_auroc: dict = field(default_factory=dict)
+
+    def flags(self, scores: np.ndarray) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        return scores > self.threshold if self.threshold is not None else np.zeros(len(scores), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The temperature of the class scores (Guo et al. 2017) and the conformal scores of the
+    validation spectra (Sadinle et al. 2019), both fitted on held-out spectra of known classes.
+    """
+
+    temperature: float = 1.0
+    conformal_scores: tuple[float, ...] | None = None
+
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        return conf.calibrated(scores, self.temperature)
+
+    def answer_sets(self, proba: np.ndarray, confidence: float) -> list[np.ndarray] | None:
+        """The conformal answer sets at ``confidence`` (None without conformal scores)."""
+        if self.conformal_scores is None:
+            return None
+        return conf.answer_sets(proba, conf.conformal_quantile(self.conformal_scores, confidence))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The typed view of a checked ``bundle.json``."""
+
+    estimator: str
+    task: TaskInfo
+    shifts: np.ndarray
+    resampling: str
+    preprocess: list
+    ood: UnknownFlag
+    calibration: Calibration
+    data: dict
+    validation: dict
+    ramanid_version: str | None
+
+    @classmethod
+    def from_header(cls, header: dict) -> ModelInfo:
+        task, ood, calibration = header["task"], header["ood"], header.get("calibration")
+        return cls(
+            estimator=header["estimator"],
+            task=TaskInfo(
+                kind=task["kind"],
+                column=task.get("column"),
+                elements=tuple(task.get("elements") or ()),
+                chemistry=task.get("chemistry") or "ideal",
+                positive=task.get("positive"),
+            ),
+            shifts=np.asarray(header["shifts"], dtype=np.float64),
+            resampling=header.get("method", "linear"),
+            preprocess=steps_of(header.get("preprocess")),
+            ood=UnknownFlag(
+                score=ood["score"],
+                threshold=ood.get("threshold"),
+                accept_known=ood.get("accept_known", conf.ACCEPT_KNOWN),
+                validation_auroc=ood.get("validation_auroc") or {},
+            ),
+            calibration=Calibration(calibration["temperature"], tuple(calibration["conformal_scores"]))
+            if calibration
+            else Calibration(),
+            data=header.get("data") if isinstance(header.get("data"), dict) else {},
+            validation=header.get("validation") if isinstance(header.get("validation"), dict) else {},
+            ramanid_version=header.get("ramanid_version"),
+        )

@@ -1,0 +1,98 @@
+"""Loading and saving a model folder: one estimator, restored through the registry of saved
+estimators, with its typed header, its reference library and its fitted preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from ramanid.bundle.folder import HEADER, BundleError, read_content, read_header, write_folder
+from ramanid.bundle.header import ModelInfo, check_header, upgraded
+from ramanid.bundle.inputs import fitted_pipeline, prepare
+from ramanid.errors import ModelError, RamanIdError
+from ramanid.io.rruff import Skipped
+from ramanid.search import References
+from ramanid.spectra import Spectrum
+from ramanid.training.registry import SAVED
+
+
+@dataclass
+class Bundle:
+    """A loaded model folder: ``estimator`` is the whole model (a classifier, an element model,
+    a blend or a library identifier; see :mod:`ramanid.training.saved` for what each answers),
+    ``info`` the typed ``bundle.json``, ``references`` its library.
+    """
+
+    estimator: object
+    info: ModelInfo
+    references: References
+    path: Path
+    header: dict = field(repr=False)
+    pipeline: Pipeline | None = field(default=None, repr=False)
+
+    @property
+    def shifts(self) -> np.ndarray:
+        return self.info.shifts
+
+    @property
+    def library(self) -> np.ndarray:
+        """The reference spectra, preprocessed, on :attr:`shifts`."""
+        return self.references.intensities
+
+    @property
+    def library_meta(self) -> pd.DataFrame:
+        return self.references.meta
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The label of each reference spectrum of the library."""
+        return self.references.labels
+
+    @cached_property
+    def minerals(self) -> int:
+        """How many classes the library's references stand for."""
+        return int(len(np.unique(self.labels)))
+
+    def prepare(self, spectra: list[Spectrum]) -> tuple[np.ndarray, list[Spectrum], list[Skipped]]:
+        """``(X, kept, skipped)``: spectra resampled and preprocessed as the training data were
+        (:func:`ramanid.bundle.inputs.prepare`).
+        """
+        return prepare(spectra, self.shifts, self.info.resampling, self.pipeline)
+
+
+def save_bundle(folder: str | Path, estimator, info: dict, references: References) -> Path:
+    """Write a model folder: the estimator's own state (:meth:`get_state`) and ``info`` (task,
+    shifts, preprocessing, calibration, ...; JSON-ready) in ``bundle.json``, its weights, and the
+    references. Written whole or not at all, with the SHA-256 of each file.
+    """
+    state, tensors = estimator.get_state()
+    return write_folder(folder, {**info, **state}, tensors, references)
+
+
+def load_bundle(folder: str | Path) -> Bundle:
+    """Load a model folder written by :func:`save_bundle` (or an older ramanid), with one clear
+    :class:`BundleError` for any problem; nothing is unpickled.
+    """
+    folder = Path(folder)
+    source = folder / HEADER
+    header = upgraded(read_header(folder), source)
+    check_header(header, source)
+    tensors, references = read_content(folder, header)
+    try:
+        estimator = SAVED[header["estimator"]].from_state(header, tensors, references, source=str(folder))
+    except (KeyError, TypeError) as exc:
+        raise BundleError(f"{source}: missing or malformed field {exc}") from exc
+    except ModelError as exc:
+        raise BundleError(str(exc)) from exc
+    info = ModelInfo.from_header(header)
+    try:
+        pipeline = fitted_pipeline(info.preprocess, info.shifts)
+    except RamanIdError as exc:
+        raise BundleError(f"{source}: field 'preprocess' cannot run on {len(info.shifts)} points ({exc})") from exc
+    return Bundle(estimator, info, references, folder, header, pipeline)
