@@ -180,6 +180,39 @@ def _task_and_options(
     )
 
 
+def _reading_options(f):
+    """How files are read: the laser for axes that need one, and an instrument's calibration."""
+    for option in reversed(
+        [
+            click.option(
+                "--laser",
+                "laser_nm",
+                type=click.FloatRange(150, 2500),
+                default=None,
+                help="Excitation wavelength in nm, for files whose axis is a wavelength, an absolute wavenumber or "
+                "an energy and that do not say it.",
+            ),
+            click.option(
+                "--calibration",
+                type=click.Path(exists=True, dir_okay=False),
+                default=None,
+                help="An instrument's axis correction, written by 'ramanid calibrate', applied to every spectrum read.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _read(paths, laser_nm, calibration):
+    """``(spectra, skipped)`` of ``paths`` read with the options of :func:`_reading_options`."""
+    from ramanid.io.calibration import AxisCorrection
+    from ramanid.io.files import read_spectrum_files
+
+    correction = AxisCorrection.load(calibration) if calibration else None
+    return read_spectrum_files(paths, laser_nm, correction)
+
+
 def _rruff_source(wavelength: str, kind: str):
     """The options that say which RRUFF spectra to read: source, wavelengths, kind."""
 
@@ -345,14 +378,19 @@ def build_bacteria_command(source, out):
     default=None,
     help="For files on different axes: START:STOP:POINTS or auto:SHARE:POINTS (default: the range every file covers).",
 )
+@_reading_options
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The .npz file to write."
 )
-def build_table_command(source, label, group, sheet, axis, grid, out):
+def build_table_command(source, label, group, sheet, axis, grid, laser_nm, calibration, out):
     """Build a set from your own labelled spectra, for cv and train (--task label:label, --split grouped:group)."""
     from ramanid.datasets.table import build_table
+    from ramanid.io.calibration import AxisCorrection
 
-    spectra = build_table(source, label=label, group=group, labels=sheet, axis=axis, grid=grid)
+    correction = AxisCorrection.load(calibration) if calibration else None
+    spectra = build_table(
+        source, label=label, group=group, labels=sheet, axis=axis, grid=grid, laser_nm=laser_nm, calibration=correction
+    )
     spectra.save(out)
     click.echo(
         f"spectra: {len(spectra)}; points: {len(spectra.shifts)} ({spectra.shifts[0]:.1f}-"
@@ -552,13 +590,13 @@ def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, s
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--mineral", default=None, help="The name of the spectra (default: each RRUFF file's own name).")
-def library_add_command(model_dir, paths, mineral):
+@_reading_options
+def library_add_command(model_dir, paths, mineral, laser_nm, calibration):
     """Add reference spectra to a model's library; predictions use them at once, without retraining."""
     from ramanid.bundle import add_spectra, load_bundle
-    from ramanid.io.files import read_spectrum_files
 
     bundle = load_bundle(model_dir)
-    spectra, skipped = read_spectrum_files(paths)
+    spectra, skipped = _read(paths, laser_nm, calibration)
     for s in skipped:
         click.echo(f"skipped: {s.reason}", err=True)
     bundle, added, refused = add_spectra(bundle, spectra, mineral, log=lambda line: click.echo(line, err=True))
@@ -582,16 +620,16 @@ def library_add_command(model_dir, paths, mineral):
     help="Coverage of the conformal answer set: with spectra like the validation ones, the true class is in "
     "the set at least this often.",
 )
-def predict_command(model_dir, paths, top, fmt, confidence):
-    """Identify the spectra in files, folders or RRUFF zips with a saved model."""
+@_reading_options
+def predict_command(model_dir, paths, top, fmt, confidence, laser_nm, calibration):
+    """Identify the spectra in files, folders or RRUFF zips with a saved model (every format 'ramanid read' reads)."""
     import json
 
     from ramanid.bundle import load_bundle
-    from ramanid.io.files import read_spectrum_files
     from ramanid.predict import as_table, predict_spectra
 
     bundle = load_bundle(model_dir)
-    spectra, skipped = read_spectrum_files(paths)
+    spectra, skipped = _read(paths, laser_nm, calibration)
     if not spectra and not skipped:
         raise RamanIdError(f"no spectra found in {', '.join(paths)}")
     results, refused = predict_spectra(bundle, spectra, top=top, confidence=confidence)
@@ -612,17 +650,19 @@ def predict_command(model_dir, paths, top, fmt, confidence):
 @click.argument("file", type=click.Path())
 @click.option("--target", default=None, help="Class or element to explain (default: the predicted one).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The PNG to write.")
-def explain_command(model_dir, file, target, out):
+@_reading_options
+def explain_command(model_dir, file, target, out, laser_nm, calibration):
     """Draw a spectrum with integrated-gradients attributions and its best reference match."""
-    from pathlib import Path
-
     from ramanid.bundle import load_bundle
     from ramanid.explain import explain_spectrum
-    from ramanid.io.files import read_one
 
-    spectra = read_one(Path(file))
+    spectra, skipped = _read([file], laser_nm, calibration)
+    if skipped:
+        raise RamanIdError(skipped[0].reason)
     if not spectra:
         raise RamanIdError(f"{file}: holds no spectrum to explain")
+    if len(spectra) > 1:
+        click.echo(f"{file} holds {len(spectra)} spectra: explaining the first, {spectra[0].source}", err=True)
     target, path = explain_spectrum(load_bundle(model_dir), spectra[0], out, target)
     click.echo(f"explained {target}: {path}")
 
@@ -662,11 +702,85 @@ def embed_command(model_dir, data, label, out):
     show_default=True,
     help="Seconds a request may take.",
 )
-def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout):
+@_reading_options
+def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, laser_nm, calibration):
     """A local web page over a saved model: drop spectrum files, see answers, overlays and attributions."""
-    from ramanid.serve import Limits, serve
+    from ramanid.io.calibration import AxisCorrection
+    from ramanid.serve import Limits, Reading, serve
 
-    serve(model_dir, host, port, Limits(max_upload_mb, max_files, timeout), log=click.echo)
+    reading = Reading(laser_nm, AxisCorrection.load(calibration) if calibration else None)
+    serve(model_dir, host, port, Limits(max_upload_mb, max_files, timeout), reading=reading, log=click.echo)
+
+
+@main.command("read")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--laser", "laser_nm", type=click.FloatRange(150, 2500), default=None, help="As for predict.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def read_command(paths, laser_nm, fmt):
+    """Say what each file is read as, before trusting an answer: format and reader, spectra, axis
+    range and unit, laser, coordinates, and anything converted; or why it is refused.
+    """
+    import json
+    from pathlib import Path
+
+    from ramanid.io.files import describe_file
+
+    files = []
+    for path in map(Path, paths):
+        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    reports = [describe_file(path, laser_nm) for path in files]
+    if fmt == "json":
+        click.echo(json.dumps(reports, indent=1, default=str))
+    for report in reports if fmt == "table" else []:
+        if "refused" in report:
+            click.echo(f"{report['file']}: refused: {report['refused'].removeprefix(report['file'] + ': ')}")
+            continue
+        low, high = report["range_cm1"]
+        line = (
+            f"{report['file']}: {report['format']} ({report['reader']}); {report['spectra']} spectra of "
+            f"{report['points']} points, {low:g}-{high:g} cm-1 Raman shift (the file's axis: {report['x_unit']})"
+        )
+        if report.get("laser_nm"):
+            line += f"; laser {report['laser_nm']:.6g} nm"
+        for key in ("converted", "note"):
+            if key in report:
+                line += f"; {report[key]}"
+        if "coordinates" in report:
+            line += "; " + ", ".join(f"{k} {a:g} to {b:g}" for k, (a, b) in report["coordinates"].items())
+        click.echo(line)
+    if all("refused" in r for r in reports):
+        raise SystemExit(DATA_ERROR)
+
+
+@main.command("calibrate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--standard", type=click.Choice(["silicon", "polystyrene"]), required=True)
+@click.option(
+    "--degree",
+    type=click.IntRange(0, 2),
+    default=1,
+    show_default=True,
+    help="For polystyrene: 0 an offset, 1 a linear, 2 a quadratic correction.",
+)
+@click.option("--laser", "laser_nm", type=click.FloatRange(150, 2500), default=None, help="As for predict.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), callback=_output_file, help="The JSON file to write."
+)
+def calibrate_command(file, standard, degree, laser_nm, out):
+    """Measure an instrument's shift error from a standard measured on it (silicon's 520.45 cm-1 band,
+    or polystyrene's ASTM E1840 bands); --calibration FILE then corrects every spectrum read.
+    """
+    from ramanid.io.calibration import fit_correction
+
+    spectra, skipped = _read([file], laser_nm, None)
+    if not spectra:
+        raise RamanIdError(skipped[0].reason if skipped else f"{file}: holds no spectrum")
+    correction = fit_correction(spectra[0], standard, degree)
+    correction.save(out)
+    bands = ", ".join(f"{m:.2f} (reference {r:g})" for r, m in correction.bands)
+    click.echo(f"{standard} bands measured at {bands} cm-1")
+    click.echo(f"{correction.describe()}; residual {correction.residual_cm1:.2f} cm-1")
+    click.echo(f"written: {out}")
 
 
 @main.command("demo")

@@ -31,10 +31,19 @@ from starlette.routing import Route
 from ramanid.bundle import Bundle, load_bundle
 from ramanid.errors import RamanIdError
 from ramanid.explain import explain_prepared
+from ramanid.io.calibration import AxisCorrection
 from ramanid.io.files import read_spectrum_files
 from ramanid.jsonable import json_ready
 from ramanid.predict import predict_prepared
 from ramanid.preprocessing import describe_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """How uploads are read: the laser for axes that need one, an instrument's axis correction."""
+
+    laser_nm: float | None = None
+    calibration: AxisCorrection | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +55,7 @@ class Limits:
     timeout_s: float = 120.0
 
 
-def create_app(model_dir: str | Path, limits: Limits = Limits()) -> Starlette:
+def create_app(model_dir: str | Path, limits: Limits = Limits(), reading: Reading = Reading()) -> Starlette:
     """The web application for the model folder ``model_dir`` (loaded once, at start)."""
     bundle = load_bundle(model_dir)
     page = resources.files("ramanid.data").joinpath("serve.html").read_text(encoding="utf-8")
@@ -78,7 +87,7 @@ def create_app(model_dir: str | Path, limits: Limits = Limits()) -> Starlette:
             confidence = float(request.query_params.get("confidence", 0.95))
             try:
                 with anyio.fail_after(limits.timeout_s):
-                    answer = await anyio.to_thread.run_sync(_answer, bundle, paths, details, confidence)
+                    answer = await anyio.to_thread.run_sync(_answer, bundle, paths, details, confidence, reading)
             except TimeoutError:
                 return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
             except RamanIdError as exc:
@@ -127,11 +136,11 @@ def describe(bundle: Bundle) -> dict:
     }
 
 
-def _answer(bundle: Bundle, paths: list[Path], details: bool, confidence: float):
+def _answer(bundle: Bundle, paths: list[Path], details: bool, confidence: float, reading: Reading):
     """Read, prepare once, predict; with ``details``, each answer's plot from the same inputs and
     the same nearest references.
     """
-    spectra, skipped = read_spectrum_files(paths)
+    spectra, skipped = read_spectrum_files(paths, reading.laser_nm, reading.calibration)
     X, kept, refused = bundle.prepare(spectra)
     predictions = predict_prepared(bundle, X, [s.source for s in kept], confidence=confidence)
     results = [p.as_json() for p in predictions]
@@ -176,11 +185,18 @@ def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(), log=print):
+def serve(
+    model_dir: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: Limits = Limits(),
+    reading: Reading = Reading(),
+    log=print,
+):
     """Run the web application until interrupted."""
     import uvicorn
 
-    app = create_app(model_dir, limits)
+    app = create_app(model_dir, limits, reading)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"warning: serving on {host}: anyone who can reach this address can use the model")
     log(f"ramanid: serving {model_dir} on http://{host}:{port}/ (Ctrl-C to stop)")

@@ -1,5 +1,5 @@
-"""A user's own labelled spectra as a SpectraSet: a wide CSV, a folder of two-column files with a
-sheet of labels, or a ``.npy`` matrix with its axis.
+"""A user's own labelled spectra as a SpectraSet: a wide CSV, a folder of spectrum files (every
+format :mod:`ramanid.io.files` reads) with a sheet of labels, or a ``.npy`` matrix with its axis.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ramanid.errors import DatasetError, RamanIdError
-from ramanid.io.files import SUFFIXES
-from ramanid.io.tables import read_npy, read_two_column, read_wide_csv
+from ramanid.errors import DatasetError
+from ramanid.io.calibration import AxisCorrection
+from ramanid.io.files import SUFFIXES, read_spectrum_files
+from ramanid.io.tables import read_npy, read_wide_csv
 from ramanid.preprocessing.grid import AutoGrid, Grid, parse_grid
 from ramanid.preprocessing.resample import coverage, resample_spectrum
 from ramanid.spectra import SpectraSet
@@ -28,6 +29,8 @@ def build_table(
     axis: str | Path | None = None,
     grid: str | Grid | AutoGrid | None = None,
     method: str = "linear",
+    laser_nm: float | None = None,
+    calibration: AxisCorrection | None = None,
 ) -> SpectraSet:
     """Read a user's spectra.
 
@@ -35,7 +38,8 @@ def build_table(
     ----------
     source
         A wide CSV (``.csv``, ``.tsv``, optionally ``.gz``: shifts as numeric column titles, every
-        other column metadata), a folder of two-column files, or a ``.npy`` matrix.
+        other column metadata), a folder of spectrum files in any format ``ramanid read`` reads
+        (a file of several spectra, a map or a series, gives one row each), or a ``.npy`` matrix.
     label, group : str, optional
         Metadata columns copied to ``label`` and ``group`` (so ``--task label:label`` and
         ``--split grouped:group`` work whatever the sheet calls them). A missing label is an
@@ -53,7 +57,7 @@ def build_table(
     source = Path(source)
     name = source.name.lower()
     if source.is_dir():
-        spectra = _folder(source, labels, grid, method)
+        spectra = _folder(source, labels, grid, method, laser_nm, calibration)
     elif name.endswith(".npy"):
         if axis is None:
             raise DatasetError(f"{source}: a .npy matrix needs its shift axis: give --axis AXIS.npy")
@@ -86,7 +90,7 @@ def build_table(
     return spectra
 
 
-def _folder(folder: Path, labels, grid, method: str) -> SpectraSet:
+def _folder(folder: Path, labels, grid, method: str, laser_nm, calibration) -> SpectraSet:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
     sheet = None
     if labels is not None:
@@ -94,14 +98,16 @@ def _folder(folder: Path, labels, grid, method: str) -> SpectraSet:
         files = [p for p in files if p.resolve() != Path(labels).resolve()]
     if not files:
         raise DatasetError(f"{folder}: no spectrum files ({', '.join(sorted(SUFFIXES))})")
-    spectra = []
+    spectra, names = [], []
     for path in files:
-        try:
-            spectra.append(read_two_column(path))
-        except RamanIdError as exc:
-            raise DatasetError(f"{path}: {exc}") from exc
-    names = [str(p.relative_to(folder)) for p in files]
+        read, skipped = read_spectrum_files([path], laser_nm, calibration)
+        if skipped:
+            raise DatasetError(skipped[0].reason)
+        spectra += read
+        names += [str(path.relative_to(folder))] * len(read)
     meta = pd.DataFrame({"file": names})
+    if len(spectra) > len(files):  # files of several spectra (maps, series): which one of the file each row is
+        meta["spectrum"] = [s.source for s in spectra]
     if sheet is not None:
         unlabelled = sorted(set(names) - set(sheet.index))
         if unlabelled:

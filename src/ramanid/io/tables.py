@@ -1,4 +1,6 @@
-"""Readers for the formats users have: two-column text/CSV, wide CSV, and ``.npy`` matrices."""
+"""Readers for tables of spectra: one spectrum per text file, wide CSV (one spectrum per row,
+shifts as column titles), and ``.npy`` matrices.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +10,43 @@ import numpy as np
 import pandas as pd
 
 from ramanid.errors import SpectrumFormatError
-from ramanid.io.text import decode, parse_xy, reject_non_spectrum
+from ramanid.io.text import decode, reject_non_spectrum
 from ramanid.spectra import SpectraSet, Spectrum, check_shifts
 
 #: a text file of spectra larger than this is refused unread (a wide CSV of 100,000 spectra is ~1 GB)
 MAX_FILE_BYTES = 2**30
+#: a wide table's title row has at least this many shifts (in order), half its titles or more
+WIDE_MIN_SHIFTS = 4
 
 
-def read_two_column(path: str | Path) -> Spectrum:
-    """One spectrum per file: rows of ``shift, intensity`` (comma, tab, semicolon or space).
-
-    Leading lines that are not numbers (column titles, comments) are skipped.
+def read_two_column(path: str | Path, laser_nm: float | None = None) -> Spectrum:
+    """The one spectrum of a text file: columns of shift and intensity in any dialect, under any
+    header (:func:`ramanid.io.textfiles.read_text_spectra`); a file of several is refused.
     """
+    from ramanid.io.textfiles import read_text_spectra
+
     path = Path(path)
-    text = _read_text(path)
-    shifts, intensities, skipped = parse_xy(text, str(path), skip_header=True)
-    return Spectrum(shifts, intensities, {"file": str(path), "skipped_rows": skipped})
+    spectra = read_text_spectra(_read_text(path), str(path), laser_nm)
+    if len(spectra) != 1:
+        raise SpectrumFormatError(str(path), f"holds {len(spectra)} spectra: expected one per file")
+    return spectra[0]
+
+
+def wide_separator(text: str) -> str | None:
+    """The separator of a wide table (shifts as the titles of its first row), or None for text
+    of another layout.
+    """
+    line = next((line for line in text.split("\n") if line.strip()), "")
+    if line.lstrip().startswith("#"):
+        return None
+    for sep in (",", ";", "\t"):
+        titles = [t.strip().strip('"') for t in line.split(sep)]
+        shifts = np.array([v for v in map(_as_float, titles) if v is not None])
+        steps = np.diff(shifts)
+        ordered = len(shifts) >= WIDE_MIN_SHIFTS and ((steps > 0).all() or (steps < 0).all())
+        if ordered and len(shifts) >= 0.5 * len(titles):
+            return sep
+    return None
 
 
 def read_wide_csv(path: str | Path) -> SpectraSet:
@@ -32,13 +55,9 @@ def read_wide_csv(path: str | Path) -> SpectraSet:
     Every other column (labels, sample ids, ...) goes to the metadata table.
     """
     path = Path(path)
-    _read_text(path)  # clear errors for empty files and HTML pages
+    sep = wide_separator(_read_text(path)) or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
     try:
-        table = pd.read_csv(
-            path,
-            sep=None if path.suffix.lower() in (".tsv", ".tab") else ",",
-            engine="python" if path.suffix.lower() in (".tsv", ".tab") else "c",
-        )
+        table = pd.read_csv(path, sep=sep, engine="c", decimal="," if sep != "," and _comma_decimals(path) else ".")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise SpectrumFormatError(str(path), f"not a readable CSV table ({exc})") from exc
     if table.empty:
@@ -58,6 +77,10 @@ def read_wide_csv(path: str | Path) -> SpectraSet:
     check_shifts(shifts[order], f"{path} (header)")
     meta = table.drop(columns=shift_columns)
     meta.insert(0, "file", str(path))
+    meta["format"], meta["reader"] = (
+        "wide CSV (shifts as column titles)",
+        f"pandas, {'decimal comma' if sep != ',' and _comma_decimals(path) else 'decimal point'}",
+    )
     return SpectraSet(shifts[order], values[:, order], meta)
 
 
@@ -101,6 +124,12 @@ def _load_array(path: str | Path) -> np.ndarray:
         raise SpectrumFormatError(str(path), "no such file") from exc
     except (ValueError, OSError, EOFError) as exc:
         raise SpectrumFormatError(str(path), f"not a numeric .npy array ({exc})") from exc
+
+
+def _comma_decimals(path: Path) -> bool:
+    """Whether a ';'- or tab-separated wide table writes its numbers with decimal commas."""
+    lines = _read_text(path).split("\n")
+    return any("," in line for line in lines[1:3])
 
 
 def _read_text(path: Path) -> str:

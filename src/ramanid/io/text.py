@@ -12,22 +12,48 @@ import pandas as pd
 from ramanid.errors import SpectrumFormatError
 
 _SEPARATORS = str.maketrans({",": " ", ";": " ", "\t": " "})
-_HTML = re.compile(r"^\s*(<!doctype html|<html|<head|<\?xml)", re.IGNORECASE)
+_HTML = re.compile(r"^\s*(<!doctype html|<html|<head)", re.IGNORECASE)
 #: share of data rows that may be unreadable before a file counts as garbage, not a spectrum
 MAX_BAD_ROW_SHARE = 0.05
 
 
 def decode(data: bytes) -> str:
-    """Text from bytes: UTF-8 if valid, otherwise latin-1 (RRUFF has both); line endings unified."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+    """Text from bytes: UTF-16 (with or without a byte-order mark, as Windows software writes it),
+    else UTF-8 if valid (a byte-order mark dropped), else latin-1 (RRUFF has both); line endings unified.
+    """
+    utf16 = utf16_codec(data)
+    if utf16 is not None:
+        try:
+            text = data.decode(utf16)
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
+
+
+def utf16_codec(data: bytes) -> str | None:
+    """``"utf-16"``, ``"utf-16-le"`` or ``"utf-16-be"`` for UTF-16 text (by its byte-order mark,
+    or by the zero high bytes of ASCII text at odd or even positions), else None.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    head = data[:2048]
+    if len(head) < 8 or head.count(0) < len(head) // 3:
+        return None
+    odd, even = head[1::2].count(0), head[0::2].count(0)
+    if odd > 0.9 * (len(head) // 2) and even == 0:
+        return "utf-16-le"
+    if even > 0.9 * (len(head) // 2) and odd == 0:
+        return "utf-16-be"
+    return None
 
 
 def reject_non_spectrum(text: str, source: str) -> None:
