@@ -106,7 +106,9 @@ def main() -> None:
                 copy.unlink()
     for name, relative in MAPS.items():
         path = [SHARED / relative]
-        rows.append((name, timed(package_reader, path, args.repeats * 3), timed(ramanid_blocks, path, args.repeats * 3)))
+        rows.append(
+            (name, timed(package_reader, path, args.repeats * 3), timed(ramanid_blocks, path, args.repeats * 3))
+        )
     print(f"{'what':58s} {'package':>10s} {'ramanid':>10s} {'ratio':>7s}")
     for name, package, ours in rows:
         print(f"{name:58s} {package * 1000:8.1f}ms {ours * 1000:8.1f}ms {ours / package:6.2f}x")
