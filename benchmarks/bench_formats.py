@@ -5,7 +5,8 @@ files, in the same run, as a ratio (target: at most 1.2x the package's time).
 
 For each single-spectrum binary format, a folder of ``--copies`` copies of one shared file is read
 by ``ramanid.io.files.read_spectrum_files`` (content sniffing, the package's read, conversion to
-Raman shift, metadata) and by the package alone (rosettasciio's ``file_reader``, spc-io, brukeropus);
+Raman shift, metadata) and by the package alone (rosettasciio's ``file_reader``, spc-io, brukeropus;
+for delimited text, ``pandas.read_csv`` told the separator and the comment mark);
 then each shared map is read whole, as one block with its coordinates (``read_blocks``, what a
 map is read with), and by the package. The minimum of ``--repeats`` runs is kept.
 """
@@ -28,6 +29,8 @@ SINGLE = {
     "TriVista .tvf (with --laser)": "trivista/spec_1s_1acc_1frame_average.tvf",
     "Galactic SPC": "spc/RAMAN.SPC",
     "Bruker OPUS (refused as infrared after reading)": "opus/test.0000",
+    "Open Specy CSV (delimited text; pandas.read_csv)": "openspecy/raman_hdpe.csv",
+    "LabSpec text, '#' header (delimited text; pandas.read_csv)": "labspec/LiNbWO6-0-H.txt",
 }
 MAPS = {
     "WiRE Streamline map, 49 x 45": "wire/Streamline.wdf",
@@ -46,6 +49,10 @@ def package_reader(path: Path):
 
         module = {".wdf": "rsciio.renishaw", ".xml": "rsciio.jobinyvon", ".tvf": "rsciio.trivista"}[suffix]
         return importlib.import_module(module).file_reader(str(path))
+    if suffix in (".csv", ".txt"):  # text: pandas told the separator and the header, which ramanid finds itself
+        import pandas as pd
+
+        return pd.read_csv(path, sep="," if suffix == ".csv" else "\t", comment="#", encoding="latin-1")
     if suffix == ".spc":
         from spc_io import SPC
 

@@ -205,3 +205,21 @@ def test_a_compressed_jcamp_file_is_not_read_as_rruff_text(tmp_path):
     path.write_text(JCAMP.replace("RAMAN SPECTRUM", "INFRARED SPECTRUM") + "100A0B0C0\n103D0E0\n##END=\n")
     with pytest.raises(SpectrumFormatError, match="JCAMP-DX of DATA TYPE=INFRARED SPECTRUM"):
         read_one(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cells=st.lists(
+        st.sampled_from(["12.5", "-3", ".5", "1e3", "1,5", "1,085", "nan", "", "a", '"2.5"', " 7 ", "\t8", "9\t"]),
+        min_size=1,
+        max_size=5,
+    ),
+    sep=st.sampled_from(list(SEPARATORS.values())),
+)
+def test_rows_counted_at_once_count_as_field_by_field(cells, sep):
+    from ramanid.io.delimited import SEPARATORS as READER_SEPARATORS
+    from ramanid.io.delimited import _data_fields, _line_fields
+
+    line = (" " if sep == " " else sep).join(cells)
+    for reader_sep in READER_SEPARATORS:
+        assert _line_fields([line], reader_sep)[0] == [_data_fields(line, reader_sep)]

@@ -26,6 +26,25 @@ _COMMA_NUMBER = re.compile(r"[+-]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][+-]?\d+)?")
 #: 1,085 or 1,085,300.5 (comma thousands); 1.085 or 1.085.300,5 (point thousands)
 _COMMA_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 _POINT_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?")
+#: any of the forms above, in one pattern (a line's fields are tested many times over)
+_ANY_NUMBER = re.compile(
+    "|".join(f"(?:{p.pattern})" for p in (_NUMBER, _COMMA_NUMBER, _COMMA_THOUSANDS, _POINT_THOUSANDS))
+    + "|"
+    + f"(?i:{_NOT_FINITE.pattern})"
+)
+
+
+def _plain_row(sep: str | None) -> re.Pattern:
+    """A row of plain numbers (point decimals, no empty cells) under ``sep``."""
+    pad = " " if sep == "\t" else "[ \t]"  # a tab separator's cells are padded with spaces only
+    number = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+    between = "[ \t]+" if sep is None else f"{pad}*{re.escape(sep)}{pad}*"
+    more = "*" if sep is None else "+"  # under a separator, a row has it
+    return re.compile(f"{pad}*{number}(?:{between}{number}){more}{pad}*\r?")
+
+
+#: most rows of most files: counted and read at once (any other line goes through :func:`_data_fields`)
+_PLAIN_ROW = {sep: _plain_row(sep) for sep in SEPARATORS}
 #: lines whose dialect is sniffed, from the end of the file
 SAMPLE = 400
 
@@ -48,18 +67,30 @@ def read_table(text: str, source: str) -> Table:
     fields); a :class:`SpectrumFormatError` when there is none, or its numbers are ambiguous.
     """
     lines = text.split("\n")
-    best = None
+    best, counts, plain, filled = None, {}, {}, _longest_filled(lines)
     for sep in SEPARATORS:
-        run = _longest_run(lines, sep)
+        if sep is not None and sep not in text:
+            continue
+        if sep is None and best is not None and best[1] - best[0] >= filled:
+            # spaces cannot win: no run is longer, and on the same lines they split into no more fields
+            continue
+        counts[sep], plain[sep] = _line_fields(lines, sep)
+        run = _longest_run(counts[sep], sep)
         if run is not None and (best is None or (run[1] - run[0], run[2]) > (best[1] - best[0], best[2])):
             best = (*run, sep)
     if best is None:
         raise SpectrumFormatError(source, "no numeric data rows: expected rows of 'shift, intensity'")
     start, stop, columns, sep = best
-    _check_whole(lines, start, stop, columns, sep, source)
-    rows = [_fields(line, sep) for line in lines[start:stop]]
-    decimal = _decimal_mark(rows, source, start)
-    values = np.array([[_number(token, decimal) for token in row] for row in rows], dtype=np.float64)
+    _check_whole(lines, counts[sep], start, stop, columns, source)
+    block = lines[start:stop]
+    if all(plain[sep][start:stop]):  # point decimals, no thousands, no empty cells
+        decimal, joined = ".", " ".join(block)
+        values = np.array((joined if sep is None else joined.replace(sep, " ")).split(), dtype=np.float64)
+        values = values.reshape(len(block), columns)
+    else:
+        rows = [_fields(line, sep) for line in block]
+        decimal = _decimal_mark(rows, source, start)
+        values = np.array([[_number(token, decimal) for token in row] for row in rows], dtype=np.float64)
     names = _title_row(lines[start - 1], sep, columns) if start > 0 else None
     header = lines[: start - 1] if names is not None else lines[:start]
     separator = {"\t": "tab", ";": "';'", ",": "','", None: "space"}[sep]
@@ -67,15 +98,15 @@ def read_table(text: str, source: str) -> Table:
     return Table([h for h in header if h.strip()], names, values, start + 1, dialect)
 
 
-def _check_whole(lines: list[str], start: int, stop: int, columns: int, sep, source: str) -> None:
+def _check_whole(lines: list[str], counts: list[int], start: int, stop: int, columns: int, source: str) -> None:
     """Refuse a table broken by a line that is not one of its rows: rows like it elsewhere in the
-    file mean part of the spectrum would be left out.
+    file (``counts``: each line's data fields) mean part of the spectrum would be left out.
     """
-    outside = [i for i in (*range(start), *range(stop, len(lines))) if _data_fields(lines[i], sep) == columns]
+    outside = [i for i in (*range(start), *range(stop, len(lines))) if counts[i] == columns]
     if not outside:
         return
     stray = outside[0]
-    broken = stop if stray >= stop else next(i for i in range(stray, start) if _data_fields(lines[i], sep) != columns)
+    broken = stop if stray >= stop else next(i for i in range(stray, start) if counts[i] != columns)
     raise SpectrumFormatError(
         source,
         f"not a row of the table: {lines[broken].strip()[:60]!r}; rows of {columns} numbers stand on both sides "
@@ -87,18 +118,35 @@ def _check_whole(lines: list[str], start: int, stop: int, columns: int, sep, sou
 def _fields(line: str, sep: str | None) -> list[str]:
     if sep is None:
         return line.split()
+    if '"' not in line:  # what csv reads it as, without its cost per line
+        return [field.strip() for field in line.split(sep)]
     return [field.strip() for field in next(csv.reader([line], delimiter=sep, quotechar='"'))]
 
 
 def _is_numeric(token: str) -> bool:
     """A number in any of the forms :func:`_number` reads (the decimal mark not yet known)."""
-    return bool(
-        _NUMBER.fullmatch(token)
-        or _NOT_FINITE.fullmatch(token)
-        or _COMMA_NUMBER.fullmatch(token)
-        or _COMMA_THOUSANDS.fullmatch(token)
-        or _POINT_THOUSANDS.fullmatch(token)
-    )
+    return _ANY_NUMBER.fullmatch(token) is not None
+
+
+def _longest_filled(lines: list[str]) -> int:
+    """The most consecutive lines that are not blank."""
+    longest = current = 0
+    for line in lines:
+        current = current + 1 if line.strip() else 0
+        longest = max(longest, current)
+    return longest
+
+
+def _line_fields(lines: list[str], sep: str | None) -> tuple[list[int], list[bool]]:
+    """:func:`_data_fields` of each line, and whether it is a plain row (counted without
+    splitting it into fields).
+    """
+    plain = [_PLAIN_ROW[sep].fullmatch(line) is not None for line in lines]
+    counts = [
+        (len(line.split()) if sep is None else line.count(sep) + 1) if simple else _data_fields(line, sep)
+        for line, simple in zip(lines, plain, strict=True)
+    ]
+    return counts, plain
 
 
 def _data_fields(line: str, sep: str | None) -> int:
@@ -111,17 +159,16 @@ def _data_fields(line: str, sep: str | None) -> int:
         fields = _fields(line, sep)
     except csv.Error:
         return 0
-    numbers = sum(1 for f in fields if f and _is_numeric(f))
-    return len(fields) if numbers and numbers == sum(1 for f in fields if f) else 0
+    filled = [f for f in fields if f]
+    return len(fields) if filled and all(map(_is_numeric, filled)) else 0
 
 
-def _longest_run(lines: list[str], sep: str | None) -> tuple[int, int, int] | None:
-    """``(start, stop, fields)`` of the longest run of data rows with one field count (1-field
-    rows only where no separator is used).
+def _longest_run(counts: list[int], sep: str | None) -> tuple[int, int, int] | None:
+    """``(start, stop, fields)`` of the longest run of data rows with one field count (``counts``:
+    each line's data fields under ``sep``; 1-field rows only where no separator is used).
     """
     best, start, count = None, None, 0
-    for i, line in enumerate([*lines, ""]):
-        fields = _data_fields(line, sep) if i < len(lines) else 0
+    for i, fields in enumerate([*counts, 0]):
         if fields and fields == count and start is not None:
             continue
         if start is not None and count and (count > 1 or sep is None):
@@ -183,7 +230,7 @@ def _number(token: str, decimal: str) -> float:
         if _POINT_THOUSANDS.fullmatch(token):
             token = token.replace(".", "")
         token = token.replace(",", ".")
-    elif _COMMA_THOUSANDS.fullmatch(token):
+    elif "," in token and _COMMA_THOUSANDS.fullmatch(token):
         token = token.replace(",", "")
     try:
         return float(token)
