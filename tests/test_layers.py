@@ -13,15 +13,15 @@ LAYERS = [
     ["spectra"],
     ["io"],
     ["preprocessing"],
-    ["targets", "models", "holdout", "confidence", "search"],
+    ["targets", "models", "holdout", "confidence", "search", "quality", "mixture"],
     ["training"],
     # a model folder holds one of training's estimators; inference reads it through bundle
     ["bundle", "evaluation", "plots", "datasets"],
     # training for a folder: the recipe of cross-validation, the folder format and the metrics
     ["deploy"],
     ["predict"],
-    ["explain"],
-    ["demo", "serve", "__init__"],
+    ["explain", "maps"],
+    ["demo", "serve", "__init__", "assess"],
     ["cli"],
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

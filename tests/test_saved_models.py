@@ -132,7 +132,7 @@ def test_a_spectrum_the_preprocessing_fails_on_is_skipped_and_the_others_answere
         return real(X)
 
     monkeypatch.setattr(bundle.pipeline, "transform", fails_on_the_second)
-    X, kept, skipped = bundle.prepare(queries)
+    X, kept, skipped, _ = bundle.prepare(queries)
     assert [s.source for s in kept] == ["q0", "q2"] and len(X) == 2
     assert [s.file for s in skipped] == ["q1"] and "arpls did not converge" in skipped[0].reason
 

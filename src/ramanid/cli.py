@@ -204,6 +204,22 @@ def _reading_options(f):
     return f
 
 
+def _mixture_options(f):
+    """``--mixture`` and ``--max-components``, for predict and map."""
+    f = click.option(
+        "--max-components",
+        type=click.IntRange(1, 5),
+        default=3,
+        show_default=True,
+        help="With --mixture: the most minerals to name in one spectrum.",
+    )(f)
+    return click.option(
+        "--mixture",
+        is_flag=True,
+        help="Name every mineral of each spectrum, with its share of the signal (library identifiers; slower).",
+    )(f)
+
+
 def _read(paths, laser_nm, calibration):
     """``(spectra, skipped)`` of ``paths`` read with the options of :func:`_reading_options`."""
     from ramanid.io.calibration import AxisCorrection
@@ -620,8 +636,9 @@ def library_add_command(model_dir, paths, mineral, laser_nm, calibration):
     help="Coverage of the conformal answer set: with spectra like the validation ones, the true class is in "
     "the set at least this often.",
 )
+@_mixture_options
 @_reading_options
-def predict_command(model_dir, paths, top, fmt, confidence, laser_nm, calibration):
+def predict_command(model_dir, paths, top, fmt, confidence, mixture, max_components, laser_nm, calibration):
     """Identify the spectra in files, folders or RRUFF zips with a saved model (every format 'ramanid read' reads)."""
     import json
 
@@ -632,7 +649,9 @@ def predict_command(model_dir, paths, top, fmt, confidence, laser_nm, calibratio
     spectra, skipped = _read(paths, laser_nm, calibration)
     if not spectra and not skipped:
         raise RamanIdError(f"no spectra found in {', '.join(paths)}")
-    results, refused = predict_spectra(bundle, spectra, top=top, confidence=confidence)
+    results, refused = predict_spectra(
+        bundle, spectra, top=top, confidence=confidence, mixture=max_components if mixture else None
+    )
     if fmt == "json":
         click.echo(json.dumps([r.as_json() for r in results], indent=1))
     elif fmt == "csv":
@@ -710,6 +729,108 @@ def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, lase
 
     reading = Reading(laser_nm, AxisCorrection.load(calibration) if calibration else None)
     serve(model_dir, host, port, Limits(max_upload_mb, max_files, timeout), reading=reading, log=click.echo)
+
+
+@main.command("map")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("map_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The folder to write."
+)
+@_mixture_options
+@_reading_options
+@click.option("--axis", type=click.Path(exists=True, dir_okay=False), default=None, help="For an .npy cube: its axis.")
+@click.option("--chunk", type=click.IntRange(1), default=2000, show_default=True, help="Pixels per chunk.")
+@click.option(
+    "--baseline",
+    type=click.Choice(["fast", "model"]),
+    default="fast",
+    show_default=True,
+    help="fast: the one-pass morphological baseline (map speed); model: the model's own (arPLS: ~200 pixels/s).",
+)
+@click.option(
+    "--neighbourhood",
+    type=click.Choice(["off", "majority"]),
+    default="off",
+    show_default=True,
+    help="majority: each pixel takes the phase of the largest summed probability over its 3 x 3 neighbours.",
+)
+@click.option("--workers", type=click.IntRange(1), default=None, help="Start a local dask cluster of N workers.")
+@click.option("--scheduler", default=None, help="Send the chunks to the dask.distributed scheduler at this address.")
+@click.option(
+    "--resume", is_flag=True, help="Reuse the chunks an interrupted run of the same map and options finished."
+)
+def map_command(
+    model_dir, map_file, out, mixture, max_components, laser_nm, calibration, axis, chunk, baseline,
+    neighbourhood, workers, scheduler, resume,
+):  # fmt: skip
+    """Identify every pixel of a Raman map: a phase map, each pixel's answer, a summary and a report."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from ramanid.bundle import load_bundle
+    from ramanid.io.calibration import AxisCorrection
+    from ramanid.maps import MapOptions, map_answers, read_map, summary, write_map
+
+    bundle = load_bundle(model_dir)
+    correction = AxisCorrection.load(calibration) if calibration else None
+    data = read_map(map_file, laser_nm, correction, axis)
+    probe = bundle.prepare_rows(data.shifts, np.asarray(data.intensities[:1], dtype=float))
+    if not len(probe.X) and probe.problems:
+        raise RamanIdError(f"{map_file}: {probe.problems[0]}")
+    options = MapOptions(chunk, max_components if mixture else None, baseline == "fast", neighbourhood)
+    cache = Path(out).parent / f".{Path(out).name}.chunks"
+    if cache.exists() and not resume:
+        shutil.rmtree(cache)
+    start = time.perf_counter()
+    with _dask_client(workers, scheduler) as client:
+        table = map_answers(bundle, data, options, cache=cache, client=client)
+    wall = time.perf_counter() - start
+    write_map(out, bundle, data, table)
+    shutil.rmtree(cache, ignore_errors=True)
+    phases = summary(table)
+    speed = f"{len(data)} pixels in {wall:.1f} s ({len(data) / max(wall, 1e-9):.0f} pixels/s)"
+    click.echo(speed + (f"; {data.facts['note']}" if "note" in data.facts else ""))
+    for row in phases.head(12).itertuples():
+        click.echo(
+            f"  {row.phase}: {row.pixels} pixels, {row.area_share:.1%}, mean probability {row.mean_probability:.2f}"
+        )
+    click.echo(f"written: {out}")
+
+
+def _dask_client(workers, scheduler):
+    """A dask.distributed client (a local cluster of ``workers``, or the one at ``scheduler``), or
+    a context that yields None for in-process work.
+    """
+    from contextlib import contextmanager, nullcontext
+
+    if workers is None and scheduler is None:
+        return nullcontext(None)
+    if workers is not None and scheduler is not None:
+        raise RamanIdError("give --workers (a local cluster) or --scheduler ADDRESS, not both")
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise RamanIdError("--workers and --scheduler need dask.distributed: pip install 'ramanid[dask]'") from exc
+
+    @contextmanager
+    def connected():
+        if workers is not None:
+            with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
+                with Client(cluster) as client:
+                    yield client
+            return
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise RamanIdError(f"cannot reach the dask scheduler at {scheduler!r} ({exc})") from exc
+        with client:
+            yield client
+
+    return connected()
 
 
 @main.command("read")

@@ -49,7 +49,12 @@ def calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
     """Mean gap between top-1 confidence and accuracy, weighted over equal-width confidence bins."""
-    confidence, correct = proba.max(axis=1), proba.argmax(axis=1) == y
+    return top1_calibration_error(proba.max(axis=1), proba.argmax(axis=1) == y, bins)
+
+
+def top1_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """:func:`expected_calibration_error` from each answer's stated probability and whether it was right."""
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool)
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
     gap = 0.0

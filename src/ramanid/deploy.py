@@ -28,7 +28,7 @@ from ramanid.search import References
 from ramanid.targets import Task
 from ramanid.training.blend import VOTE_SUFFIX
 from ramanid.training.factory import Options
-from ramanid.training.identifier import LibraryIdentifier
+from ramanid.training.identifier import LibraryIdentifier, input_snr_bins
 from ramanid.training.recipe import fit_recipe
 
 #: per task kind, the columns whose groups a saved model's validation split holds out whole, first
@@ -122,7 +122,9 @@ def train_bundle(
     return load_bundle(folder)
 
 
-def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int = 0, log=print) -> Bundle:
+def train_identifier(
+    spectra, *, folder: str | Path, epochs: int = 60, seed: int = 0, quality_copies: int = 4, log=print
+) -> Bundle:
     """Train a :class:`~ramanid.training.identifier.LibraryIdentifier` on every spectrum of
     ``spectra`` (labels from ``mineral``; validation held out by specimen, ``rruff_id``, where the
     set has it) and save it: every spectrum is a reference of the library.
@@ -130,6 +132,11 @@ def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int
     The validation spectra, queried against the training references only, set the temperature
     of the class scores, the conformal answer sets, and the unknown flag: one minus the best
     score, with the threshold that accepts 95% of the validation spectra of known minerals.
+    With ``quality_copies``, each validation spectrum is also degraded that many times as real
+    measurements degrade spectra (:func:`ramanid.evaluation.degradation.random_condition`) and
+    read through the model's preprocessing; each signal-to-noise bin of those spectra gets its own
+    temperature, conformal scores and unknown threshold (Mondrian calibration), so that a
+    spectrum of any quality is flagged and covered at the stated rates.
     """
     labels = Task.parse("mineral").targets(spectra)[0]
     groups = spectra.meta["rruff_id"].astype(str).to_numpy() if "rruff_id" in spectra.meta else None
@@ -143,10 +150,23 @@ def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int
     calibration, metrics = calibrate(scores, identifier.reference_class_[val], known)
     evidence = conf.Evidence(best_score=scores.max(axis=1))
     ood = _unknown_flag(evidence, ~known, log=lambda _: None, only="best identifier score")
+    if quality_copies and len(val) >= 2 * MIN_PER_BIN:
+        by_quality = _quality_calibration(identifier, spectra, val, train, labels, quality_copies, seed)
+        calibration["by_quality"], ood["by_quality"], metrics["by_quality"] = by_quality
+        log(
+            "calibrated per signal-to-noise bin on degraded validation spectra: "
+            + ", ".join(f"SNR {m['snr_from']:g}+ top-1 {m['top1']:.2f} (n {m['n_known']})" for m in by_quality[2])
+        )
+    rule, rules = choose_stopping_rule(identifier, spectra, val, seed) if len(val) >= 2 * MIN_PER_BIN else (None, {})
     meta = spectra.meta.copy()
     meta["label"] = labels
     info = {
         "task": {"kind": "label", "column": "mineral", "elements": []},
+        **(
+            {"mixture": {"representation": rule[0], "min_gain": rule[1], "validation_exact": rules}}
+            if rule is not None
+            else {}
+        ),
         "shifts": spectra.shifts.tolist(),
         "method": spectra.info.get("method", "linear"),
         "preprocess": steps_of(spectra.info.get("preprocess", "minmax")),
@@ -162,6 +182,122 @@ def train_identifier(spectra, *, folder: str | Path, epochs: int = 60, seed: int
     )
     save_bundle(folder, identifier, info, References(spectra.intensities, meta))
     return load_bundle(folder)
+
+
+#: the fewest known validation spectra a signal-to-noise bin is calibrated on; fewer: the whole set's
+MIN_PER_BIN = 30
+#: the mixture stopping rules a library identifier chooses among on its validation mixtures
+MIN_GAINS = (0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25)
+#: validation mixtures of each number of minerals (1, 2, 3)
+VALIDATION_MIXTURES = 120
+
+
+def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -> tuple[tuple[str, float], dict]:
+    """``((representation, min_gain), exact-set rate of each)``: the mixture fit's space and
+    stopping rule (:mod:`ramanid.mixture`)
+    that names exactly the right minerals most often in validation mixtures: 1, 2 and 3 spectra of
+    different minerals among the validation ``rows`` (fractions from 10/90 to 50/50; minerals the
+    library holds on other specimens too), mixed and read through the model's preprocessing as
+    measured spectra are, and analysed against the library without the mixture's own specimens.
+    """
+    from ramanid.bundle.inputs import fitted_pipeline, prepare
+    from ramanid.evaluation.mixtures import make_mix
+    from ramanid.mixture import REPRESENTATIONS, background_basis, library_path, represent, settle
+    from ramanid.spectra import Spectrum
+
+    rng = np.random.default_rng(seed)
+    labels = identifier.labels_
+    specimens = spectra.meta["rruff_id"].astype(str).to_numpy() if "rruff_id" in spectra.meta else labels
+    # only minerals the library also holds on other specimens can be named once a mixture's own are left out
+    specimens_of = {}
+    for label, specimen in zip(labels, specimens, strict=True):
+        specimens_of.setdefault(label, set()).add(specimen)
+    rows = np.array([r for r in rows if len(specimens_of[labels[r]]) > 1])
+    pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
+    weights = {1: [(1.0,)], 2: [(0.5, 0.5), (0.3, 0.7), (0.1, 0.9)], 3: [(1 / 3, 1 / 3, 1 / 3), (0.2, 0.3, 0.5)]}
+    backgrounds = {r: represent(background_basis(len(spectra.shifts)).T, r).T for r in REPRESENTATIONS}
+    exact = {(r, gain): [] for r in REPRESENTATIONS for gain in MIN_GAINS}
+    for count in (1, 2, 3):
+        for k in range(VALIDATION_MIXTURES):
+            picked = []
+            for row in rng.permutation(rows):
+                if labels[row] not in {labels[p] for p in picked}:
+                    picked.append(row)
+                if len(picked) == count:
+                    break
+            if len(picked) < count:
+                break
+            parts = [
+                Spectrum(spectra.shifts, spectra.intensities[r].astype(np.float64), {"mineral": labels[r]})
+                for r in picked
+            ]
+            mix = make_mix(parts, weights[count][k % len(weights[count])], "validation mixture")
+            X, kept, _, _ = prepare([mix.spectrum], spectra.shifts, spectra.info.get("method", "linear"), pipeline)
+            if not kept:
+                continue
+            own = np.isin(specimens, specimens[picked])
+            similarity = np.where(own, -np.inf, identifier.similarity(X)[0])
+            scores = identifier.best_per_class(similarity[None, :], identifier.reference_class_)[0]
+            for r in REPRESENTATIONS:
+                library, path, residuals = library_path(identifier, X[0], scores, similarity, 3, r, excluded=own)
+                query = represent(X[0].astype(np.float64), r)
+                references = represent(identifier.reference_spectra_[library], r)
+                for gain in MIN_GAINS:
+                    fit, _, _ = settle(query, references, path, residuals, gain, backgrounds[r])
+                    exact[r, gain].append({labels[library[j]] for j, _ in fit} == set(mix.minerals))
+    rates = {choice: float(np.mean(found)) if found else float("nan") for choice, found in exact.items()}
+    return max(rates, key=lambda c: np.nan_to_num(rates[c], nan=-1.0)), {f"{r} {g}": v for (r, g), v in rates.items()}
+
+
+def _quality_calibration(identifier, spectra, val, train, labels, copies: int, seed: int):
+    """``(calibration blocks, thresholds, figures)`` per signal-to-noise bin.
+
+    Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
+    preprocessing and queried against the training references; its bin is that of its input's
+    signal-to-noise ratio (:func:`~ramanid.training.identifier.input_snr_bins`), the bin the
+    identifier scores it by. Half of the validation specimens
+    choose each bin's spectral score and alpha (:meth:`LibraryIdentifier.adapt_to_quality`); the
+    other half, scored with those choices, set each bin's temperature, conformal scores and
+    unknown threshold, so that no calibration spectrum took part in a choice.
+    """
+    from ramanid.bundle.inputs import fitted_pipeline, prepare
+    from ramanid.evaluation.degradation import degrade, random_condition
+    from ramanid.quality import SNR_BINS
+    from ramanid.spectra import Spectrum
+
+    pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
+    rng = np.random.default_rng(seed)
+    measured = []
+    for i in val:  # each copy's file names its validation row
+        clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
+        measured += [clean] + [degrade(clean, random_condition(rng), rng) for _ in range(copies)]
+    X, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
+    rows = np.array([int(s.meta["file"]) for s in kept])
+    groups = spectra.meta["rruff_id"].astype(str).to_numpy()[rows] if "rruff_id" in spectra.meta else rows.astype(str)
+    specimens = np.unique(groups)
+    choosing = np.isin(groups, rng.permutation(specimens)[: len(specimens) // 2])
+    adapted = identifier.adapt_to_quality(X[choosing], labels[rows[choosing]], train)
+    X, rows = X[~choosing], rows[~choosing]
+    bins = input_snr_bins(X)  # the bins the identifier scores by: so the thresholds fit its scores
+    scores = identifier.best_per_class(identifier.similarity(X, references=train), identifier.reference_class_[train])
+    scores[~np.isfinite(scores)] = -1.0
+    codes = identifier.reference_class_[rows]
+    known = np.isin(labels[rows], labels[train])
+    unknown_score = 1 - scores.max(axis=1)
+    everything, _ = calibrate(scores, codes, known)
+    blocks, thresholds, figures = [], [], []
+    for b, low in enumerate(SNR_BINS):
+        inside = (bins == b) & known
+        if inside.sum() >= MIN_PER_BIN:
+            block, _ = calibrate(scores[bins == b], codes[bins == b], known[bins == b])
+            threshold = float(np.quantile(unknown_score[inside], conf.ACCEPT_KNOWN))
+        else:
+            block, threshold = everything, float(np.quantile(unknown_score[known], conf.ACCEPT_KNOWN))
+        blocks.append(block)
+        thresholds.append(threshold)
+        top1 = float(np.mean(np.argmax(scores[inside], axis=1) == codes[inside])) if inside.any() else float("nan")
+        figures.append({"snr_from": low, "n_known": int(inside.sum()), "top1": top1, "adapted": adapted[b]})
+    return blocks, thresholds, figures
 
 
 def calibrate(scores: np.ndarray, codes: np.ndarray, known: np.ndarray) -> tuple[dict, dict]:

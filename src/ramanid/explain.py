@@ -50,7 +50,7 @@ def explain(bundle, spectrum, target: str | None = None) -> Explanation:
     """Integrated-gradients attribution of one spectrum for the model's answer (or the named class
     or element), beside the reference the answer's nearest-reference list starts with.
     """
-    X, kept, skipped = bundle.prepare([spectrum])
+    X, kept, skipped, _ = bundle.prepare([spectrum])
     if not kept:
         raise RamanIdError(skipped[0].reason)
     return explain_prepared(bundle, X[:1], spectrum.source, target)

@@ -158,3 +158,100 @@ def embedding_maps(
         ax.set_ylabel("component 2")
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return save(fig, path)
+
+
+#: the colours of a phase map's phases (matplotlib's tab20, then tab20b), unknown and unanswered pixels
+PHASE_COLOURS = [mpl.colormaps["tab20"](i) for i in range(20)] + [mpl.colormaps["tab20b"](i) for i in range(20)]
+UNKNOWN_COLOUR, UNANSWERED_COLOUR = (0.55, 0.55, 0.55, 1.0), (1.0, 1.0, 1.0, 1.0)
+
+
+def phase_map(data, table, phases, path: Path) -> Path:
+    """The categorical map of phases: a legend with each phase's area share, axes in the map's
+    units (µm where the file says so), unknown pixels grey, too-poor pixels hatched.
+    """
+    from matplotlib.patches import Patch
+
+    names = [p for p in phases["phase"] if p not in ("unknown", "not answered")]
+    colour = {name: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, name in enumerate(names)}
+    colour.update({"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR})
+    rgba = np.array([colour[p] for p in table["phase"]])
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    ax = fig.subplots()
+    _draw_map(ax, data, rgba)
+    poor = table["poor"].to_numpy(bool)
+    if poor.any():
+        ax.scatter(data.x[poor], data.y[poor], marker="x", s=6, c="k", linewidths=0.5, label="too poor")
+    shares = dict(zip(phases["phase"], phases["area_share"], strict=True))
+    handles = [
+        Patch(color=colour[p], label=f"{_short(p)} ({shares[p]:.1%})") for p in [*names[:24], "unknown"] if p in shares
+    ]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+    ax.set_title(f"phases of {_short(str(data.source), 60)}", fontsize=9)
+    return save(fig, path)
+
+
+def confidence_map(data, table, path: Path) -> Path:
+    """The probability of each pixel's answer."""
+    values = np.nan_to_num(table["probability"].to_numpy(float), nan=0.0)
+    fig = Figure(figsize=(7, 6), layout="constrained")
+    ax = fig.subplots()
+    image = _draw_map(ax, data, mpl.colormaps["viridis"](values), values)
+    fig.colorbar(image, ax=ax, label="probability of the answer")
+    ax.set_title("confidence", fontsize=9)
+    return save(fig, path)
+
+
+def _draw_map(ax, data, rgba: np.ndarray, values: np.ndarray | None = None):
+    """Pixels as an image where they form a regular grid, else as points; returns the mappable."""
+    grid = data.grid
+    unit = "µm" if data.facts.get("format") not in ("map table", ".npy cube") else "pixels"
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"y ({unit})")
+    ax.ticklabel_format(useOffset=False, style="plain")  # stage coordinates as the stage reads them
+    if grid is None:  # a line scan or an irregular map: points
+        if values is None:
+            return ax.scatter(data.x, data.y, c=rgba, s=12)
+        return ax.scatter(data.x, data.y, c=values, s=12, vmin=0, vmax=1, cmap="viridis")
+    columns, rows, xs, ys = grid
+    image = np.ones((len(ys), len(xs), 4))
+    image[rows, columns] = rgba
+    half_x = (xs[1] - xs[0]) / 2 if len(xs) > 1 else 0.5
+    half_y = (ys[1] - ys[0]) / 2 if len(ys) > 1 else 0.5
+    extent = (xs[0] - half_x, xs[-1] + half_x, ys[0] - half_y, ys[-1] + half_y)
+    shown = ax.imshow(image, origin="lower", extent=extent, interpolation="nearest", aspect="equal")
+    if values is not None:
+        shown = ax.imshow(
+            _grid_values(values, rows, columns, len(ys), len(xs)),
+            origin="lower",
+            extent=extent,
+            interpolation="nearest",
+            aspect="equal",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+        )
+    return shown
+
+
+def _grid_values(values, rows, columns, ny, nx) -> np.ndarray:
+    image = np.full((ny, nx), np.nan)
+    image[rows, columns] = values
+    return image
+
+
+def spectrum_over_reference(shifts, spectrum, reference, title: str, out) -> None:
+    """A preprocessed spectrum over a reference, into ``out`` (a path or a file object)."""
+    fig = Figure(figsize=(7, 2.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(shifts, spectrum, color="#111", lw=0.9, label="pixel (preprocessed)")
+    ax.plot(shifts, reference, color="#2a9d3a", lw=0.9, alpha=0.8, label="reference")
+    ax.set_xlabel("Raman shift (cm⁻¹)")
+    ax.set_yticks([])
+    ax.legend(fontsize=7)
+    ax.set_title(_short(title, 90), fontsize=8)
+    fig.savefig(out, format="png", dpi=100)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """A label cut to ``limit`` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

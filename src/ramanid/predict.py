@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -14,12 +15,14 @@ import pandas as pd
 from ramanid import confidence as conf
 from ramanid.bundle import Bundle
 from ramanid.chemistry import parse_elements
-from ramanid.errors import ChemistryError
+from ramanid.errors import ChemistryError, RamanIdError
 from ramanid.jsonable import json_ready
 from ramanid.spectra import Spectrum
 
 #: the library columns a nearest reference carries besides its label and similarity
 REFERENCE_COLUMNS = ("mineral", "rruff_id", "file", "chemistry")
+#: the most minerals ``--mixture`` names in one spectrum
+MAX_COMPONENTS = 5
 
 
 @dataclass
@@ -34,6 +37,12 @@ class Prediction:
     the true class is in it at least that often. ``unknown`` is True when the unknown score
     (named in the model folder) is above the threshold that accepted 95% of the known
     validation spectra. ``nearest`` lists the most similar references of the library.
+    ``quality`` is the spectrum's :class:`~ramanid.quality.Quality` estimate (signal-to-noise
+    ratio, background share, coverage of the model's range, and ``poor`` when it is too poor for
+    a confident answer). With ``--mixture``, ``components`` lists each mineral of the spectrum
+    (``mineral``, ``fraction`` of the fitted signal, ``reference``, ``score``), largest first,
+    ``explained`` the share of the spectrum they explain and ``residual`` what is left
+    (:mod:`ramanid.mixture`); a spectrum with nothing recognisable has none and is ``unknown``.
     """
 
     file: str
@@ -45,40 +54,61 @@ class Prediction:
     unknown_score: float = float("nan")
     answer_set: list[str] = field(default_factory=list)
     confidence: float | None = None
+    quality: dict | None = None
+    components: list[dict] | None = None
+    explained: float | None = None
+    residual: float | None = None
 
     def as_json(self) -> dict:
         """The prediction as strict JSON values (NaN as null): what ``--format json`` and the API give."""
         return json_ready(asdict(self))
 
 
-def predict_spectra(bundle: Bundle, spectra: list[Spectrum], top: int = 5, nearest: int = 3, confidence: float = 0.95):
+def predict_spectra(
+    bundle: Bundle,
+    spectra: list[Spectrum],
+    top: int = 5,
+    nearest: int = 3,
+    confidence: float = 0.95,
+    mixture: int | None = None,
+):
     """Predictions for spectra read from files, and the spectra that could not be answered.
 
-    ``confidence`` is the coverage of the conformal answer sets.
+    ``confidence`` is the coverage of the conformal answer sets; ``mixture`` the most minerals
+    to name in each spectrum (:func:`predict_prepared`).
     """
-    X, kept, skipped = bundle.prepare(spectra)
-    return predict_prepared(bundle, X, [s.source for s in kept], top, nearest, confidence), skipped
+    inputs = bundle.prepare(spectra)
+    sources = [s.source for s in inputs.kept]
+    answers = predict_prepared(bundle, inputs.X, sources, top, nearest, confidence, inputs.quality, mixture)
+    return answers, inputs.skipped
 
 
 def predict_prepared(
-    bundle: Bundle, X: np.ndarray, sources: list[str], top: int = 5, nearest: int = 3, confidence: float = 0.95
+    bundle: Bundle,
+    X: np.ndarray,
+    sources: list[str],
+    top: int = 5,
+    nearest: int = 3,
+    confidence: float = 0.95,
+    quality: list | None = None,
+    mixture: int | None = None,
 ) -> list[Prediction]:
-    """Predictions for spectra already prepared as the model's inputs (:meth:`Bundle.prepare`)."""
+    """Predictions for spectra already prepared as the model's inputs (:meth:`Bundle.prepare`),
+    with their quality estimates where known; ``mixture`` (1-5) names up to that many minerals
+    in each spectrum (library identifiers only).
+    """
     if not len(X):
         return []
-    model, info = bundle.estimator, bundle.info
-    scores, similarity = scores_as_met(model, X)
-    unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
-    flagged = info.ood.flags(unknown)
-    names = model.output_names
-    if model.kind == "label":
-        proba = info.calibration.probabilities(scores)
-        sets = info.calibration.answer_sets(proba, confidence)
+    model = bundle.estimator
+    a = answer_arrays(bundle, X, confidence, mixture)
+    scores, similarity, proba, sets, names = a.scores, a.similarity, a.proba, a.sets, model.output_names
     results = []
     for i, source in enumerate(sources):
         p = Prediction(
-            source, similarity=float(similarity[i].max()), unknown=bool(flagged[i]), unknown_score=float(unknown[i])
+            source, similarity=float(similarity[i].max()), unknown=bool(a.flagged[i]), unknown_score=float(a.unknown[i])
         )
+        if quality is not None:
+            p.quality = quality[i].as_dict()
         if model.kind == "elements":
             p.elements = {
                 e: {"probability": float(scores[i, j]), "present": bool(scores[i, j] >= model.thresholds_[j])}
@@ -92,8 +122,65 @@ def predict_prepared(
         p.nearest = [
             nearest_reference(bundle, j, similarity[i, j]) for j in np.argsort(-similarity[i], kind="stable")[:nearest]
         ]
+        if a.mixtures is not None:
+            mixed = a.mixtures[i]
+            p.components = [asdict(c) for c in mixed.components]
+            p.explained, p.residual = round(mixed.explained, 4), round(mixed.residual, 4)
+            p.unknown = p.unknown or mixed.unknown
         results.append(p)
     return results
+
+
+class Answers(NamedTuple):
+    """A batch's answers as arrays, before they are turned into :class:`Prediction` objects (a
+    map keeps them as arrays): the decision scores and reference similarities, the unknown
+    scores and flags, and for class models the calibrated probabilities and answer sets; the
+    mixtures where asked.
+    """
+
+    scores: np.ndarray
+    similarity: np.ndarray
+    unknown: np.ndarray
+    flagged: np.ndarray
+    proba: np.ndarray | None
+    sets: list | None
+    mixtures: list | None
+
+
+def answer_arrays(
+    bundle: Bundle, X: np.ndarray, confidence: float | None = 0.95, mixture: int | None = None
+) -> Answers:
+    """The model's answers for inputs ``X`` (:meth:`Bundle.prepare`), calibrated by each input's
+    signal-to-noise bin where the model was (:meth:`~ramanid.training.saved.SavedModel.quality_bins`);
+    no answer sets where ``confidence`` is None.
+    """
+    model, info = bundle.estimator, bundle.info
+    scores, similarity = scores_as_met(model, X)
+    unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
+    bins = model.quality_bins(X)
+    flagged = info.ood.flags(unknown, bins)
+    mixed = _mixtures(bundle, X, scores, similarity, mixture) if mixture else None
+    proba = sets = None
+    if model.kind == "label":
+        proba = info.calibration.probabilities(scores, bins)
+        sets = info.calibration.answer_sets(proba, confidence, bins) if confidence is not None else None
+    return Answers(scores, similarity, unknown, flagged, proba, sets, mixed)
+
+
+def _mixtures(bundle: Bundle, X, scores, similarity, max_components: int):
+    """Each spectrum's mixture (:func:`ramanid.mixture.mixtures`), with the model's stopping rule."""
+    from ramanid.mixture import MIN_GAIN, mixtures
+
+    if not 1 <= max_components <= MAX_COMPONENTS:
+        raise RamanIdError(f"--max-components {max_components}: expected 1 to {MAX_COMPONENTS}")
+    if not bundle.estimator.answers_from_references:
+        raise RamanIdError(
+            f"--mixture needs a library identifier ('ramanid library build'): {bundle.path} holds a "
+            f"{bundle.info.estimator}, whose classes are not reference spectra to unmix"
+        )
+    gain = bundle.info.mixture_min_gain if bundle.info.mixture_min_gain is not None else MIN_GAIN
+    representation = bundle.info.mixture_representation
+    return mixtures(bundle.estimator, X, scores, similarity, bundle.library_meta, max_components, gain, representation)
 
 
 def scores_as_met(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +224,8 @@ def elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[
         for element in elements:
             weight[element] = weight.get(element, 0.0) + max(score, 0.0) / total
     return {
-        e: {"probability": round(w, 4), "present": w >= 0.5} for e, w in sorted(weight.items(), key=lambda x: -x[1])
+        e: {"probability": round(w, 4), "present": w >= 0.5}
+        for e, w in sorted(weight.items(), key=lambda x: (-x[1], x[0]))
     }
 
 
@@ -157,5 +245,11 @@ def as_table(predictions: list[Prediction]) -> pd.DataFrame:
             row[f"{element}_present"] = d["present"]
         for k, hit in enumerate(p.nearest, 1):
             row[f"nearest{k}"] = f"{hit.get('mineral', hit.get('label'))} {hit.get('rruff_id', '')}".strip()
+        if p.components is not None:
+            row["components"] = " + ".join(f"{c['mineral']} {c['fraction']:.2f}" for c in p.components) or "-"
+            row["explained"] = p.explained
+        if p.quality is not None:
+            row["snr"] = round(p.quality["snr"], 1)
+            row["poor"] = p.quality["poor"]
         rows.append(row)
     return pd.DataFrame(rows)

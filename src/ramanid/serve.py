@@ -67,6 +67,12 @@ def create_app(model_dir: str | Path, limits: Limits = Limits(), reading: Readin
         return JSONResponse(describe(bundle))
 
     async def predict(request: Request):
+        try:
+            confidence = _query_number(request, "confidence", float, 0.95, 0.0, 1.0)
+            mixture = _query_number(request, "mixture", int, None, 1, 5)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        details = request.query_params.get("details") in ("1", "true")
         size = int(request.headers.get("content-length") or 0)
         if size > limits.max_upload_mb * 2**20:
             return _error(413, f"the upload is {size / 2**20:.1f} MB; the limit is {limits.max_upload_mb:g} MB")
@@ -83,11 +89,11 @@ def create_app(model_dir: str | Path, limits: Limits = Limits(), reading: Readin
                 path = Path(folder) / f"{i:04d}_{Path(upload.filename or 'upload').name}"
                 path.write_bytes(await upload.read())
                 paths.append(path)
-            details = request.query_params.get("details") in ("1", "true")
-            confidence = float(request.query_params.get("confidence", 0.95))
             try:
                 with anyio.fail_after(limits.timeout_s):
-                    answer = await anyio.to_thread.run_sync(_answer, bundle, paths, details, confidence, reading)
+                    answer = await anyio.to_thread.run_sync(
+                        _answer, bundle, paths, details, confidence, reading, mixture
+                    )
             except TimeoutError:
                 return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
             except RamanIdError as exc:
@@ -136,13 +142,17 @@ def describe(bundle: Bundle) -> dict:
     }
 
 
-def _answer(bundle: Bundle, paths: list[Path], details: bool, confidence: float, reading: Reading):
+def _answer(
+    bundle: Bundle, paths: list[Path], details: bool, confidence: float, reading: Reading, mixture: int | None = None
+):
     """Read, prepare once, predict; with ``details``, each answer's plot from the same inputs and
     the same nearest references.
     """
     spectra, skipped = read_spectrum_files(paths, reading.laser_nm, reading.calibration)
-    X, kept, refused = bundle.prepare(spectra)
-    predictions = predict_prepared(bundle, X, [s.source for s in kept], confidence=confidence)
+    X, kept, refused, quality = bundle.prepare(spectra)
+    predictions = predict_prepared(
+        bundle, X, [s.source for s in kept], confidence=confidence, quality=quality, mixture=mixture
+    )
     results = [p.as_json() for p in predictions]
     if details:
         for i, (result, prediction) in enumerate(zip(results, predictions, strict=True)):
@@ -174,6 +184,24 @@ def _plot(bundle: Bundle, x: np.ndarray, prediction) -> dict:
     except RamanIdError:
         pass  # a transductive model has no attribution for one spectrum
     return plot
+
+
+def _query_number(request: Request, name: str, kind, default, low: float, high: float):
+    """A number from the query string within ``low``-``high`` (exclusive for a float), the
+    default where it is not given, or a ValueError saying what was expected.
+    """
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    inside = value is not None and (low <= value <= high if kind is int else low < value < high)
+    if not inside:
+        expected = f"a whole number from {low} to {high}" if kind is int else f"a number between {low:g} and {high:g}"
+        raise ValueError(f"?{name}={text[:40]!r}: expected {expected}")
+    return value
 
 
 def _original(text: str, folder: str) -> str:

@@ -16,6 +16,7 @@ from ramanid.preprocessing import (
     Derivative,
     Despike,
     Normalize,
+    OpeningBaseline,
     Resample,
     SavitzkyGolay,
     make_pipeline,
@@ -164,6 +165,18 @@ class TestBaseline(StepChecks):
         assert np.abs(out - peak).max() < 0.25 and out[AXIS > 900].std() < 0.1
 
 
+class TestOpeningBaseline(StepChecks):
+    @staticmethod
+    def make():
+        return OpeningBaseline(width=120, shifts=AXIS.tolist())
+
+    def test_removes_a_slope_and_a_broad_background_and_keeps_bands(self):
+        peak = np.exp(-0.5 * ((AXIS - 700) / 6) ** 2)
+        background = 3 + 0.01 * AXIS + 2 * np.exp(-0.5 * ((AXIS - 900) / 400) ** 2)
+        out = self.make().fit_transform((background + peak)[None, :])[0]
+        assert abs(out.max() - 1) < 0.2 and np.abs(out[np.abs(AXIS - 700) > 80]).max() < 0.1
+
+
 def test_rubberband_of_a_straight_line_is_the_line():
     out = BaselineCorrection("rubberband", shifts=AXIS.tolist()).fit_transform(0.01 * AXIS[None, :] + 3)
     np.testing.assert_allclose(out, 0, atol=1e-9)
@@ -207,6 +220,7 @@ def test_a_bad_preprocessing_string_is_refused_before_any_work():
         Derivative(1, 3, 2),
         Normalize(),
         BaselineCorrection("snip"),
+        OpeningBaseline(),
     ],
     ids=lambda s: type(s).__name__,
 )

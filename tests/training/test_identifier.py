@@ -229,3 +229,65 @@ def test_library_build_from_a_folder_of_rruff_files(rruff_780, tmp_path):
     assert "trained on 40 spectra" in result.output and "written:" in result.output
     bundle = load_bundle(out)
     assert isinstance(bundle.estimator, LibraryIdentifier) and len(bundle.library) == 40
+
+
+def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_specimen):
+    from ramanid.evaluation.degradation import Condition, degrade
+    from ramanid.predict import predict_spectra
+    from ramanid.quality import SNR_BINS
+    from ramanid.spectra import Spectrum
+
+    header = saved.header
+    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == len(SNR_BINS)
+    assert len(header["identifier"]["by_quality"]) == len(SNR_BINS)
+    for figure in header["validation"]["metrics"]["by_quality"]:
+        adapted = figure["adapted"]
+        if "top1" in adapted:  # a bin with enough spectra chose its score on them: never worse than the fitted one
+            assert adapted["top1"] >= adapted["fitted_top1"]
+    assert saved.estimator.quality_choices_ is not None
+    _, queries = by_specimen
+    rng = np.random.default_rng(0)
+    spectra = [
+        degrade(Spectrum(queries.shifts, row, {"file": str(i)}), Condition("n", (("noise", 5),)), rng)
+        for i, row in enumerate(queries.intensities[:40].astype(np.float64))
+    ]
+    results, _ = predict_spectra(saved, spectra)
+    assert len(results) == 40 and all(r.quality["snr"] < 20 for r in results)
+    clean, _ = predict_spectra(saved, [Spectrum(queries.shifts, queries.intensities[0], {"file": "clean"})])
+    assert clean[0].quality["snr"] > 50 and not clean[0].quality["poor"]
+
+
+def test_predict_mixture_names_both_minerals_of_held_out_specimens(saved, by_specimen, tmp_path):
+    from ramanid.evaluation.mixtures import make_mix, residual_subtraction
+    from ramanid.spectra import Spectrum
+
+    mixture = saved.header["mixture"]
+    assert f"{mixture['representation']} {mixture['min_gain']}" in mixture["validation_exact"]
+    refs, queries = by_specimen
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    minerals = queries.meta["mineral"].to_numpy()
+    rows = {}
+    for i in np.flatnonzero(known):
+        rows.setdefault(minerals[i], i)
+    picked = list(rows.values())[:20]
+    runner, files, truth = CliRunner(), [], []
+    for k in range(10):
+        a, b = picked[2 * k], picked[2 * k + 1]
+        parts = [Spectrum(queries.shifts, queries.intensities[r], {"mineral": minerals[r]}) for r in (a, b)]
+        mix = make_mix(parts, (0.5, 0.5), f"mix{k}")
+        path = tmp_path / f"mix{k}.csv"
+        np.savetxt(path, np.column_stack([mix.spectrum.shifts, mix.spectrum.intensities]), delimiter=",")
+        files.append(str(path))
+        truth.append(set(mix.minerals))
+    result = runner.invoke(main, ["predict", str(saved.path), *files, "--mixture", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.stdout)
+    both = [truth[k] <= {c["mineral"] for c in a["components"]} for k, a in enumerate(answers)]
+    # 0.4 measured with this 3-epoch model (the protocol's own figures are in benchmarks/RESULTS.md);
+    # a path that stops at its first component names both in none
+    assert np.mean(both) >= 0.3 and all(1 <= len(a["components"]) <= 3 for a in answers)
+    assert all(abs(sum(c["fraction"] for c in a["components"]) - 1) < 1e-6 for a in answers)
+    # the baseline names as many distinct minerals as it is asked for
+    X = saved.prepare([Spectrum(mix.spectrum.shifts, mix.spectrum.intensities, {"file": "m"})]).X
+    named = residual_subtraction(saved.estimator, X[0], 2)
+    assert len(set(named)) == 2

@@ -15,8 +15,10 @@ import numpy as np
 from ramanid import confidence as conf
 from ramanid.bundle.folder import LIBRARY, WEIGHTS, BundleError
 from ramanid.errors import PreprocessingError
+from ramanid.mixture import REPRESENTATIONS
 from ramanid.preprocessing import steps_of
 from ramanid.preprocessing.grid import MAX_POINTS
+from ramanid.quality import SNR_BINS
 from ramanid.training.registry import SAVED
 from ramanid.training.saved import finite_list, is_finite, is_whole
 
@@ -82,6 +84,34 @@ def check_header(header: dict, source) -> None:
         and all(map(is_finite, calibration["conformal_scores"]))
     ):
         fail("calibration", "{'temperature': a positive number, 'conformal_scores': a list of numbers}")
+    bins = len(SNR_BINS)
+    by_quality = ood.get("by_quality")
+    if by_quality is not None and not (
+        isinstance(by_quality, list) and len(by_quality) == bins and all(v is None or is_finite(v) for v in by_quality)
+    ):
+        fail("ood", f"'by_quality': {bins} thresholds (finite or null), one per signal-to-noise bin")
+    quality_calibration = (calibration or {}).get("by_quality")
+    if quality_calibration is not None and not (
+        isinstance(quality_calibration, list)
+        and len(quality_calibration) == bins
+        and all(
+            isinstance(b, dict)
+            and is_finite(b.get("temperature"))
+            and b["temperature"] > 0
+            and isinstance(b.get("conformal_scores"), list)
+            and all(map(is_finite, b["conformal_scores"]))
+            for b in quality_calibration
+        )
+    ):
+        fail("calibration", f"'by_quality': {bins} blocks of a positive temperature and conformal scores")
+    mixture = header.get("mixture")
+    if mixture is not None and not (
+        isinstance(mixture, dict)
+        and is_finite(mixture.get("min_gain"))
+        and 0 <= mixture["min_gain"] <= 1
+        and mixture.get("representation", "intensity") in REPRESENTATIONS
+    ):
+        fail("mixture", f"{{'min_gain': the stopping rule, in [0, 1], 'representation': one of {REPRESENTATIONS}}}")
     try:
         steps_of(header.get("preprocess"))
     except PreprocessingError as exc:
@@ -105,36 +135,58 @@ class TaskInfo:
 @dataclass(frozen=True)
 class UnknownFlag:
     """The unknown score a model uses and the threshold above which a spectrum is flagged
-    (None: no known validation spectrum set one, and the flag never fires).
+    (None: no known validation spectrum set one, and the flag never fires); with
+    ``by_quality``, one threshold per signal-to-noise bin of :data:`ramanid.quality.SNR_BINS`,
+    each set on degraded validation spectra of that quality (Mondrian calibration).
     """
 
     score: str
     threshold: float | None
     accept_known: float = conf.ACCEPT_KNOWN
     validation_auroc: dict = field(default_factory=dict)
+    by_quality: tuple[float | None, ...] | None = None
 
-    def flags(self, scores: np.ndarray) -> np.ndarray:
+    def flags(self, scores: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
+        """Whether each score is above its threshold (its bin's, where ``bins`` and the model have them)."""
         scores = np.asarray(scores, dtype=np.float64)
-        return scores > self.threshold if self.threshold is not None else np.zeros(len(scores), dtype=bool)
+        thresholds = np.full(len(scores), np.inf if self.threshold is None else self.threshold)
+        if self.by_quality is not None and bins is not None:
+            thresholds = np.array([_or(self.by_quality[b], np.inf) for b in bins], dtype=np.float64)
+        return scores > thresholds
 
 
 @dataclass(frozen=True)
 class Calibration:
     """The temperature of the class scores (Guo et al. 2017) and the conformal scores of the
-    validation spectra (Sadinle et al. 2019), both fitted on held-out spectra of known classes.
+    validation spectra (Sadinle et al. 2019), both fitted on held-out spectra of known classes;
+    with ``by_quality``, a temperature and conformal scores per signal-to-noise bin, fitted on
+    degraded validation spectra of that quality (Mondrian conformal prediction: Vovk et al. 2005).
     """
 
     temperature: float = 1.0
     conformal_scores: tuple[float, ...] | None = None
+    by_quality: tuple[tuple[float, tuple[float, ...]], ...] | None = None
 
-    def probabilities(self, scores: np.ndarray) -> np.ndarray:
-        return conf.calibrated(scores, self.temperature)
+    def probabilities(self, scores: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
+        if self.by_quality is None or bins is None:
+            return conf.calibrated(scores, self.temperature)
+        temperatures = np.array([self.by_quality[b][0] for b in bins])
+        return conf.calibrated(scores / temperatures[:, None], 1.0)
 
-    def answer_sets(self, proba: np.ndarray, confidence: float) -> list[np.ndarray] | None:
-        """The conformal answer sets at ``confidence`` (None without conformal scores)."""
+    def answer_sets(self, proba: np.ndarray, confidence: float, bins: np.ndarray | None = None):
+        """The conformal answer sets at ``confidence`` (None without conformal scores), each
+        from its bin's scores where ``bins`` and the model have them.
+        """
+        if self.by_quality is not None and bins is not None:
+            quantiles = {b: conf.conformal_quantile(self.by_quality[b][1], confidence) for b in set(bins)}
+            return [conf.answer_sets(p[None, :], quantiles[b])[0] for p, b in zip(proba, bins, strict=True)]
         if self.conformal_scores is None:
             return None
         return conf.answer_sets(proba, conf.conformal_quantile(self.conformal_scores, confidence))
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -151,6 +203,9 @@ class ModelInfo:
     data: dict
     validation: dict
     ramanid_version: str | None
+    #: the mixture stopping rule and fit space chosen on validation mixtures (library identifiers)
+    mixture_min_gain: float | None = None
+    mixture_representation: str = "intensity"
 
     @classmethod
     def from_header(cls, header: dict) -> ModelInfo:
@@ -172,6 +227,7 @@ class ModelInfo:
                 threshold=ood.get("threshold"),
                 accept_known=ood.get("accept_known", conf.ACCEPT_KNOWN),
                 validation_auroc=ood.get("validation_auroc") or {},
+                by_quality=tuple(ood["by_quality"]) if ood.get("by_quality") else None,
             ),
             calibration=Calibration(calibration["temperature"], tuple(calibration["conformal_scores"]))
             if calibration
@@ -179,4 +235,17 @@ class ModelInfo:
             data=header.get("data") if isinstance(header.get("data"), dict) else {},
             validation=header.get("validation") if isinstance(header.get("validation"), dict) else {},
             ramanid_version=header.get("ramanid_version"),
+            mixture_min_gain=(header.get("mixture") or {}).get("min_gain"),
+            mixture_representation=(header.get("mixture") or {}).get("representation", "intensity"),
         )
+
+
+def _calibration(block: dict | None) -> Calibration:
+    if not block:
+        return Calibration()
+    by_quality = block.get("by_quality")
+    return Calibration(
+        block["temperature"],
+        tuple(block["conformal_scores"]),
+        tuple((b["temperature"], tuple(b["conformal_scores"])) for b in by_quality) if by_quality else None,
+    )

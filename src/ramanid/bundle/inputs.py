@@ -4,6 +4,8 @@ training data were, by its fitted pipeline (built once when the folder is loaded
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from sklearn.pipeline import Pipeline
 
@@ -11,6 +13,7 @@ from ramanid.errors import RamanIdError, SpectrumFormatError
 from ramanid.io.rruff import Skipped
 from ramanid.preprocessing import pipeline_from_spec
 from ramanid.preprocessing.resample import coverage, resample_spectrum
+from ramanid.quality import Quality, estimate
 from ramanid.spectra import Spectrum
 
 #: a spectrum must cover at least this share of the model's shift range, with this many points
@@ -33,45 +36,97 @@ def fitted_pipeline(steps: list, grid: np.ndarray) -> Pipeline | None:
     return pipeline
 
 
-def prepare(
-    spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline: Pipeline | None
-) -> tuple[np.ndarray, list[Spectrum], list[Skipped]]:
-    """``(X, kept, skipped)``: the spectra that can be answered, resampled onto ``grid`` and
-    preprocessed in one batch, and the others, each reported with its file and the reason: a
-    spectrum that does not cover the grid, has too few points, holds values that are not finite
-    or beyond float32, or that the preprocessing cannot handle.
+class Inputs(NamedTuple):
+    """A batch as a model's inputs: ``X`` (one row per kept spectrum), the spectra ``kept``,
+    those ``skipped`` with the reason, and each kept spectrum's :class:`~ramanid.quality.Quality`.
     """
-    rows, kept, skipped = [], [], []
+
+    X: np.ndarray
+    kept: list[Spectrum]
+    skipped: list[Skipped]
+    quality: list[Quality]
+
+
+def prepare(spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline: Pipeline | None) -> Inputs:
+    """The spectra that can be answered, resampled onto ``grid`` and preprocessed in one batch,
+    with their quality measured on the spectrum as read (within the grid's range); and the
+    others, each reported with its file and the reason: a spectrum that does not cover the grid,
+    has too few points, holds values that are not finite or beyond float32, or that the
+    preprocessing cannot handle.
+    """
+    rows, kept, skipped, quality = [], [], [], []
     for s in spectra:
         problem = unanswerable(s, grid)
         if problem is None:
             rows.append(resample_spectrum(s.shifts, s.intensities, grid, resampling))
             kept.append(s)
+            inside = (s.shifts >= grid[0]) & (s.shifts <= grid[-1])
+            quality += estimate(s.shifts[inside], s.intensities[inside], coverage(s.shifts, grid))
         else:
             skipped.append(_skip(s, problem))
     X = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(grid))
+    good = np.ones(len(X), dtype=bool)
     if pipeline is not None and len(X):
-        X, kept, failed = _transformed(pipeline, X, kept)
-        skipped += failed
+        X, good, failed = _transformed(pipeline, X)
+        skipped += [_skip(kept[i], f"preprocessing failed ({reason})") for i, reason in failed]
     finite = np.isfinite(X).all(axis=1)
-    skipped += [_skip(kept[i], "preprocessing gave values that are not finite") for i in np.flatnonzero(~finite)]
-    return X[finite], [kept[i] for i in np.flatnonzero(finite)], skipped
+    skipped += [_skip(kept[i], "preprocessing gave values that are not finite") for i in np.flatnonzero(good & ~finite)]
+    keep = np.flatnonzero(good & finite)
+    return Inputs(X[keep], [kept[i] for i in keep], skipped, [quality[i] for i in keep])
 
 
-def _transformed(pipeline: Pipeline, X: np.ndarray, kept: list[Spectrum]):
-    """The batch through ``pipeline``; where it fails, spectrum by spectrum, to name the ones that fail."""
+class RowInputs(NamedTuple):
+    """Rows of one block (a map, a series) as a model's inputs: ``X`` for the ``rows`` kept (their
+    positions in the block), each kept row's quality, and the reason for each row left out.
+    """
+
+    X: np.ndarray
+    rows: np.ndarray
+    quality: list[Quality]
+    problems: dict[int, str]
+
+
+def prepare_rows(shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling: str, pipeline) -> RowInputs:
+    """:func:`prepare` for the rows of a block, which share one axis: resampled, measured and
+    preprocessed as one batch (a map's chunk at a time), with no object per row.
+    """
+    shifts, Y = np.asarray(shifts, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    problems = {}
+    axis = unanswerable(Spectrum(shifts, np.zeros(len(shifts)), {}), grid)
+    if axis is not None:
+        return RowInputs(np.zeros((0, len(grid)), np.float32), np.zeros(0, int), [], dict.fromkeys(range(len(Y)), axis))
+    bad = ~np.isfinite(Y).all(axis=1) | (np.abs(Y).max(axis=1, initial=0) > MAX_INTENSITY)
+    problems.update(dict.fromkeys(np.flatnonzero(bad).tolist(), "intensities are not finite (not measured?)"))
+    rows = np.flatnonzero(~bad)
+    inside = (shifts >= grid[0]) & (shifts <= grid[-1])
+    quality = estimate(shifts[inside], Y[rows][:, inside], coverage(shifts, grid))
+    X = resample_spectrum(shifts, Y[rows], grid, resampling).astype(np.float32).reshape(len(rows), len(grid))
+    good = np.ones(len(X), dtype=bool)
+    if pipeline is not None and len(X):
+        X, good, failed = _transformed(pipeline, X)
+        problems.update({int(rows[i]): f"preprocessing failed ({reason})" for i, reason in failed})
+    finite = np.isfinite(X).all(axis=1)
+    problems.update(dict.fromkeys(rows[good & ~finite].tolist(), "preprocessing gave values that are not finite"))
+    keep = np.flatnonzero(good & finite)
+    return RowInputs(X[keep], rows[keep], [quality[i] for i in keep], problems)
+
+
+def _transformed(pipeline: Pipeline, X: np.ndarray):
+    """``(X, good, failed)``: the batch through ``pipeline``; where it fails, row by row, to find the
+    rows that fail (``failed``: their positions and reasons; their rows are left as they were).
+    """
     try:
-        return pipeline.transform(X), kept, []
+        return pipeline.transform(X), np.ones(len(X), dtype=bool), []
     except RamanIdError:
         pass
-    rows, good, failed = [], [], []
-    for row, s in zip(X, kept, strict=True):
+    X, good, failed = X.copy(), np.ones(len(X), dtype=bool), []
+    for i in range(len(X)):
         try:
-            rows.append(pipeline.transform(row[None, :])[0])
-            good.append(s)
+            X[i] = pipeline.transform(X[i : i + 1])[0]
         except RamanIdError as exc:
-            failed.append(_skip(s, f"preprocessing failed ({exc})"))
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), X.shape[1]), good, failed
+            good[i] = False
+            failed.append((i, str(exc)))
+    return X, good, failed
 
 
 def unanswerable(s: Spectrum, grid: np.ndarray) -> str | None:

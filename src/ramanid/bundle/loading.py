@@ -14,9 +14,8 @@ from sklearn.pipeline import Pipeline
 
 from ramanid.bundle.folder import HEADER, BundleError, read_content, read_header, write_folder
 from ramanid.bundle.header import ModelInfo, check_header, upgraded
-from ramanid.bundle.inputs import fitted_pipeline, prepare
+from ramanid.bundle.inputs import Inputs, RowInputs, fitted_pipeline, prepare, prepare_rows
 from ramanid.errors import ModelError, RamanIdError
-from ramanid.io.rruff import Skipped
 from ramanid.search import References
 from ramanid.spectra import Spectrum
 from ramanid.training.registry import SAVED
@@ -59,9 +58,29 @@ class Bundle:
         """How many classes the library's references stand for."""
         return int(len(np.unique(self.labels)))
 
-    def prepare(self, spectra: list[Spectrum]) -> tuple[np.ndarray, list[Spectrum], list[Skipped]]:
-        """``(X, kept, skipped)``: spectra resampled and preprocessed as the training data were
-        (:func:`ramanid.bundle.inputs.prepare`).
+    def prepare_rows(self, shifts: np.ndarray, Y: np.ndarray, fast_baseline: bool = False) -> RowInputs:
+        """The rows of a block on one axis as the model's inputs (:func:`ramanid.bundle.inputs.prepare_rows`);
+        ``fast_baseline`` removes the baseline with :class:`~ramanid.preprocessing.baseline.OpeningBaseline`
+        instead of an iterative Whittaker baseline (map speed).
+        """
+        return prepare_rows(
+            shifts, Y, self.shifts, self.info.resampling, self.fast_pipeline if fast_baseline else self.pipeline
+        )
+
+    @cached_property
+    def fast_pipeline(self) -> Pipeline | None:
+        """The model's preprocessing with its Whittaker baseline (asls, arpls, airpls) replaced by
+        the one-pass morphological baseline ``opening``.
+        """
+        steps = [
+            ["opening", {}] if name in ("asls", "arpls", "airpls") else [name, params]
+            for name, params in self.info.preprocess
+        ]
+        return fitted_pipeline(steps, self.shifts)
+
+    def prepare(self, spectra: list[Spectrum]) -> Inputs:
+        """``(X, kept, skipped, quality)``: spectra resampled and preprocessed as the training data
+        were (:func:`ramanid.bundle.inputs.prepare`).
         """
         return prepare(spectra, self.shifts, self.info.resampling, self.pipeline)
 

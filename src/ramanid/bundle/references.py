@@ -24,7 +24,7 @@ def add_spectra(bundle: Bundle, spectra: list[Spectrum], mineral: str | None = N
             f"{bundle.path}: a {bundle.info.estimator} answers with the classes it was trained on, so a "
             "reference added to it could never be an answer: add references to a 'ramanid library build' model"
         )
-    X, kept, skipped = bundle.prepare(spectra)
+    X, kept, skipped, _ = bundle.prepare(spectra)
     names = [mineral or s.meta.get("mineral") for s in kept]
     unnamed = next((s.source for s, name in zip(kept, names, strict=True) if not name or not str(name).strip()), None)
     if unnamed is not None:

@@ -146,3 +146,25 @@ class Split:
                 f"expected one of {', '.join(ROLES)}"
             )
         return roles
+
+
+def specimen_holdout(
+    meta, fold: int = 0, folds: int = 5, seed: int = 0, unknown_share: float = 0.08
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(reference rows, held-out specimen rows, unknown-mineral rows)`` of a RRUFF set: a seeded
+    ``unknown_share`` of the minerals is held out whole (spectra of minerals a library lacks),
+    then fold ``fold`` of a grouped ``folds``-fold split of the specimens (``rruff_id``), so that
+    no query's specimen is among the references. The protocol of the degradation and mixture
+    benchmarks.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    rng = np.random.default_rng(seed)
+    minerals = np.unique(meta["mineral"].astype(str))
+    unknown = set(rng.choice(minerals, int(unknown_share * len(minerals)), replace=False))
+    is_unknown = meta["mineral"].astype(str).isin(unknown).to_numpy()
+    specimens = meta["rruff_id"].astype(str).to_numpy()
+    order = rng.permutation(len(meta))  # GroupKFold is deterministic: shuffle the rows first
+    held = np.zeros(len(meta), dtype=bool)
+    held[order[list(GroupKFold(folds).split(order, groups=specimens[order]))[fold][1]]] = True
+    return np.flatnonzero(~held & ~is_unknown), np.flatnonzero(held & ~is_unknown), np.flatnonzero(is_unknown)

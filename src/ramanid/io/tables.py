@@ -41,7 +41,7 @@ def wide_separator(text: str) -> str | None:
         return None
     for sep in (",", ";", "\t"):
         titles = [t.strip().strip('"') for t in line.split(sep)]
-        shifts = np.array([v for v in map(_as_float, titles) if v is not None])
+        shifts = np.array([v for v in map(as_float, titles) if v is not None])
         steps = np.diff(shifts)
         ordered = len(shifts) >= WIDE_MIN_SHIFTS and ((steps > 0).all() or (steps < 0).all())
         if ordered and len(shifts) >= 0.5 * len(titles):
@@ -49,38 +49,43 @@ def wide_separator(text: str) -> str | None:
     return None
 
 
-def read_wide_csv(path: str | Path) -> SpectraSet:
-    """One spectrum per row; the columns whose titles are numbers are the shifts.
-
-    Every other column (labels, sample ids, ...) goes to the metadata table.
+def read_wide_csv(path: str | Path, allow_missing: bool = False) -> SpectraSet:
+    """One spectrum per row; the columns whose titles are numbers are the shifts
+    (:func:`wide_table`). Every other column (labels, sample ids, ...) goes to the metadata.
     """
     path = Path(path)
     sep = wide_separator(_read_text(path)) or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    comma = sep != "," and _comma_decimals(path)
     try:
-        table = pd.read_csv(path, sep=sep, engine="c", decimal="," if sep != "," and _comma_decimals(path) else ".")
+        table = pd.read_csv(path, sep=sep, engine="c", decimal="," if comma else ".")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise SpectrumFormatError(str(path), f"not a readable CSV table ({exc})") from exc
+    return wide_table(table, str(path), f"pandas, decimal {'comma' if comma else 'point'}", allow_missing)
+
+
+def wide_table(table: pd.DataFrame, source: str, reader: str = "pandas", allow_missing: bool = False) -> SpectraSet:
+    """A table of one spectrum per row as a set: the columns titled by numbers are the shifts, the
+    others metadata. A value that is not a number is an error naming its line, unless
+    ``allow_missing`` (a map's unmeasured pixel), where it is NaN.
+    """
     if table.empty:
-        raise SpectrumFormatError(str(path), "the table has a header but no rows of spectra", line=2)
-    shift_columns = [c for c in table.columns if _as_float(c) is not None]
+        raise SpectrumFormatError(source, "the table has a header but no rows of spectra", line=2)
+    shift_columns = [c for c in table.columns if as_float(c) is not None]
     if len(shift_columns) < 2:
         raise SpectrumFormatError(
-            str(path), "expected a header row whose spectrum columns are Raman shifts (numbers)", line=1
+            source, "expected a header row whose spectrum columns are Raman shifts (numbers)", line=1
         )
-    shifts = np.array([_as_float(c) for c in shift_columns])
+    shifts = np.array([as_float(c) for c in shift_columns])
     values = table[shift_columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(values).all(axis=1)
-    if bad.any():
+    if bad.any() and not allow_missing:
         row = int(np.flatnonzero(bad)[0])
-        raise SpectrumFormatError(str(path), "a spectrum value is empty, not a number, NaN or inf", line=row + 2)
+        raise SpectrumFormatError(source, "a spectrum value is empty, not a number, NaN or inf", line=row + 2)
     order = np.argsort(shifts)
-    check_shifts(shifts[order], f"{path} (header)")
+    check_shifts(shifts[order], f"{source} (header)")
     meta = table.drop(columns=shift_columns)
-    meta.insert(0, "file", str(path))
-    meta["format"], meta["reader"] = (
-        "wide CSV (shifts as column titles)",
-        f"pandas, {'decimal comma' if sep != ',' and _comma_decimals(path) else 'decimal point'}",
-    )
+    meta.insert(0, "file", source)
+    meta["format"], meta["reader"] = "wide CSV (shifts as column titles)", reader
     return SpectraSet(shifts[order], values[:, order], meta)
 
 
@@ -145,7 +150,8 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _as_float(value) -> float | None:
+def as_float(value) -> float | None:
+    """``value`` as a finite float, or None."""
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -4,7 +4,7 @@ Resample and crop; despike (Whitaker & Hayes 2018); baseline removal on pybaseli
 smoothing and derivatives; min-max, max, area, vector and SNV normalisation; and named presets.
 """
 
-from ramanid.preprocessing.baseline import BaselineCorrection
+from ramanid.preprocessing.baseline import BaselineCorrection, OpeningBaseline
 from ramanid.preprocessing.despike import Despike
 from ramanid.preprocessing.normalize import Normalize
 from ramanid.preprocessing.presets import (
@@ -26,6 +26,7 @@ __all__ = [
     "Derivative",
     "Despike",
     "Normalize",
+    "OpeningBaseline",
     "PRESETS",
     "Resample",
     "STEPS",

@@ -54,16 +54,19 @@ class Despike(SpectrumTransformer):
     def spike_mask(self, X) -> np.ndarray:
         """Boolean ``(n, p)`` mask of the points that belong to spikes."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        mask = np.zeros(X.shape, dtype=bool)
+        outlying = np.abs(modified_z_scores(X)) > self.threshold
+        rows = np.flatnonzero(outlying.any(axis=1))  # only these can hold a spike: the median filters run on them
+        if not len(rows):
+            return mask
+        X, outlying = X[rows], outlying[rows]
         size = (1, 2 * LOCAL_HALF_WIDTH + 1)
         delta = np.abs(np.diff(X, axis=1))
-        steps = (np.abs(modified_z_scores(X)) > self.threshold) & (
-            delta > self.ratio * median_filter(delta, size=size, mode="nearest")
-        )
+        steps = outlying & (delta > self.ratio * median_filter(delta, size=size, mode="nearest"))
         deviation = np.abs(X - median_filter(X, size=size, mode="nearest"))
         right = deviation[:, 1:] >= deviation[:, :-1]
-        mask = np.zeros(X.shape, dtype=bool)
-        mask[:, 1:] |= steps & right
-        mask[:, :-1] |= steps & ~right
+        mask[rows, 1:] |= steps & right
+        mask[rows, :-1] |= steps & ~right
         return mask
 
     def _transform_rows(self, X):

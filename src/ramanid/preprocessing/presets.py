@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from ramanid.errors import PreprocessingError
 from ramanid.preprocessing.baseline import PARAMETERS as BASELINES
-from ramanid.preprocessing.baseline import BaselineCorrection
+from ramanid.preprocessing.baseline import BaselineCorrection, OpeningBaseline
 from ramanid.preprocessing.despike import Despike
 from ramanid.preprocessing.normalize import METHODS as NORMALIZATIONS
 from ramanid.preprocessing.normalize import Normalize
@@ -35,6 +35,7 @@ STEPS = {
     "deriv1": lambda **kw: Derivative(order=1, **kw),
     "deriv2": lambda **kw: Derivative(order=2, **kw),
     **{name: (lambda name=name, **kw: BaselineCorrection(name, **kw)) for name in BASELINES},
+    "opening": OpeningBaseline,
     **{name: (lambda name=name, **kw: Normalize(name, **kw)) for name in NORMALIZATIONS},
 }
 
@@ -175,7 +176,13 @@ def _step_spec(step) -> tuple[str, dict]:
     elif isinstance(step, Derivative):
         name, implied = f"deriv{step.order}", ("order",)
     else:
-        name = {Resample: "resample", Crop: "crop", Despike: "despike", SavitzkyGolay: "savgol"}.get(type(step))
+        name = {
+            Resample: "resample",
+            Crop: "crop",
+            Despike: "despike",
+            SavitzkyGolay: "savgol",
+            OpeningBaseline: "opening",
+        }.get(type(step))
         implied = ()
     if name is None:
         raise PreprocessingError(

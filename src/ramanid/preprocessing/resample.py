@@ -43,8 +43,10 @@ def resample_spectrum(shifts, intensities, grid, method: str = "linear", outside
     if method == "linear":
         if values.ndim == 1:
             out = np.interp(inside, shifts, values)
-        else:
-            out = np.stack([np.interp(inside, shifts, row) for row in values])
+        else:  # rows on one axis: the interpolation weights once, for every row at once
+            right = np.clip(np.searchsorted(shifts, inside, side="right"), 1, len(shifts) - 1)
+            t = (inside - shifts[right - 1]) / (shifts[right] - shifts[right - 1])
+            out = values[..., right - 1] * (1 - t) + values[..., right] * t
     else:
         make = CubicSpline if method == "cubic" else PchipInterpolator
         out = make(shifts, values, axis=-1)(inside)

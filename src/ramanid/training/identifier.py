@@ -53,6 +53,9 @@ ALPHAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 #: the spectral scores tried when ``spectral`` is not given: powers 1, 1/2, 1/4 by derivative
 #: windows of 0 (none), 9, 15 and 21 points
 SPECTRAL_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.25) for window in (0, 9, 15, 21))
+#: what a signal-to-noise bin may choose among for its spectral part (noise calls for less
+#: compression of weak intensities, which noise dominates, and a wider derivative)
+QUALITY_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.25) for window in (9, 15, 21, 31, 41))
 
 
 class SpectralScoreLayer(torch.nn.Module):
@@ -177,6 +180,8 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             "spectral": {"power": self.spectral_.power, "window": self.spectral_.window},
             "spectral_validation": getattr(self, "spectral_validation_", {}),
         }
+        if getattr(self, "quality_choices_", None) is not None:
+            choices["by_quality"] = [_described(c) for c in self.quality_choices_]
         return {**header, "estimator": type(self).__name__, "identifier": choices}, tensors
 
     @classmethod
@@ -199,6 +204,21 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
                 "{'alpha': a weight in [0, 1], 'spectral': {'power': in (0, 1], 'window': 0 or an odd number of "
                 "points}} (a folder from before the spectral score: rebuild it with `ramanid library build`)",
             )
+        by_quality = choices.get("by_quality")
+        if by_quality is not None and not (
+            isinstance(by_quality, list)
+            and all(
+                isinstance(c, dict)
+                and set(c) == {"power", "window", "alpha"}
+                and is_finite(c["power"])
+                and is_finite(c["alpha"])
+                and 0 <= c["alpha"] <= 1
+                and is_whole(c["window"], 0, header["n_features"])
+                and _valid_score({"power": c["power"], "window": c["window"]})
+                for c in by_quality
+            )
+        ):
+            return "identifier", "{'by_quality': a list of {'power', 'window', 'alpha'}, one per signal-to-noise bin}"
         return SpectrumClassifier.check_state(header)
 
     @classmethod
@@ -211,6 +231,10 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         identifier = cls.from_parts(
             network, references.intensities, references.labels, choices["alpha"], SpectralScore(**choices["spectral"])
         )
+        if choices.get("by_quality"):
+            identifier.quality_choices_ = [
+                (SpectralScore(c["power"], c["window"]), float(c["alpha"])) for c in choices["by_quality"]
+            ]
         return identifier.attach(references)
 
     def add(self, X, y) -> LibraryIdentifier:
@@ -223,6 +247,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
     def _set_library(self, X: np.ndarray, y: np.ndarray) -> None:
         self.reference_spectra_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
         self.classes_, self.reference_class_ = np.unique(self.labels_, return_inverse=True)
+        self.__dict__.pop("_scored_references", None)
         self.unit_spectra_ = self.spectral_(X)
         self.unit_embeddings_ = self.embed(X)
 
@@ -243,15 +268,80 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             return unit_rows(self.network_.transform(self.network_input(X)))
 
     def similarity(self, X, alpha: float | None = None, references: np.ndarray | None = None) -> np.ndarray:
-        """``(queries, references)`` scores; ``references`` restricts to those positions."""
+        """``(queries, references)`` scores; ``references`` restricts to those positions. Where
+        :meth:`adapt_to_quality` chose a spectral score and alpha per signal-to-noise bin (and no
+        ``alpha`` is given), each query is scored with its bin's.
+        """
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        alpha = self.alpha_ if alpha is None else alpha
         pick = slice(None) if references is None else references
-        score = (1 - alpha) * (self.spectral_(X) @ self.unit_spectra_[pick].T)
+        choices = getattr(self, "quality_choices_", None)
+        if alpha is not None or choices is None:
+            alpha = self.alpha_ if alpha is None else alpha
+            return self._mixed(X, self.spectral_, alpha, pick)
+        bins = input_snr_bins(X)
+        score = np.empty((len(X), len(self.unit_spectra_[pick])), dtype=np.float32)
+        for b in np.unique(bins):
+            rows = bins == b
+            score[rows] = self._mixed(X[rows], *choices[b], pick)
+        return score
+
+    def _mixed(self, X, spectral: SpectralScore, alpha: float, pick) -> np.ndarray:
+        """``(1 - alpha) * cos(spectral scores) + alpha * cos(embeddings)`` against the references ``pick``."""
+        score = (1 - alpha) * (spectral(X) @ self._unit_spectra(spectral)[pick].T)
         if alpha:
             score += alpha * (self.embed(X) @ self.unit_embeddings_[pick].T)
         return score
+
+    def _unit_spectra(self, spectral: SpectralScore) -> np.ndarray:
+        """The references under ``spectral`` (computed once per score)."""
+        if spectral == self.spectral_:
+            return self.unit_spectra_
+        cache = self.__dict__.setdefault("_scored_references", {})
+        if spectral not in cache:
+            cache[spectral] = spectral(self.reference_spectra_)
+        return cache[spectral]
+
+    def adapt_to_quality(self, X, y, references: np.ndarray) -> dict:
+        """Choose, per signal-to-noise bin of the inputs (:func:`input_snr_bins`), the spectral
+        score (among :data:`QUALITY_SCORES` and the fitted one) and alpha (:data:`ALPHAS`) whose
+        top-1 is best on ``X``, ``y``: degraded validation spectra, queried against the reference
+        positions ``references`` (the training part). Bins with fewer than
+        :data:`MIN_ADAPT` such spectra keep the fitted choice. Returns each bin's figures.
+        """
+        from ramanid.quality import SNR_BINS
+
+        check_is_fitted(self, "network_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        y = np.asarray(y)
+        known = np.isin(y, self.labels_[references])
+        codes = np.searchsorted(self.classes_, y)
+        bins = input_snr_bins(X)
+        reference_class, n_classes = self.reference_class_[references], len(self.classes_)
+        candidates = list(dict.fromkeys([self.spectral_, *(s for s in QUALITY_SCORES if s.window <= X.shape[1])]))
+        choices, figures = [], []
+        for b, low in enumerate(SNR_BINS):
+            rows = np.flatnonzero((bins == b) & known)
+            fitted = (self.spectral_, self.alpha_)
+            if len(rows) < MIN_ADAPT:
+                choices.append(fitted)
+                figures.append({"snr_from": low, "n": int(len(rows)), "choice": _described(fitted)})
+                continue
+            embedded = self.embed(X[rows]) @ self.unit_embeddings_[references].T
+            accuracy = {}
+            for spectral in candidates:
+                part = spectral(X[rows]) @ self._unit_spectra(spectral)[references].T
+                for alpha in ALPHAS:
+                    mixed = (1 - alpha) * part + alpha * embedded
+                    accuracy[spectral, alpha] = _top1(mixed, reference_class, n_classes, codes[rows])
+            best = max(accuracy, key=lambda c: (accuracy[c], c == fitted))
+            choices.append(best)
+            figures.append(
+                {"snr_from": low, "n": int(len(rows)), "choice": _described(best), "top1": accuracy[best],
+                 "fitted_top1": accuracy.get(fitted)}
+            )  # fmt: skip
+        self.quality_choices_ = choices
+        return figures
 
     def class_scores(self, X, similarity: np.ndarray | None = None) -> np.ndarray:
         """``(queries, classes)``: each class's best reference score (from ``similarity`` where the
@@ -288,6 +378,10 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
     def scores_and_similarity(self, X) -> tuple[np.ndarray, np.ndarray]:
         similarity = self.similarity(X)
         return self.class_scores(X, similarity), similarity
+
+    def quality_bins(self, X) -> np.ndarray:
+        """Each input's signal-to-noise bin (:func:`input_snr_bins`): what it is scored and calibrated by."""
+        return input_snr_bins(X)
 
     def unknown_evidence(self, X, scores, similarity) -> Evidence:
         best = scores.max(axis=1, initial=-np.inf)
@@ -340,6 +434,26 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         ]
         self.alpha_validation_ = dict(zip(ALPHAS, accuracy, strict=True))
         return float(ALPHAS[int(np.argmax(accuracy))])
+
+
+#: the fewest known validation spectra a signal-to-noise bin chooses its spectral score on
+MIN_ADAPT = 30
+
+
+def input_snr_bins(X: np.ndarray) -> np.ndarray:
+    """The signal-to-noise bin (:data:`ramanid.quality.SNR_BINS`) of each preprocessed input: its
+    strongest band is about 1 (min-max scaled, baseline removed), over its point-to-point noise.
+    """
+    from ramanid.quality import noise_sd, snr_bin
+
+    noise = noise_sd(X)
+    snr = np.divide(1.0, noise, out=np.full(len(noise), np.inf), where=noise > 0)
+    return np.array([snr_bin(v) for v in snr], dtype=int)
+
+
+def _described(choice: tuple[SpectralScore, float]) -> dict:
+    spectral, alpha = choice
+    return {"power": spectral.power, "window": spectral.window, "alpha": float(alpha)}
 
 
 def _top1(similarity: np.ndarray, reference_class: np.ndarray, n_classes: int, truth: np.ndarray) -> float:

@@ -85,6 +85,12 @@ class SavedModel:
     def attribution(self, X, target: str | None = None) -> Attribution:  # pragma: no cover
         raise ModelError(f"{type(self).__name__} has no attribution")
 
+    def quality_bins(self, X) -> np.ndarray | None:
+        """The signal-to-noise bin of each input that the model was calibrated by, or None where it
+        was calibrated as a whole (the folder's ``by_quality`` blocks are then not used).
+        """
+        return None
+
 
 class ClassifierAnswers(SavedModel):
     """:class:`SavedModel` for a network classifier: logits, and embeddings where it has them."""

@@ -1,0 +1,104 @@
+"""The degradation protocol (issue 24): the library identifier on held-out specimens' spectra
+degraded as real measurements degrade them, beside first-derivative correlation and Pearson search.
+
+    python benchmarks/bench_degradation.py [--epochs 60] [--model DIR] [--log degradation.json]
+
+Data: every spectrum of the shared RRUFF zip, split by ``ramanid.evaluation.splits.specimen_holdout``:
+a seeded 8% of the minerals are held out whole (their spectra are the unknown queries), and fold
+``--fold`` of a seeded 5-fold split of the specimens (RRUFF ids) is held out. The references, every spectrum (all lasers, raw and
+processed) of the other specimens of the other minerals, are built as ``ramanid library build``
+builds them (1024 points over 100-1400 cm-1, despike, arPLS, min-max) and an identifier is
+trained on them alone (``--model DIR`` reuses one saved by an earlier run, with ``--save DIR``).
+The queries are the held-out specimens' processed spectra as read from their files, degraded by
+each condition of :mod:`ramanid.evaluation.degradation` (seeded per spectrum), then read through
+the model as a user's file would be. Searches run on the model's own references and inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import RRUFF_ZIP, cpu_flags, machine
+
+from ramanid.assess import evaluate_degraded
+from ramanid.bundle import load_bundle
+from ramanid.cli import IDENTIFIER_PREPROCESS
+from ramanid.datasets.rruff import build_rruff
+from ramanid.deploy import train_identifier
+from ramanid.evaluation.degradation import conditions
+from ramanid.evaluation.splits import specimen_holdout
+from ramanid.io.rruff import read_rruff
+from ramanid.search import LibrarySearch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", type=Path, default=None, help="An identifier saved by --save on the same split.")
+    parser.add_argument("--save", type=Path, default=None)
+    parser.add_argument("--max-queries", type=int, default=None, help="Queries of each kind, for a quick look.")
+    parser.add_argument("--only", nargs="*", default=None, help="Condition names to run.")
+    parser.add_argument("--log", type=Path, default=None)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
+    start = time.perf_counter()
+    built = build_rruff(
+        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
+    ).spectra
+    refs, held, unknown = specimen_holdout(built.meta, args.fold, seed=args.seed)
+    print(f"references {len(refs)}, held-out specimens {len(held)} spectra, unknown minerals {len(unknown)} spectra")
+    if args.model is not None:
+        bundle = load_bundle(args.model)
+        assert len(bundle.library) == len(refs), "--model was built on another split"
+    else:
+        folder = args.save or Path(tempfile.mkdtemp()) / "identifier"
+        bundle = train_identifier(built.subset(refs), folder=folder, epochs=args.epochs, log=print)
+    print(f"identifier ready in {time.perf_counter() - start:.0f} s")
+    files = set(built.meta["file"].iloc[np.concatenate([held, unknown])])
+    raw, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")
+    raw = [s for s in raw if s.meta["file"] in files]
+    known_minerals = set(bundle.labels)
+    known = [
+        s for s in raw if s.meta["mineral"] in known_minerals and s.meta["file"] in set(built.meta["file"].iloc[held])
+    ]
+    absent = [s for s in raw if s.meta["mineral"] not in known_minerals]
+    if args.max_queries:
+        known, absent = (
+            known[:: max(1, len(known) // args.max_queries)],
+            absent[:: max(1, len(absent) // args.max_queries)],
+        )
+    print(f"queries: {len(known)} processed spectra of held-out specimens, {len(absent)} of unknown minerals")
+    searches = {name: LibrarySearch(name).fit(bundle.library, bundle.labels) for name in ("derivative", "pearson")}
+    rows = []
+    for condition in conditions():
+        if args.only and condition.name not in args.only:
+            continue
+        t = time.perf_counter()
+        row = evaluate_degraded(bundle, known, absent, condition, seed=args.seed, searches=searches)
+        row["wall_s"] = round(time.perf_counter() - t, 1)
+        rows.append(row)
+        print(
+            f"{row['condition']:24s} top1 {row['top1']:.3f} top5 {row['top5']:.3f} | derivative {row['derivative top1']:.3f}"
+            f" pearson {row['pearson top1']:.3f} | false alarms {row['false_alarms']:.3f} caught {row.get('caught', float('nan')):.3f}"
+            f" AUROC {row.get('auroc', float('nan')):.3f} | coverage {row['coverage']:.3f} ECE {row['ece']:.3f}"
+            f" | SNR~{row['median_snr']:.0f} poor {row['poor']:.2f} | {row['wall_s']} s",
+            flush=True,
+        )
+    print(f"total {time.perf_counter() - start:.0f} s")
+    if args.log:
+        args.log.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

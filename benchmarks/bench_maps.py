@@ -1,0 +1,258 @@
+"""Raman maps (issue 30): synthetic phase maps from held-out specimens' spectra, and the speed and
+memory of ``ramanid map``.
+
+    python benchmarks/bench_maps.py --model DIR [--size 40] [--maps 6] [--baseline model]  # accuracy
+    python benchmarks/bench_maps.py --model DIR --speed [--side 100]         # pixels/s, 1 process and dask
+    python benchmarks/bench_maps.py --model DIR --big [--side 1000]          # peak RSS of a streamed map
+
+``--model`` is an identifier trained on the references of the degradation protocol's split
+(``bench_degradation.py --save DIR``). A synthetic map has 3-6 regions (the Voronoi cells of
+random centres), each one held-out mineral; every pixel is a spectrum of a held-out specimen of
+its region's mineral, pixels on a boundary are 50/50 mixtures of the two minerals, and every
+pixel is degraded by ``--condition``. Half of the held-out specimens make validation maps, on
+which the neighbourhood step is chosen; the other half make the test maps reported. A pixel is
+right when its phase is its region's mineral (either one on a boundary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import RRUFF_ZIP, cpu_flags, machine
+
+from ramanid.bundle import load_bundle
+from ramanid.cli import IDENTIFIER_PREPROCESS
+from ramanid.datasets.rruff import build_rruff
+from ramanid.evaluation.degradation import COMBINATIONS, Condition, degrade
+from ramanid.evaluation.splits import specimen_holdout
+from ramanid.io.rruff import read_rruff
+from ramanid.maps import MapData, MapOptions, map_answers, summary
+from ramanid.preprocessing.resample import resample_spectrum
+from ramanid.spectra import Spectrum
+
+AXIS = np.linspace(100, 1400, 1100)
+
+
+def held_out_spectra(bundle, fold: int, seed: int) -> list[Spectrum]:
+    built = build_rruff(
+        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
+    ).spectra
+    refs, held, _ = specimen_holdout(built.meta, fold, seed=seed)
+    assert len(bundle.library) == len(refs), "--model was built on another split"
+    files = set(built.meta["file"].iloc[held])
+    spectra, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")
+    known = set(bundle.labels)
+    return [s for s in spectra if s.meta["file"] in files and s.meta["mineral"] in known]
+
+
+def synthetic_map(by_mineral: dict, size: int, rng, condition: Condition, index: int):
+    """``(MapData, truth sets, true shares)`` of one synthetic map."""
+    regions = int(rng.integers(3, 7))
+    minerals = list(rng.choice(sorted(by_mineral), regions, replace=False))
+    centres = rng.uniform(0, size, (regions, 2))
+    y, x = np.divmod(np.arange(size * size), size)
+    distance = np.hypot(x[:, None] + 0.5 - centres[None, :, 0], y[:, None] + 0.5 - centres[None, :, 1])
+    order = np.argsort(distance, axis=1)
+    first, second = order[:, 0], order[:, 1]
+    boundary = distance[np.arange(len(x)), second] - distance[np.arange(len(x)), first] < 1.0
+    rows, truth = [], []
+    for p in range(len(x)):
+        a = by_mineral[minerals[first[p]]]
+        parts = [a[rng.integers(len(a))]]
+        if boundary[p]:
+            b = by_mineral[minerals[second[p]]]
+            parts.append(b[rng.integers(len(b))])
+        y_sum = sum(_scaled(s) for s in parts) / len(parts)
+        measured = degrade(Spectrum(AXIS, y_sum, {}), condition, np.random.default_rng([index, p]))
+        rows.append(resample_spectrum(measured.shifts, measured.intensities, AXIS))
+        truth.append({minerals[first[p]], *([minerals[second[p]]] if boundary[p] else [])})
+    shares = {m: float(np.mean(first == k)) for k, m in enumerate(minerals)}
+    return (
+        MapData(AXIS, np.array(rows), x.astype(float), y.astype(float), f"synthetic {index}", {"format": "map table"}),
+        truth,
+        shares,
+    )
+
+
+def _scaled(s: Spectrum) -> np.ndarray:
+    y = resample_spectrum(s.shifts, s.intensities, AXIS)
+    y = y - np.percentile(y, 1)
+    return y / max(float(y.max()), 1e-12)
+
+
+def scored(table, truth, shares) -> dict:
+    phases = table["phase"].to_numpy()
+    right = np.array([p in t for p, t in zip(phases, truth, strict=True)])
+    found = summary(table).set_index("phase")["area_share"].to_dict()
+    errors = [abs(found.get(m, 0.0) - s) for m, s in shares.items()]
+    return {
+        "pixel_accuracy": float(right.mean()),
+        "share_error": float(np.mean(errors)),
+        "unknown": float(np.mean(phases == "unknown")),
+    }
+
+
+def accuracy(args, bundle) -> None:
+    spectra = held_out_spectra(bundle, args.fold, args.seed)
+    specimens = sorted({s.meta["rruff_id"] for s in spectra})
+    rng = np.random.default_rng(args.seed)
+    validation_specimens = set(rng.permutation(specimens)[: len(specimens) // 2])
+    condition = (
+        Condition(args.condition, tuple(COMBINATIONS[args.condition].items()))
+        if args.condition != "clean"
+        else Condition("clean")
+    )
+    results = {}
+    for part in ("validation", "test"):
+        by_mineral = {}
+        for s in spectra:
+            if (s.meta["rruff_id"] in validation_specimens) == (part == "validation"):
+                by_mineral.setdefault(s.meta["mineral"], []).append(s)
+        for k in range(args.maps):
+            data, truth, shares = synthetic_map(by_mineral, args.size, rng, condition, 1000 * (part == "test") + k)
+            start = time.perf_counter()
+            options = MapOptions(chunk=2000, fast_baseline=args.baseline == "fast")
+            table = map_answers(bundle, data, options, progress=False)
+            wall = time.perf_counter() - start
+            for neighbourhood in ("off", "majority"):
+                if neighbourhood == "majority":
+                    from ramanid.maps import majority_filter
+
+                    table = table.assign(phase=majority_filter(data, table))
+                row = {**scored(table, truth, shares), "pixels_per_s": len(data) / wall}
+                results.setdefault((part, neighbourhood), []).append(row)
+    chosen = max(("off", "majority"), key=lambda n: np.mean([r["pixel_accuracy"] for r in results["validation", n]]))
+    rows = []
+    for (part, neighbourhood), found in results.items():
+        row = {
+            "maps": part,
+            "neighbourhood": neighbourhood,
+            **{k: float(np.mean([f[k] for f in found])) for k in found[0]},
+        }
+        rows.append(row)
+        print(json.dumps(row))
+    print(f"neighbourhood step chosen on the validation maps: {chosen}")
+    if args.log:
+        args.log.write_text(
+            json.dumps(
+                {"condition": args.condition, "baseline": args.baseline, "chosen": chosen, "rows": rows}, indent=1
+            )
+        )
+
+
+def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> float:
+    """The wall time of ``ramanid map`` in its own process (start-up included)."""
+    start = time.perf_counter()
+    command = [
+        sys.executable,
+        "-m",
+        "ramanid.cli",
+        "map",
+        str(model),
+        str(path),
+        "--axis",
+        str(axis),
+        "--out",
+        str(out),
+    ]
+    subprocess.run([*command, *extra], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def speed(args, bundle) -> None:
+    """File to pixels.csv for a ``--side`` x ``--side`` .npy map: ramanid map in one process (fast
+    and model baselines) and on a local dask cluster of 2 workers, and per-spectrum predict on a
+    sample, in one run.
+    """
+    spectra = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "raw" and m.get("wavelength") == 532, jobs=1)[0][:300]
+    rng = np.random.default_rng(0)
+    rows = np.stack([resample_spectrum(s.shifts, s.intensities, AXIS) for s in spectra])
+    n = args.side * args.side
+    cube = rows[rng.integers(0, len(rows), n)] * rng.uniform(0.8, 1.2, (n, 1)) + rng.normal(0, 5, (n, len(AXIS)))
+    with tempfile.TemporaryDirectory() as folder:
+        path, axis = Path(folder) / "map.npy", Path(folder) / "axis.npy"
+        np.save(path, cube.reshape(args.side, args.side, len(AXIS)).astype(np.float32))
+        np.save(axis, AXIS)
+        for label, extra in (
+            ("1 process, fast baseline", []),
+            ("1 process, the model's arPLS", ["--baseline", "model"]),
+            ("dask, 2 local workers, fast baseline", ["--workers", "2"]),
+        ):
+            wall = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
+            print(f"{label}: {n} pixels in {wall:.1f} s = {n / wall:.0f} pixels/s (start-up included)")
+        files = []
+        for i in range(200):
+            file = Path(folder) / f"p{i}.csv"
+            np.savetxt(file, np.column_stack([AXIS, cube[i]]), delimiter=",")
+            files.append(str(file))
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "ramanid.cli", "predict", str(args.model), *files], check=True, capture_output=True
+        )
+        wall = time.perf_counter() - start
+        print(f"per-spectrum predict: 200 files in {wall:.1f} s = {200 / wall:.0f} spectra/s (start-up included)")
+
+
+def big(args) -> None:
+    """A ``--side`` x ``--side`` map of 1024-point float32 spectra, streamed from an .npy file; the
+    peak RSS of the ``ramanid map`` process.
+    """
+    spectra = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "raw" and m.get("wavelength") == 532, jobs=1)[0][:200]
+    axis = np.linspace(100, 1400, 1024)
+    rows = np.stack([resample_spectrum(s.shifts, s.intensities, axis) for s in spectra]).astype(np.float32)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
+        path = Path(folder) / "big.npy"
+        cube = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(args.side, args.side, 1024))
+        rng = np.random.default_rng(0)
+        for r in range(args.side):
+            cube[r] = rows[rng.integers(0, len(rows), args.side)] + rng.normal(0, 5, (args.side, 1024)).astype(
+                np.float32
+            )
+        cube.flush()
+        del cube
+        np.save(Path(folder) / "axis.npy", axis)
+        print(f"map file: {path.stat().st_size / 2**30:.2f} GiB")
+        wall = ramanid_map(args.model, path, Path(folder) / "axis.npy", Path(folder) / "out")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        print(f"{args.side}x{args.side}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s; peak RSS {peak:.2f} GiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=40)
+    parser.add_argument("--maps", type=int, default=6)
+    parser.add_argument("--condition", default="microscope, good")
+    parser.add_argument("--baseline", choices=["fast", "model"], default="fast", help="As ramanid map --baseline.")
+    parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--side", type=int, default=None)
+    parser.add_argument("--big", action="store_true")
+    parser.add_argument("--tmp", default=None, help="Where the big map's file goes (it needs 4 GB).")
+    parser.add_argument("--log", type=Path, default=None)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
+    if args.big:
+        args.side = args.side or 1000
+        big(args)
+    elif args.speed:
+        args.side = args.side or 100
+        speed(args, load_bundle(args.model))
+    else:
+        accuracy(args, load_bundle(args.model))
+
+
+if __name__ == "__main__":
+    main()

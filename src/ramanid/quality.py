@@ -1,0 +1,93 @@
+"""How good a measured spectrum is, before any answer: its signal-to-noise ratio, the share of
+its signal that is background, and how much of a model's range it covers.
+
+- The noise is the standard deviation of the point-to-point noise, from the median absolute
+  deviation of second differences, which bands and backgrounds (smooth over a few points) hardly
+  move (a robust form of the DER_SNR estimate of Stoehr et al. 2008).
+- The background is a morphological opening (a rolling minimum, then a rolling maximum, over
+  a window much wider than a band; the top-hat baseline of Sternberg 1986 and rolling-ball
+  baselines), smoothed: it follows broad fluorescence and the steep edge of a filter.
+- The signal-to-noise ratio is the strongest band above that background over the noise, both
+  measured on the spectrum smoothed by a short Savitzky-Golay filter (so that the noise itself
+  does not raise the band or lower the envelope).
+
+The estimates are cheap (a few filters, vectorised over a batch), so every spectrum gets one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import savgol_filter
+
+from ramanid.preprocessing.baseline import opening_envelope
+
+#: the window of the lower envelope, in cm-1: wider than any band
+ENVELOPE_CM1 = 150.0
+#: points of the Savitzky-Golay smoothing the band height and envelope are measured on
+SMOOTHING = 9
+#: below this signal-to-noise ratio an answer is not trusted: ``poor`` (the identifier's
+#: accuracy falls steeply below it on the degradation protocol's validation spectra)
+POOR_SNR = 5.0
+#: a spectrum whose background is more than this share of its signal is also ``poor``
+POOR_BACKGROUND = 0.995
+#: the largest signal-to-noise ratio an answer states (a noise-free spectrum has no finite one)
+SNR_SHOWN = 1e6
+#: the bins of the signal-to-noise ratio that calibration conditions on (lower edges)
+SNR_BINS = (0.0, 5.0, 10.0, 20.0, 50.0)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A spectrum's quality estimate; ``poor`` when it is too poor for a confident answer."""
+
+    snr: float
+    background_share: float
+    coverage: float
+
+    @property
+    def poor(self) -> bool:
+        return self.snr < POOR_SNR or self.background_share > POOR_BACKGROUND
+
+    @property
+    def bin(self) -> int:
+        """The index of its signal-to-noise bin in :data:`SNR_BINS`."""
+        return snr_bin(self.snr)
+
+    def as_dict(self) -> dict:
+        """JSON-ready values; a signal-to-noise ratio beyond :data:`SNR_SHOWN` is given as that."""
+        return {
+            "snr": round(float(min(self.snr, SNR_SHOWN)), 2),
+            "background_share": round(float(self.background_share), 4),
+            "coverage": round(float(self.coverage), 4),
+            "poor": self.poor,
+        }
+
+
+def noise_sd(y: np.ndarray) -> np.ndarray:
+    """The point-to-point noise standard deviation of each row of ``y`` (last axis)."""
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    second = np.diff(y, n=2, axis=-1)
+    mad = np.median(np.abs(second - np.median(second, axis=-1, keepdims=True)), axis=-1)
+    return 1.4826 * mad / np.sqrt(6.0)  # a second difference of white noise has variance 6 sigma^2
+
+
+def estimate(shifts: np.ndarray, y: np.ndarray, coverage: np.ndarray | float = 1.0) -> list[Quality]:
+    """The quality of each row of ``y`` (spectra on the axis ``shifts``, not yet normalised)."""
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    step = float(np.median(np.diff(shifts)))
+    noise = noise_sd(y)
+    smooth = savgol_filter(y, min(SMOOTHING, y.shape[-1] // 2 * 2 - 1), 2, axis=-1) if y.shape[-1] > 5 else y
+    envelope = opening_envelope(smooth, ENVELOPE_CM1 / max(step, 1e-9))
+    bands = (smooth - envelope).max(axis=-1)
+    snr = np.divide(bands, noise, out=np.full(len(y), np.inf), where=noise > 0)
+    total = np.abs(y).sum(axis=-1)
+    background = np.divide(np.clip(envelope, 0, None).sum(axis=-1), total, out=np.zeros(len(y)), where=total > 0)
+    coverage = np.broadcast_to(np.asarray(coverage, dtype=np.float64), (len(y),))
+    return [Quality(float(s), float(min(b, 1.0)), float(c)) for s, b, c in zip(snr, background, coverage, strict=True)]
+
+
+def snr_bin(snr: float) -> int:
+    """The bin of :data:`SNR_BINS` a signal-to-noise ratio falls in."""
+    return int(np.searchsorted(SNR_BINS, snr, side="right") - 1)

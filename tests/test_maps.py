@@ -1,0 +1,158 @@
+"""Raman maps: reading with coordinates, chunked answers in process and on a dask cluster,
+resuming, the neighbourhood step, outputs, and bad maps."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ramanid.bundle import load_bundle
+from ramanid.cli import main
+from ramanid.errors import RamanIdError
+from ramanid.maps import MapData, MapOptions, majority_filter, map_answers, read_map, write_map
+from tests.conftest import SHARED
+
+OLD = Path(__file__).parent / "data" / "bundles_v2"
+FORMATS = SHARED / "formats"
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return load_bundle(OLD / "identifier")
+
+
+def _map(bundle, side=6) -> MapData:
+    """A small map of the model's own references (with noise), on a regular grid."""
+    rng = np.random.default_rng(0)
+    rows = bundle.library[rng.integers(0, len(bundle.library), side * side)].astype(float) * 1000
+    rows += rng.normal(0, 5, rows.shape)
+    y, x = np.divmod(np.arange(side * side), side)
+    return MapData(bundle.shifts, rows, 2.0 * x, 2.0 * y, "small", {"format": "map table"})
+
+
+def test_a_shared_wire_map_is_read_with_its_grid():
+    data = read_map(FORMATS / "wire" / "Streamline.wdf")
+    columns, rows, xs, ys = data.grid
+    assert len(data) == 2205 and (len(xs), len(ys)) == (45, 49) and data.facts["format"] == "Renishaw WiRE .wdf"
+
+
+def test_the_map_command_writes_every_output_and_says_what_is_missing(tmp_path):
+    out = tmp_path / "map"
+    result = CliRunner().invoke(
+        main,
+        ["map", str(OLD / "identifier"), str(FORMATS / "renishaw" / "interrupted_acquisition.wdf"), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "12 pixels" in result.output and "(16)" in result.output  # 16 announced, 12 measured
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confidence.png",
+        "phases.png",
+        "pixels.csv",
+        "report.html",
+        "summary.csv",
+    ]
+    pixels = pd.read_csv(out / "pixels.csv")
+    assert len(pixels) == 12 and {"x", "y", "mineral", "probability", "unknown", "snr", "poor", "phase"} <= set(pixels)
+    report = (out / "report.html").read_text()
+    assert "data:image/png;base64," in report and "http" not in report.replace("http-equiv", "")  # self-contained
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["pixels"].sum() == 12 and summary["area_share"].sum() == pytest.approx(1, abs=1e-3)  # rounded shares
+    assert not list(tmp_path.glob(".map.chunks"))  # the chunks of a finished run are cleared
+
+
+def test_a_local_dask_cluster_gives_the_in_process_answers(bundle):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import Client, LocalCluster
+
+    data = _map(bundle)
+    options = MapOptions(chunk=10)
+    alone = map_answers(bundle, data, options, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        spread = map_answers(bundle, data, options, client=client, progress=False)
+    pd.testing.assert_frame_equal(alone, spread)
+
+
+def test_an_interrupted_map_resumes_from_its_finished_chunks(bundle, tmp_path, monkeypatch):
+    from ramanid import maps
+
+    data, options, cache = _map(bundle), MapOptions(chunk=10), tmp_path / "chunks"
+    first = map_answers(bundle, data, options, cache=cache, progress=False)
+    assert len(list(cache.glob("chunk_*.json"))) == 4
+
+    def nothing_left_to_do(*args, **kwargs):
+        raise AssertionError("a finished chunk was computed again")
+
+    monkeypatch.setattr(maps, "identify_chunk", nothing_left_to_do)
+    pd.testing.assert_frame_equal(first, map_answers(bundle, data, options, cache=cache, progress=False))
+    other = MapOptions(chunk=10, fast_baseline=False)  # other options: the cache does not fit and is not used
+    with pytest.raises(AssertionError, match="computed again"):
+        map_answers(bundle, data, other, cache=cache, progress=False)
+
+
+def test_the_majority_filter_mends_a_lone_pixel():
+    side = 5
+    y, x = np.divmod(np.arange(side * side), side)
+    data = MapData(np.arange(3.0), np.zeros((side * side, 3)), x.astype(float), y.astype(float), "m")
+    phases = np.array(["Calcite"] * (side * side), dtype=object)
+    phases[12] = "Quartz"
+    table = pd.DataFrame({"phase": phases, "probability": np.full(side * side, 0.9)})
+    assert (majority_filter(data, table) == "Calcite").all()
+    line = MapData(np.arange(3.0), np.zeros((4, 3)), np.arange(4.0), np.zeros(4), "line")
+    assert line.grid is None and list(majority_filter(line, table.iloc[:4])) == ["Calcite"] * 4  # a line is left alone
+
+
+def test_nan_pixels_are_reported_and_the_others_answered(bundle):
+    data = _map(bundle, side=3)
+    data.intensities[4] = np.nan
+    table = map_answers(bundle, data, MapOptions(), progress=False)
+    assert table["mineral"][4] == "not answered" and "not finite" in table["problem"][4]
+    assert (table["mineral"].drop(index=4) != "not answered").all()
+
+
+def test_bad_maps_get_one_line(tmp_path, bundle):
+    runner = CliRunner()
+    out = str(tmp_path / "out")
+    trivista = runner.invoke(
+        main, ["map", str(OLD / "identifier"), str(FORMATS / "trivista" / "map.tvf"), "--laser", "785", "--out", out]
+    )
+    assert trivista.exit_code == 1 and "covers 0% of the model's range" in trivista.output
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.zeros((2, 2, 10)))
+    assert (
+        "needs its shift axis" in runner.invoke(main, ["map", str(OLD / "identifier"), str(cube), "--out", out]).output
+    )
+    table = tmp_path / "map.csv"
+    table.write_text("x,y,100,200,300\na,1,1,2,3\n")
+    with pytest.raises(RamanIdError, match="x and y columns must be numbers"):
+        read_map(table)
+    single = tmp_path / "one.csv"
+    pd.DataFrame([[0.0, 0.0, *bundle.library[0]]], columns=["x", "y", *map(str, bundle.shifts)]).to_csv(
+        single, index=False
+    )
+    result = runner.invoke(main, ["map", str(OLD / "identifier"), str(single), "--out", out])
+    assert result.exit_code == 0, result.output
+    assert json.loads(json.dumps(pd.read_csv(Path(out) / "pixels.csv").to_dict("records")))[0]["x"] == 0
+
+
+def test_an_npy_cube_is_read_a_chunk_at_a_time_as_stored(tmp_path):
+    from ramanid.maps import NpyRows
+
+    cube = np.random.default_rng(0).normal(size=(5, 7, 11)).astype(np.float32)
+    np.save(tmp_path / "cube.npy", cube)
+    rows, flat = NpyRows(tmp_path / "cube.npy"), cube.reshape(35, 11)
+    assert len(rows) == 35 and rows.shape == (5, 7, 11)
+    for key in (slice(3, 9), slice(30, 99), slice(None, None, 7), [4, 1]):
+        np.testing.assert_array_equal(rows[key], flat[key])
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(cube))
+    with pytest.raises(ValueError, match="C order"):
+        NpyRows(tmp_path / "fortran.npy")
+
+
+def test_a_map_with_no_phase_known_still_gets_its_report(bundle, tmp_path):
+    data = _map(bundle, side=3)
+    table = map_answers(bundle, data, MapOptions(chunk=4), progress=False).assign(phase="unknown", unknown=True)
+    write_map(tmp_path / "out", bundle, data, table)
+    assert "smaller phases" not in (tmp_path / "out" / "report.html").read_text()
