@@ -206,26 +206,43 @@ def speed(args, bundle) -> None:
 
 def big(args) -> None:
     """A ``--side`` x ``--side`` map of 1024-point float32 spectra, streamed from an .npy file; the
-    peak RSS of the ``ramanid map`` process.
+    peak RSS of the ``ramanid map`` process. The file is written by another process: a child's
+    peak RSS, as the kernel reports it, includes its parent's peak at the fork.
     """
+    with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
+        path, axis = Path(folder) / "big.npy", Path(folder) / "axis.npy"
+        writer = [
+            sys.executable,
+            __file__,
+            "--model",
+            str(args.model),
+            "--write-big",
+            str(path),
+            "--side",
+            str(args.side),
+        ]
+        subprocess.run(writer, check=True)
+        print(f"map file: {path.stat().st_size / 2**30:.2f} GiB")
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        wall = ramanid_map(args.model, path, axis, Path(folder) / "out")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        print(
+            f"{args.side}x{args.side}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s; peak RSS {peak:.2f} GiB "
+            f"(an upper bound: this process's own peak, {own:.2f} GiB, counts in it)"
+        )
+
+
+def write_big(path: Path, side: int) -> None:
+    """The big map's file (and its axis beside it), written row by row through a memory map."""
     spectra = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "raw" and m.get("wavelength") == 532, jobs=1)[0][:200]
     axis = np.linspace(100, 1400, 1024)
     rows = np.stack([resample_spectrum(s.shifts, s.intensities, axis) for s in spectra]).astype(np.float32)
-    with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
-        path = Path(folder) / "big.npy"
-        cube = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(args.side, args.side, 1024))
-        rng = np.random.default_rng(0)
-        for r in range(args.side):
-            cube[r] = rows[rng.integers(0, len(rows), args.side)] + rng.normal(0, 5, (args.side, 1024)).astype(
-                np.float32
-            )
-        cube.flush()
-        del cube
-        np.save(Path(folder) / "axis.npy", axis)
-        print(f"map file: {path.stat().st_size / 2**30:.2f} GiB")
-        wall = ramanid_map(args.model, path, Path(folder) / "axis.npy", Path(folder) / "out")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        print(f"{args.side}x{args.side}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s; peak RSS {peak:.2f} GiB")
+    cube = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(side, side, 1024))
+    rng = np.random.default_rng(0)
+    for r in range(side):
+        cube[r] = rows[rng.integers(0, len(rows), side)] + rng.normal(0, 5, (side, 1024)).astype(np.float32)
+    cube.flush()
+    np.save(path.parent / "axis.npy", axis)
 
 
 def main() -> None:
@@ -242,7 +259,11 @@ def main() -> None:
     parser.add_argument("--big", action="store_true")
     parser.add_argument("--tmp", default=None, help="Where the big map's file goes (it needs 4 GB).")
     parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument("--write-big", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_big:
+        write_big(args.write_big, args.side)
+        return
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
     if args.big:
         args.side = args.side or 1000

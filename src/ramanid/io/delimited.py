@@ -45,6 +45,7 @@ def _plain_row(sep: str | None) -> re.Pattern:
 
 #: most rows of most files: counted and read at once (any other line goes through :func:`_data_fields`)
 _PLAIN_ROW = {sep: _plain_row(sep) for sep in SEPARATORS}
+_HAS_NUMBER = re.compile(r"\d|nan|inf", re.IGNORECASE)
 #: lines whose dialect is sniffed, from the end of the file
 SAMPLE = 400
 
@@ -67,11 +68,11 @@ def read_table(text: str, source: str) -> Table:
     fields); a :class:`SpectrumFormatError` when there is none, or its numbers are ambiguous.
     """
     lines = text.split("\n")
-    best, counts, plain, filled = None, {}, {}, _longest_filled(lines)
+    best, counts, plain, numeric = None, {}, {}, _longest_numeric(lines)
     for sep in SEPARATORS:
         if sep is not None and sep not in text:
             continue
-        if sep is None and best is not None and best[1] - best[0] >= filled:
+        if sep is None and best is not None and best[1] - best[0] >= numeric:
             # spaces cannot win: no run is longer, and on the same lines they split into no more fields
             continue
         counts[sep], plain[sep] = _line_fields(lines, sep)
@@ -128,11 +129,13 @@ def _is_numeric(token: str) -> bool:
     return _ANY_NUMBER.fullmatch(token) is not None
 
 
-def _longest_filled(lines: list[str]) -> int:
-    """The most consecutive lines that are not blank."""
+def _longest_numeric(lines: list[str]) -> int:
+    """The most consecutive lines that could be data rows under any separator: each holds a
+    digit, or nan or inf (a title row above a table holds none, most often).
+    """
     longest = current = 0
     for line in lines:
-        current = current + 1 if line.strip() else 0
+        current = current + 1 if _HAS_NUMBER.search(line) else 0
         longest = max(longest, current)
     return longest
 
