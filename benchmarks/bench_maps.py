@@ -151,8 +151,10 @@ def accuracy(args, bundle) -> None:
         )
 
 
-def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> float:
-    """The wall time of ``ramanid map`` in its own process (start-up included)."""
+def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> tuple[float, float]:
+    """The wall time of ``ramanid map`` in its own process (start-up included), and that
+    process's peak RSS in GiB (its own, from ``wait4``: it counts this process's RSS at the fork).
+    """
     start = time.perf_counter()
     command = [
         sys.executable,
@@ -166,8 +168,14 @@ def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> 
         "--out",
         str(out),
     ]
-    subprocess.run([*command, *extra], check=True, capture_output=True)
-    return time.perf_counter() - start
+    with tempfile.TemporaryFile() as errors:  # not a pipe: the progress bar would fill it
+        child = subprocess.Popen([*command, *extra], stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            errors.seek(0)
+            raise RuntimeError(f"ramanid map failed ({child.returncode}): {errors.read()[-2000:].decode()}")
+    return time.perf_counter() - start, usage.ru_maxrss / 2**20
 
 
 def speed(args, bundle) -> None:
@@ -189,7 +197,7 @@ def speed(args, bundle) -> None:
             ("1 process, the model's arPLS", ["--baseline", "model"]),
             ("dask, 2 local workers, fast baseline", ["--workers", "2"]),
         ):
-            wall = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
+            wall, _ = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
             print(f"{label}: {n} pixels in {wall:.1f} s = {n / wall:.0f} pixels/s (start-up included)")
         files = []
         for i in range(200):
@@ -206,8 +214,8 @@ def speed(args, bundle) -> None:
 
 def big(args) -> None:
     """A ``--side`` x ``--side`` map of 1024-point float32 spectra, streamed from an .npy file; the
-    peak RSS of the ``ramanid map`` process. The file is written by another process: a child's
-    peak RSS, as the kernel reports it, includes its parent's peak at the fork.
+    peak RSS of the ``ramanid map`` process. The file is written by another process, so that
+    this one stays small (a child's peak RSS, as the kernel reports it, starts from its parent's).
     """
     with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
         path, axis = Path(folder) / "big.npy", Path(folder) / "axis.npy"
@@ -224,11 +232,10 @@ def big(args) -> None:
         subprocess.run(writer, check=True)
         print(f"map file: {path.stat().st_size / 2**30:.2f} GiB")
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        wall = ramanid_map(args.model, path, axis, Path(folder) / "out")
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        wall, peak = ramanid_map(args.model, path, axis, Path(folder) / "out")
         print(
             f"{args.side}x{args.side}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s; peak RSS {peak:.2f} GiB "
-            f"(an upper bound: this process's own peak, {own:.2f} GiB, counts in it)"
+            f"(an upper bound: this process's peak at the fork, {own:.2f} GiB, counts in it)"
         )
 
 
