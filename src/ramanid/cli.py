@@ -746,7 +746,7 @@ def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, lase
     type=click.Choice(["fast", "model"]),
     default="fast",
     show_default=True,
-    help="fast: the one-pass morphological baseline (map speed); model: the model's own (arPLS: ~200 pixels/s).",
+    help="fast: the one-pass morphological baseline (map speed); model: the model's own (arPLS, a quarter as fast).",
 )
 @click.option(
     "--neighbourhood",
