@@ -202,7 +202,7 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
     """
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.mixtures import make_mix
-    from ramanid.mixture import REPRESENTATIONS, background_basis, library_path, represent, settle
+    from ramanid.mixture import REPRESENTATIONS, library_path, represent, represented_background, settle
     from ramanid.spectra import Spectrum
 
     rng = np.random.default_rng(seed)
@@ -215,7 +215,7 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
     rows = np.array([r for r in rows if len(specimens_of[labels[r]]) > 1])
     pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
     weights = {1: [(1.0,)], 2: [(0.5, 0.5), (0.3, 0.7), (0.1, 0.9)], 3: [(1 / 3, 1 / 3, 1 / 3), (0.2, 0.3, 0.5)]}
-    backgrounds = {r: represent(background_basis(len(spectra.shifts)).T, r).T for r in REPRESENTATIONS}
+    backgrounds = {r: represented_background(len(spectra.shifts), r) for r in REPRESENTATIONS}
     exact = {(r, gain): [] for r in REPRESENTATIONS for gain in MIN_GAINS}
     for count in (1, 2, 3):
         for k in range(VALIDATION_MIXTURES):
@@ -239,9 +239,10 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
             similarity = np.where(own, -np.inf, identifier.similarity(X)[0])
             scores = identifier.best_per_class(similarity[None, :], identifier.reference_class_)[0]
             for r in REPRESENTATIONS:
-                library, path, residuals = library_path(identifier, X[0], scores, similarity, 3, r, excluded=own)
+                library, references, path, residuals = library_path(
+                    identifier, X[0], scores, similarity, 3, r, excluded=own
+                )
                 query = represent(X[0].astype(np.float64), r)
-                references = represent(identifier.reference_spectra_[library], r)
                 for gain in MIN_GAINS:
                     fit, _, _ = settle(query, references, path, residuals, gain, backgrounds[r])
                     exact[r, gain].append({labels[library[j]] for j, _ in fit} == set(mix.minerals))

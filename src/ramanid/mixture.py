@@ -94,6 +94,11 @@ def background_basis(points: int, degree: int = BACKGROUND_DEGREE) -> np.ndarray
     return np.hstack([basis, -basis])
 
 
+def represented_background(points: int, representation: str) -> np.ndarray:
+    """:func:`background_basis` in ``representation``, as columns."""
+    return represent(background_basis(points).T, representation).T
+
+
 def forward_path(
     query: np.ndarray, references: np.ndarray, groups: np.ndarray, max_components: int, background: np.ndarray
 ) -> tuple[list[int], list[float]]:
@@ -119,9 +124,10 @@ def library_path(
     max_components: int,
     representation: str = "intensity",
     excluded: np.ndarray | None = None,
-) -> tuple[np.ndarray, list[int], list[float]]:
-    """``(library rows, path, residuals)``: the forward path of one query of a library identifier
-    (``x`` preprocessed as its references; ``path`` indexes ``library rows``).
+) -> tuple[np.ndarray, np.ndarray, list[int], list[float]]:
+    """``(library rows, their spectra in representation, path, residuals)``: the forward path of
+    one query of a library identifier (``x`` preprocessed as its references; ``path`` indexes
+    ``library rows``).
 
     The identifier's best mineral comes first, with the reference of it that fits best: its
     ranking names a lone mineral more often than a least-squares fit does. Each later step adds
@@ -131,7 +137,7 @@ def library_path(
     taken.
     """
     library, labels = identifier.reference_spectra_, identifier.labels_
-    background = represent(background_basis(len(x)).T, representation).T
+    background = represented_background(len(x), representation)
     query = represent(np.asarray(x, dtype=np.float64), representation)
     rows = candidate_rows(identifier, class_scores, similarity)
     references = represent(library[rows], representation)
@@ -139,7 +145,7 @@ def library_path(
     top = identifier.classes_[int(np.argmax(class_scores))]
     first = _best_addition(query, references, np.where(labels[rows] == top, 0, -1), [], background, group=0)
     if first is None:
-        return rows, [], residuals
+        return rows, references, [], residuals
     chosen = [first[0]]
     residuals.append(first[1])
     while len(chosen) < max_components:
@@ -158,7 +164,7 @@ def library_path(
             break
         chosen.append(best[0])
         residuals.append(best[1])
-    return rows, chosen, residuals
+    return rows, references, chosen, residuals
 
 
 def min_max(y: np.ndarray) -> np.ndarray:
@@ -256,14 +262,13 @@ def mixtures(
     ``representation``; the shares are of the spectra themselves.
     """
     labels, library = identifier.labels_, identifier.reference_spectra_
-    background = represent(background_basis(X.shape[1]).T, representation).T
+    background = represented_background(X.shape[1], representation)
     answers = []
     for i, x in enumerate(X):
-        rows, path, residuals = library_path(
+        rows, candidates, path, residuals = library_path(
             identifier, x, class_scores[i], similarity[i], max_components, representation
         )
         query = represent(np.asarray(x, dtype=np.float64), representation)
-        candidates = represent(library[rows], representation)
         fit, explained, residual = settle(query, candidates, path, residuals, min_gain, background)
         if not fit:
             answers.append(Mixture(explained=explained, residual=residual, unknown=True))

@@ -45,6 +45,7 @@ def _plain_row(sep: str | None) -> re.Pattern:
 
 #: most rows of most files: counted and read at once (any other line goes through :func:`_data_fields`)
 _PLAIN_ROW = {sep: _plain_row(sep) for sep in SEPARATORS}
+#: what every data row holds somewhere
 _HAS_NUMBER = re.compile(r"\d|nan|inf", re.IGNORECASE)
 #: lines whose dialect is sniffed, from the end of the file
 SAMPLE = 400
