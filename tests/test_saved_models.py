@@ -183,10 +183,9 @@ def test_predict_imports_no_training_side_code(tmp_path):
     assert not loaded & forbidden and not {m for m in loaded if m.startswith("ramanid.evaluation")}
 
 
-def test_serve_with_details_prepares_and_searches_once_per_spectrum(monkeypatch):
-    from starlette.testclient import TestClient
-
-    from ramanid.serve import create_app
+def test_serve_with_details_prepares_and_searches_once_per_spectrum(monkeypatch, tmp_path):
+    """What a server's worker does for one request (the worker runs ``serve._answer``)."""
+    from ramanid.serve import Reading, _answer
 
     calls = {"prepare": 0, "similarity": 0}
     real_prepare = Bundle.prepare
@@ -203,20 +202,14 @@ def test_serve_with_details_prepares_and_searches_once_per_spectrum(monkeypatch)
         return real_similarity(self, X, *args, **kwargs)
 
     monkeypatch.setattr(LibraryIdentifier, "similarity", counted_similarity)
-    client = TestClient(create_app(OLD / "identifier"))
-    queries = _queries()[:4]
-    files = [
-        (
-            "files",
-            (f"q{i}.csv", "\n".join(f"{x},{y}" for x, y in zip(q.shifts, q.intensities, strict=True)), "text/csv"),
-        )
-        for i, q in enumerate(queries)
-    ]
+    bundle = load_bundle(OLD / "identifier")
+    paths = []
+    for i, q in enumerate(_queries()[:4]):
+        paths.append(tmp_path / f"q{i}.csv")
+        paths[-1].write_text("\n".join(f"{x},{y}" for x, y in zip(q.shifts, q.intensities, strict=True)))
     calls.update(prepare=0, similarity=0)
-    answer = client.post("/api/predict?details=1", files=files)
-    assert answer.status_code == 200, answer.text
-    results = answer.json()["results"]
-    assert len(results) == 4 and all(r["plot"]["references"] for r in results)
+    results, skipped = _answer(bundle, paths, True, 0.95, Reading())
+    assert len(results) == 4 and not skipped and all(r["plot"]["references"] for r in results)
     # the card's references are the answer's nearest references
     assert all(
         [ref["similarity"] for ref in r["plot"]["references"]] == [round(n["similarity"], 4) for n in r["nearest"]]

@@ -42,7 +42,9 @@ def rruff_file(model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(model):
-    return TestClient(create_app(model[0], Limits(max_upload_mb=1, max_files=3, timeout_s=60)))
+    app = create_app(model[0], Limits(max_upload_mb=1, max_files=3, timeout_s=60))
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # the lifespan ends the model's worker
+        yield client
 
 
 def test_api_model_and_predict(client, model, rruff_file):

@@ -31,17 +31,20 @@ def _output_file(ctx, param, value):
     return _checked_output(value, folder=False)
 
 
-def _output_folder(ctx, param, value):
-    """Refuse an output folder that cannot or must not be written, before any work starts."""
-    return _checked_output(value, folder=True)
+def _output_folder(kind: str):
+    """A callback refusing an output folder that cannot be written, or that holds anything of the
+    user's where ramanid would write a ``kind`` folder (:data:`ramanid.atomic.OWN_FOLDERS`), before
+    any work starts.
+    """
+    return lambda ctx, param, value: _checked_output(value, folder=True, kind=kind)
 
 
-def _checked_output(value, folder: bool):
+def _checked_output(value, folder: bool, kind: str | None = None):
     from ramanid.atomic import check_output
 
     if value is not None:
         try:
-            check_output(value, folder=folder)
+            check_output(value, folder=folder, kind=kind)
         except RamanIdError as exc:
             raise click.BadParameter(str(exc)) from exc
     return value
@@ -482,14 +485,14 @@ def build_covid_command(source, out):
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    callback=_output_folder,
+    callback=_output_folder("cv"),
     help="Folder for results.json, results.csv, report.md and figures; finished folds are cached here.",
 )
 def cv_command(data, models, split, folds, ensemble, jobs, backend, scheduler, out, **training):
     """Cross-validate one or more models on the same folds and write a report."""
     from pathlib import Path
 
-    from ramanid.atomic import folder_lock
+    from ramanid.atomic import folder_lock, mark_folder
     from ramanid.evaluation.protocol import run_cv
     from ramanid.evaluation.report import write_report
     from ramanid.spectra import SpectraSet
@@ -498,6 +501,7 @@ def cv_command(data, models, split, folds, ensemble, jobs, backend, scheduler, o
     task, options, seed = _task_and_options(**training)
     options.ensemble = ensemble
     with folder_lock(out):  # a second cv into the same folder is refused, not mixed in
+        mark_folder(out, "cv")
         result = run_cv(
             spectra,
             task=task,
@@ -528,7 +532,11 @@ def cv_command(data, models, split, folds, ensemble, jobs, backend, scheduler, o
 )
 @_training_options
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The model folder to write."
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=_output_folder("model"),
+    help="The model folder to write.",
 )
 def train_command(data, model, out, **training):
     """Train on all the data and save a model folder for predict and explain."""
@@ -572,7 +580,11 @@ def library():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Worker processes (default: all cores).")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The model folder to write."
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=_output_folder("model"),
+    help="The model folder to write.",
 )
 def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, seed, jobs, out):
     """Build the identifier: every spectrum (all lasers, raw and processed, every mineral, singletons
@@ -609,18 +621,36 @@ def library_build_command(source, wavelengths, kind, grid, preprocess, epochs, s
 @_reading_options
 def library_add_command(model_dir, paths, mineral, laser_nm, calibration):
     """Add reference spectra to a model's library; predictions use them at once, without retraining."""
+    from ramanid.atomic import folder_lock
     from ramanid.bundle import add_spectra, load_bundle
 
-    bundle = load_bundle(model_dir)
-    spectra, skipped = _read(paths, laser_nm, calibration)
-    for s in skipped:
-        click.echo(f"skipped: {s.reason}", err=True)
-    bundle, added, refused = add_spectra(bundle, spectra, mineral, log=lambda line: click.echo(line, err=True))
+    with folder_lock(model_dir, beside=True):  # two additions at once would lose one of them
+        bundle = load_bundle(model_dir)
+        spectra, skipped = _read(paths, laser_nm, calibration)
+        for s in skipped:
+            click.echo(f"skipped: {s.reason}", err=True)
+        try:
+            bundle, added, refused = add_spectra(bundle, spectra, mineral, log=lambda line: click.echo(line, err=True))
+        except KeyboardInterrupt:
+            saved = _added_references(model_dir) - _added_references(bundle.path, bundle.header)
+            done = f"the {saved} references were added before it" if saved else "nothing was added"
+            click.echo(f"interrupted: {done}; the model folder is whole", err=True)
+            sys.exit(130)
     for s in refused:
         click.echo(f"skipped: {s.reason}", err=True)
     click.echo(
         f"added {added} references; the library holds {len(bundle.library)} spectra of {bundle.minerals} minerals"
     )
+
+
+def _added_references(model_dir, header: dict | None = None) -> int:
+    """How many references were added to a model folder's library (from its header)."""
+    from pathlib import Path
+
+    from ramanid.bundle.folder import read_header
+
+    header = header if header is not None else read_header(Path(model_dir))
+    return int((header.get("data") or {}).get("added_references", 0))
 
 
 @main.command("predict")
@@ -721,21 +751,33 @@ def embed_command(model_dir, data, label, out):
     show_default=True,
     help="Seconds a request may take.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Worker processes, each holding the model: requests answered at once.",
+)
 @_reading_options
-def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, laser_nm, calibration):
+def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, workers, laser_nm, calibration):
     """A local web page over a saved model: drop spectrum files, see answers, overlays and attributions."""
     from ramanid.io.calibration import AxisCorrection
     from ramanid.serve import Limits, Reading, serve
 
     reading = Reading(laser_nm, AxisCorrection.load(calibration) if calibration else None)
-    serve(model_dir, host, port, Limits(max_upload_mb, max_files, timeout), reading=reading, log=click.echo)
+    limits = Limits(max_upload_mb, max_files, timeout, workers=workers)
+    serve(model_dir, host, port, limits, reading=reading, log=click.echo)
 
 
 @main.command("map")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("map_file", type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), callback=_output_folder, help="The folder to write."
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    callback=_output_folder("map"),
+    help="The folder to write.",
 )
 @_mixture_options
 @_reading_options
@@ -906,7 +948,11 @@ def calibrate_command(file, standard, degree, laser_nm, out):
 
 @main.command("demo")
 @click.option(
-    "--out", default="ramanid-demo", show_default=True, type=click.Path(file_okay=False), callback=_output_folder
+    "--out",
+    default="ramanid-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    callback=_output_folder("demo"),
 )
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
 def demo_command(out, epochs):

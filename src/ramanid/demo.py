@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ramanid.atomic import atomic_write
+from ramanid.atomic import atomic_write, mark_folder
 from ramanid.datasets.synthetic import synthetic_spectra
 from ramanid.deploy import train_bundle
 from ramanid.evaluation.protocol import run_cv
@@ -30,8 +30,7 @@ PREPROCESS = "despike, arpls(lam=1e5), minmax"
 def run_demo(out: str | Path = "ramanid-demo", epochs: int = 40, per_mineral: int = 16, log=print) -> dict:
     """Run the demo into ``out``; returns the headline figures."""
     start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = mark_folder(out, "demo")
     raw = synthetic_spectra(per_mineral, random_state=0)
     spectra = raw.subset(np.arange(len(raw)))
     spectra.intensities = pipeline_from_spec(PREPROCESS, raw.shifts).fit_transform(raw.intensities).astype(np.float32)
@@ -52,7 +51,7 @@ def run_demo(out: str | Path = "ramanid-demo", epochs: int = 40, per_mineral: in
         options=options,
         log=lambda _: None,
     )
-    write_report(cv, out / "cv")
+    write_report(cv, mark_folder(out / "cv", "cv"))
     accuracy = {m: d["summary"]["accuracy"]["mean"] for m, d in cv["models"].items()}
     log(
         "2. 3-fold stratified cross-validation, accuracy: "

@@ -366,7 +366,7 @@ def write_map(out: str | Path, bundle, data: MapData, table: pd.DataFrame) -> Pa
     from ramanid import plots
 
     phases = summary(table)
-    with atomic_folder(out) as folder:
+    with atomic_folder(out, "map") as folder:
         table.to_csv(folder / "pixels.csv", index=False)
         phases.to_csv(folder / "summary.csv", index=False)
         plots.phase_map(data, table, phases, folder / "phases.png")

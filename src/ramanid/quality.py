@@ -34,6 +34,8 @@ POOR_SNR = 5.0
 POOR_BACKGROUND = 0.995
 #: the largest signal-to-noise ratio an answer states (a noise-free spectrum has no finite one)
 SNR_SHOWN = 1e6
+#: a spectrum's range must be above this to be a signal (float32 keeps ~1e-38, and preprocessing divides)
+MIN_SIGNAL = 1e-30
 #: the bins of the signal-to-noise ratio that calibration conditions on (lower edges)
 SNR_BINS = (0.0, 5.0, 10.0, 20.0, 50.0)
 
@@ -86,6 +88,19 @@ def estimate(shifts: np.ndarray, y: np.ndarray, coverage: np.ndarray | float = 1
     background = np.divide(np.clip(envelope, 0, None).sum(axis=-1), total, out=np.zeros(len(y)), where=total > 0)
     coverage = np.broadcast_to(np.asarray(coverage, dtype=np.float64), (len(y),))
     return [Quality(float(s), float(min(b, 1.0)), float(c)) for s, b, c in zip(snr, background, coverage, strict=True)]
+
+
+def without_signal(y: np.ndarray) -> np.ndarray:
+    """For each row of ``y``, whether it holds no signal at all: zero, constant (to rounding),
+    too small to survive float32, or a straight line. Such a spectrum gets no answer; a noisy
+    one does (flagged ``poor``), since pure noise cannot be told from a band at SNR 3 here.
+    """
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    spread = np.ptp(y, axis=-1) if y.shape[-1] else np.zeros(len(y))
+    size = np.abs(y).max(axis=-1, initial=0)
+    flat = (spread <= MIN_SIGNAL) | (spread <= 1e-9 * size)
+    line = np.abs(np.diff(y, n=2, axis=-1)).max(axis=-1, initial=0) <= 1e-9 * np.maximum(spread, MIN_SIGNAL)
+    return flat | line
 
 
 def snr_bin(snr: float) -> int:

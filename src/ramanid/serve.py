@@ -9,33 +9,47 @@
   where each result also carries the plot data. A file that cannot be read is a 422 answer with
   the reason when nothing in the request could be answered; never a 500.
 
-Uploads go to a private temporary folder that is removed after the request; nothing is written
-into the model folder. Request size, number of files and time are capped.
+The model runs in worker processes (:class:`Workers`), so that a request over its time limit is
+ended by killing its worker, and the server itself holds no model. Uploads are counted as they
+stream in and go to a private temporary folder removed after the request; nothing is written
+into the model folder. Request size, files, zip members and time are capped, and the ``Host``
+header must name the address served (protection against DNS rebinding, as Jupyter has).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
+import multiprocessing
+import os
+import queue
 import re
+import signal
 import tempfile
+import threading
+import time
+import unicodedata
+import zipfile
 from importlib import resources
 from pathlib import Path
 
 import anyio
 import numpy as np
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from ramanid.bundle import Bundle, load_bundle
 from ramanid.errors import RamanIdError
-from ramanid.explain import explain_prepared
 from ramanid.io.calibration import AxisCorrection
-from ramanid.io.files import read_spectrum_files
-from ramanid.jsonable import json_ready
-from ramanid.predict import predict_prepared
-from ramanid.preprocessing import describe_steps
+
+#: the longest upload file name kept (longer ones are shortened, their extension kept)
+MAX_NAME = 120
+#: how long a worker may take to load the model
+START_TIMEOUT_S = 300.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,23 +62,154 @@ class Reading:
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What one request may hold and take."""
+    """What one request may hold and take, and how many requests run at once (``workers``)."""
 
     max_upload_mb: float = 50.0
     max_files: int = 200
     timeout_s: float = 120.0
+    max_zip_members: int = 10_000
+    workers: int = 1
 
 
-def create_app(model_dir: str | Path, limits: Limits = Limits(), reading: Reading = Reading()) -> Starlette:
-    """The web application for the model folder ``model_dir`` (loaded once, at start)."""
-    bundle = load_bundle(model_dir)
+class UploadTooLarge(Exception):
+    """The request body grew past the upload limit as it streamed in."""
+
+
+class Workers:
+    """Processes that each hold the model and answer one request at a time. A request over its
+    time limit kills its worker (and whatever it was stuck in), and a new one takes its place.
+    Each worker ends when the server does: it is killed at exit, and it reads requests from a
+    pipe that closes when the server is killed.
+    """
+
+    def __init__(self, model_dir: str | Path, size: int = 1):
+        self.model_dir = str(model_dir)
+        self._idle: queue.Queue = queue.Queue()
+        first = _Worker(self.model_dir)  # a folder that cannot be loaded fails here, at start
+        self.description = first.description
+        self._idle.put(first)
+        for _ in range(size - 1):
+            self._idle.put(_Worker(self.model_dir))
+        self._closed = False
+        atexit.register(self.close)  # before multiprocessing's own exit joins the workers
+
+    def run(self, request: tuple, timeout_s: float):
+        """The answer to ``request`` (the arguments of :func:`_answer` after the bundle), or a
+        TimeoutError once ``timeout_s`` has passed, waiting for a free worker included.
+        """
+        deadline = time.monotonic() + timeout_s
+        try:
+            worker = self._idle.get(timeout=timeout_s)
+        except queue.Empty:
+            raise TimeoutError from None
+        try:
+            answer = worker.run(request, deadline - time.monotonic())
+        except TimeoutError:
+            worker.kill()
+            threading.Thread(target=self._replace, daemon=True).start()
+            raise
+        except BaseException:
+            self._idle.put(worker)
+            raise
+        self._idle.put(worker)
+        return answer
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().kill()
+            except queue.Empty:
+                return
+
+    def _replace(self) -> None:
+        worker = _Worker(self.model_dir)
+        if self._closed:
+            worker.kill()
+        else:
+            self._idle.put(worker)
+
+
+class _Worker:
+    def __init__(self, model_dir: str):
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no server threads or handlers
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(target=_work, args=(theirs, model_dir))
+        self._process.start()
+        theirs.close()
+        status, payload = self._receive(START_TIMEOUT_S)
+        if status != "ready":
+            self.kill()
+            raise RamanIdError(payload)
+        self.description = payload
+
+    def run(self, request: tuple, timeout_s: float):
+        self._connection.send(request)
+        status, payload = self._receive(timeout_s)
+        if status == "failed":
+            raise RamanIdError(payload)
+        if status == "crashed":
+            raise RuntimeError(payload)
+        return payload
+
+    def _receive(self, timeout_s: float):
+        if not self._connection.poll(max(timeout_s, 0.0)):
+            raise TimeoutError
+        try:
+            return self._connection.recv()
+        except EOFError:
+            return "failed", "the model's worker process ended unexpectedly"
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.join(5)
+        self._connection.close()
+
+
+def _work(connection, model_dir: str) -> None:
+    """A worker's life: load the model, then answer requests until the server's end of the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the server, which ends its workers
+    os.setpgrp()  # killed with its own workers (a large batch is read by a process pool): none is orphaned
+    from ramanid.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(model_dir)
+        connection.send(("ready", describe(bundle)))
+    except RamanIdError as exc:
+        connection.send(("failed", str(exc)))
+        return
+    while True:
+        try:
+            request = connection.recv()
+        except EOFError:
+            return
+        try:
+            connection.send(("answer", _answer(bundle, *request)))
+        except RamanIdError as exc:
+            connection.send(("failed", str(exc)))
+        except Exception as exc:  # noqa: BLE001 - reported to the server as a 500 with its type, never a hang
+            connection.send(("crashed", f"{type(exc).__name__}: {exc}"[:500]))
+
+
+def create_app(
+    model_dir: str | Path,
+    limits: Limits = Limits(),
+    reading: Reading = Reading(),
+    hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1"),
+) -> Starlette:
+    """The web application for the model folder ``model_dir`` (loaded once per worker, at start);
+    requests must name one of ``hosts`` in their ``Host`` header ("*" for any).
+    """
+    workers = Workers(model_dir, limits.workers)
     page = resources.files("ramanid.data").joinpath("serve.html").read_text(encoding="utf-8")
+    max_bytes = int(limits.max_upload_mb * 2**20)
 
     async def index(request: Request):
         return HTMLResponse(page)
 
     async def model(request: Request):
-        return JSONResponse(describe(bundle))
+        return JSONResponse(workers.description)
 
     async def predict(request: Request):
         try:
@@ -73,35 +218,39 @@ def create_app(model_dir: str | Path, limits: Limits = Limits(), reading: Readin
         except ValueError as exc:
             return _error(400, str(exc))
         details = request.query_params.get("details") in ("1", "true")
-        size = int(request.headers.get("content-length") or 0)
-        if size > limits.max_upload_mb * 2**20:
-            return _error(413, f"the upload is {size / 2**20:.1f} MB; the limit is {limits.max_upload_mb:g} MB")
-        try:
-            form = await request.form(max_files=limits.max_files, max_part_size=int(limits.max_upload_mb * 2**20))
-        except Exception as exc:  # noqa: BLE001 - multipart parsing errors come in several types
-            return _error(400, f"could not read the upload: {exc}")
-        uploads = [f for f in form.getlist("files") if hasattr(f, "read")]
-        if not uploads:
-            return _error(400, "no files: send spectrum files in the multipart field 'files'")
+        too_large = f"the upload is over the limit of {limits.max_upload_mb:g} MB"
+        size = request.headers.get("content-length") or "0"
+        if not size.isdigit():
+            return _error(400, f"Content-Length {size[:20]!r} is not a number of bytes")
+        if int(size) > max_bytes:
+            return _error(413, f"the upload is {int(size) / 2**20:.1f} MB; the limit is {limits.max_upload_mb:g} MB")
         with tempfile.TemporaryDirectory(prefix="ramanid-upload-") as folder:
-            paths = []
-            for i, upload in enumerate(uploads):
-                path = Path(folder) / f"{i:04d}_{Path(upload.filename or 'upload').name}"
-                path.write_bytes(await upload.read())
-                paths.append(path)
             try:
-                with anyio.fail_after(limits.timeout_s):
-                    answer = await anyio.to_thread.run_sync(
-                        _answer, bundle, paths, details, confidence, reading, mixture
-                    )
+                form = await _counted(request, max_bytes).form(max_files=limits.max_files, max_part_size=max_bytes)
+                paths = await _saved(form, Path(folder))
+            except UploadTooLarge:
+                return _error(413, too_large)
+            except Exception as exc:  # noqa: BLE001 - multipart parsing errors come in several types
+                return _error(400, f"could not read the upload: {exc}")
+            if not paths:
+                return _error(400, "no files: send spectrum files in the multipart field 'files'")
+            crowded = next((p for p in paths if _zip_members(p) > limits.max_zip_members), None)
+            if crowded is not None:
+                return _error(
+                    413,
+                    f"{_original(str(crowded), folder)}: a zip of over {limits.max_zip_members} members; send fewer",
+                )
+            try:
+                results, skipped = await anyio.to_thread.run_sync(
+                    workers.run, (paths, details, confidence, reading, mixture), limits.timeout_s
+                )
             except TimeoutError:
                 return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
             except RamanIdError as exc:
-                return _error(422, str(exc))
-        results, skipped = answer
+                return _error(422, _original(str(exc), folder))
         for result in results:
             result["file"] = _original(result["file"], folder)
-        skipped = [{"file": _original(s.file, folder), "reason": _original(s.reason, folder)} for s in skipped]
+        skipped = [{"file": _original(s["file"], folder), "reason": _original(s["reason"], folder)} for s in skipped]
         if details:
             return JSONResponse({"results": results, "skipped": skipped})
         if not results:
@@ -113,14 +262,74 @@ def create_app(model_dir: str | Path, limits: Limits = Limits(), reading: Readin
             Route("/", index),
             Route("/api/model", model),
             Route("/api/predict", predict, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
+        lifespan=lambda app: _closing(workers),
     )
 
 
-def describe(bundle: Bundle) -> dict:
+@contextlib.asynccontextmanager
+async def _closing(workers: Workers):
+    """The application's lifespan: its workers end with it."""
+    yield
+    workers.close()
+
+
+def _counted(request: Request, max_bytes: int) -> Request:
+    """``request`` whose body raises :class:`UploadTooLarge` once more than ``max_bytes`` have come
+    in, whatever its headers say (a chunked upload has no Content-Length).
+    """
+    received = 0
+
+    async def receive():
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > max_bytes:
+            raise UploadTooLarge
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def _saved(form, folder: Path) -> list[Path]:
+    """The uploaded files of ``form`` copied into ``folder`` a block at a time, named as the user
+    named them (made safe: no folders, control characters or over-long names).
+    """
+    paths = []
+    for i, upload in enumerate(u for u in form.getlist("files") if hasattr(u, "read")):
+        path = folder / f"{i:04d}_{_safe_name(upload.filename)}"
+        with open(path, "wb") as out:
+            while block := await upload.read(2**20):
+                out.write(block)
+        paths.append(path)
+    return paths
+
+
+def _safe_name(name: str | None) -> str:
+    """A file name as the user gave it, without folders or control characters, at most :data:`MAX_NAME` long."""
+    name = "".join(c for c in Path(name or "upload").name if unicodedata.category(c)[0] != "C") or "upload"
+    if len(name) > MAX_NAME:
+        suffix = "".join(Path(name).suffixes)[-20:]
+        name = name[: MAX_NAME - len(suffix) - 1] + "~" + suffix
+    return name
+
+
+def _zip_members(path: Path) -> int:
+    """How many members the zip at ``path`` has (0 for a file that is not a zip)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return len(archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return 0
+
+
+def describe(bundle) -> dict:
     """What ``GET /api/model`` answers: the model's own classes (for a library identifier, the
     library's minerals, added references included) and its library.
     """
+    from ramanid.preprocessing import describe_steps
+
     model, info = bundle.estimator, bundle.info
     names = model.output_names
     return {
@@ -142,12 +351,14 @@ def describe(bundle: Bundle) -> dict:
     }
 
 
-def _answer(
-    bundle: Bundle, paths: list[Path], details: bool, confidence: float, reading: Reading, mixture: int | None = None
-):
-    """Read, prepare once, predict; with ``details``, each answer's plot from the same inputs and
-    the same nearest references.
+def _answer(bundle, paths: list[Path], details: bool, confidence: float, reading: Reading, mixture: int | None = None):
+    """``(results, skipped)`` as JSON-ready lists: read, prepare once, predict; with ``details``,
+    each answer's plot from the same inputs and the same nearest references.
     """
+    from ramanid.io.files import read_spectrum_files
+    from ramanid.jsonable import json_ready
+    from ramanid.predict import predict_prepared
+
     spectra, skipped = read_spectrum_files(paths, reading.laser_nm, reading.calibration)
     X, kept, refused, quality = bundle.prepare(spectra)
     predictions = predict_prepared(
@@ -157,11 +368,13 @@ def _answer(
     if details:
         for i, (result, prediction) in enumerate(zip(results, predictions, strict=True)):
             result["plot"] = json_ready(_plot(bundle, X[i : i + 1], prediction))
-    return results, skipped + refused
+    return results, [{"file": str(s.file), "reason": str(s.reason)} for s in skipped + refused]
 
 
-def _plot(bundle: Bundle, x: np.ndarray, prediction) -> dict:
+def _plot(bundle, x: np.ndarray, prediction) -> dict:
     """The preprocessed spectrum, its nearest references (those of the answer), and the attribution."""
+    from ramanid.explain import explain_prepared
+
     references = [
         {
             "label": f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')}".strip(),
@@ -221,11 +434,22 @@ def serve(
     reading: Reading = Reading(),
     log=print,
 ):
-    """Run the web application until interrupted."""
+    """Run the web application until interrupted; the port is taken before anything is said."""
+    import socket
+
     import uvicorn
 
-    app = create_app(model_dir, limits, reading)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RamanIdError(f"cannot serve on {host}:{port}: {exc.strerror}; choose another --port or --host") from exc
+    hosts = ("*",) if host in ("0.0.0.0", "::") else tuple(dict.fromkeys((host, "127.0.0.1", "localhost", "::1")))
+    app = create_app(model_dir, limits, reading, hosts)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"warning: serving on {host}: anyone who can reach this address can use the model")
     log(f"ramanid: serving {model_dir} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

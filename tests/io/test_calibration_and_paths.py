@@ -111,12 +111,12 @@ def test_explain_library_add_and_serve_read_instrument_files(identifier, tmp_pat
     shutil.copytree(identifier.path, model)
     result = runner.invoke(main, ["library", "add", str(model), str(SILICON), "--mineral", "Silicon (lab standard)"])
     assert result.exit_code == 0, result.output
-    client = TestClient(create_app(model))
     files = [
         ("files", (p.name, p.read_bytes(), "application/octet-stream"))
         for p in (SILICON, FORMATS / "spc" / "RAMAN.SPC")
     ]
-    answer = client.post("/api/predict?details=1", files=files).json()
+    with TestClient(create_app(model), base_url="http://127.0.0.1") as client:
+        answer = client.post("/api/predict?details=1", files=files).json()
     assert [r["file"] for r in answer["results"]][0].endswith(SILICON.name)
     assert answer["results"][0]["top"][0][0] in ("Silicon", "Silicon (lab standard)")
 

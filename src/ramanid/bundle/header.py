@@ -62,6 +62,8 @@ def check_header(header: dict, source) -> None:
         fail("params", "the estimator's parameters, with 'model'")
     if not isinstance(header.get("content"), dict) or set(header["content"]) != {WEIGHTS, LIBRARY}:
         fail("content", f"the SHA-256 of {WEIGHTS} and {LIBRARY}")
+    if not isinstance(header.get("data", {}), dict):
+        fail("data", "an object describing the training data")
     name = header.get("estimator")
     if not isinstance(name, str) or name not in SAVED:
         fail("estimator", f"one of {sorted(SAVED)}")

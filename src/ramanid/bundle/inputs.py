@@ -13,7 +13,7 @@ from ramanid.errors import RamanIdError, SpectrumFormatError
 from ramanid.io.rruff import Skipped
 from ramanid.preprocessing import pipeline_from_spec
 from ramanid.preprocessing.resample import coverage, resample_spectrum
-from ramanid.quality import Quality, estimate
+from ramanid.quality import Quality, estimate, without_signal
 from ramanid.spectra import Spectrum
 
 #: a spectrum must cover at least this share of the model's shift range, with this many points
@@ -21,6 +21,7 @@ MIN_COVERAGE = 0.5
 MIN_POINTS = 20
 #: larger intensities overflow float32 once preprocessed
 MAX_INTENSITY = 1e30
+NO_SIGNAL = "holds no signal (zero, constant or a straight line within the model's range): nothing to identify"
 
 
 def fitted_pipeline(steps: list, grid: np.ndarray) -> Pipeline | None:
@@ -97,8 +98,10 @@ def prepare_rows(shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling
         return RowInputs(np.zeros((0, len(grid)), np.float32), np.zeros(0, int), [], dict.fromkeys(range(len(Y)), axis))
     bad = ~np.isfinite(Y).all(axis=1) | (np.abs(Y).max(axis=1, initial=0) > MAX_INTENSITY)
     problems.update(dict.fromkeys(np.flatnonzero(bad).tolist(), "intensities are not finite (not measured?)"))
-    rows = np.flatnonzero(~bad)
     inside = (shifts >= grid[0]) & (shifts <= grid[-1])
+    flat = ~bad & without_signal(np.where(bad[:, None], 0.0, Y)[:, inside])
+    problems.update(dict.fromkeys(np.flatnonzero(flat).tolist(), NO_SIGNAL))
+    rows = np.flatnonzero(~bad & ~flat)
     quality = estimate(shifts[inside], Y[rows][:, inside], coverage(shifts, grid))
     X = resample_spectrum(shifts, Y[rows], grid, resampling).astype(np.float32).reshape(len(rows), len(grid))
     good = np.ones(len(X), dtype=bool)
@@ -135,12 +138,14 @@ def unanswerable(s: Spectrum, grid: np.ndarray) -> str | None:
     if not np.isfinite(values).all() or np.abs(values).max(initial=0) > MAX_INTENSITY:
         return f"intensities must be finite numbers below {MAX_INTENSITY:.0e} in size"
     share = coverage(s.shifts, grid)
-    inside = int(np.sum((s.shifts >= grid[0]) & (s.shifts <= grid[-1])))
-    if share < MIN_COVERAGE or inside < MIN_POINTS:
+    inside = (s.shifts >= grid[0]) & (s.shifts <= grid[-1])
+    if share < MIN_COVERAGE or inside.sum() < MIN_POINTS:
         return (
-            f"covers {share:.0%} of the model's range {grid[0]:.0f}-{grid[-1]:.0f} cm-1 with {inside} points; "
+            f"covers {share:.0%} of the model's range {grid[0]:.0f}-{grid[-1]:.0f} cm-1 with {inside.sum()} points; "
             f"at least {MIN_COVERAGE:.0%} and {MIN_POINTS} points are needed for an answer"
         )
+    if without_signal(values[inside])[0]:
+        return NO_SIGNAL
     return None
 
 

@@ -56,8 +56,12 @@ def read_wide_csv(path: str | Path, allow_missing: bool = False) -> SpectraSet:
     path = Path(path)
     sep = wide_separator(_read_text(path)) or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
     comma = sep != "," and _comma_decimals(path)
-    try:
-        table = pd.read_csv(path, sep=sep, engine="c", decimal="," if comma else ".")
+    try:  # the other columns are text: labels "1", "1.0" and "01" stay three, "None" and "NaN" are names
+        titles = pd.read_csv(path, sep=sep, engine="c", nrows=0).columns
+        text = {title: str for title in titles if as_float(title) is None}
+        table = pd.read_csv(
+            path, sep=sep, engine="c", decimal="," if comma else ".", dtype=text, keep_default_na=False, na_values=[""]
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise SpectrumFormatError(str(path), f"not a readable CSV table ({exc})") from exc
     return wide_table(table, str(path), f"pandas, decimal {'comma' if comma else 'point'}", allow_missing)
