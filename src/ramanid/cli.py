@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ramanid.errors import RamanIdError
+from ramanid.errors import RamanIdError, printable
 
 #: the identifier's preprocessing: spikes out, fluorescence baseline out (arPLS, Baek et al. 2015), min-max
 IDENTIFIER_PREPROCESS = "despike, arpls, minmax"
@@ -22,7 +22,7 @@ class _FriendlyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RamanIdError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(exc)}", err=True)
             sys.exit(DATA_ERROR)
 
 
@@ -45,6 +45,29 @@ def _checked_output(value, folder: bool, kind: str | None = None):
     if value is not None:
         try:
             check_output(value, folder=folder, kind=kind)
+        except RamanIdError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+#: the widest network ``--hidden`` may ask for (a typo of a few zeros would allocate hundreds of GB)
+MAX_WIDTH = 4096
+
+
+def _finite(ctx, param, value):
+    """Refuse NaN, which every range check lets through."""
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number")
+    return value
+
+
+def _device(ctx, param, value):
+    """Refuse a device this machine does not have, before any work starts."""
+    if value not in (None, "auto"):
+        from ramanid.training.trainer import check_device
+
+        try:
+            check_device(value)
         except RamanIdError as exc:
             raise click.BadParameter(str(exc)) from exc
     return value
@@ -116,15 +139,30 @@ def _training_options(f):
                 help="The positive class of a binary task (default: the second label in sorted order).",
             ),
             click.option("--epochs", type=click.IntRange(1), default=100, show_default=True),
-            click.option("--lr", type=float, default=None, help="Learning rate (default: the model's published one)."),
-            click.option("--wd", "weight_decay", type=float, default=None, help="Weight decay."),
+            click.option(
+                "--lr",
+                type=click.FloatRange(0, 10, min_open=True),
+                callback=_finite,
+                default=None,
+                help="Learning rate (default: the model's published one).",
+            ),
+            click.option(
+                "--wd",
+                "weight_decay",
+                type=click.FloatRange(0, 1),
+                callback=_finite,
+                default=None,
+                help="Weight decay.",
+            ),
             click.option(
                 "--hidden",
-                type=click.IntRange(1),
+                type=click.IntRange(1, MAX_WIDTH),
                 default=None,
                 help="Width of the network (the width parameter its registry entry names).",
             ),
-            click.option("--device", default=None, help="cpu, cuda or mps (default: the best available)."),
+            click.option(
+                "--device", default=None, callback=_device, help="cpu, cuda or mps (default: the best available)."
+            ),
             click.option(
                 "--precision",
                 type=click.Choice(["auto", "float32", "bfloat16"]),
@@ -628,7 +666,7 @@ def library_add_command(model_dir, paths, mineral, laser_nm, calibration):
         bundle = load_bundle(model_dir)
         spectra, skipped = _read(paths, laser_nm, calibration)
         for s in skipped:
-            click.echo(f"skipped: {s.reason}", err=True)
+            click.echo(f"skipped: {printable(s.reason)}", err=True)
         try:
             bundle, added, refused = add_spectra(bundle, spectra, mineral, log=lambda line: click.echo(line, err=True))
         except KeyboardInterrupt:
@@ -637,7 +675,7 @@ def library_add_command(model_dir, paths, mineral, laser_nm, calibration):
             click.echo(f"interrupted: {done}; the model folder is whole", err=True)
             sys.exit(130)
     for s in refused:
-        click.echo(f"skipped: {s.reason}", err=True)
+        click.echo(f"skipped: {printable(s.reason)}", err=True)
     click.echo(
         f"added {added} references; the library holds {len(bundle.library)} spectra of {bundle.minerals} minerals"
     )
@@ -687,9 +725,10 @@ def predict_command(model_dir, paths, top, fmt, confidence, mixture, max_compone
     elif fmt == "csv":
         click.echo(as_table(results).to_csv(index=False), nl=False)
     elif results:
-        click.echo(as_table(results).to_string(index=False))
+        table = as_table(results)
+        click.echo(table.map(lambda v: printable(v) if isinstance(v, str) else v).to_string(index=False))
     for s in skipped + refused:
-        click.echo(f"skipped: {s.reason}", err=True)
+        click.echo(f"skipped: {printable(s.reason)}", err=True)
     if not results:
         raise SystemExit(DATA_ERROR)
 
@@ -814,6 +853,7 @@ def map_command(
     import numpy as np
 
     from ramanid.bundle import load_bundle
+    from ramanid.bundle.inputs import NO_SIGNAL, NOT_MEASURED
     from ramanid.io.calibration import AxisCorrection
     from ramanid.maps import MapOptions, map_answers, read_map, summary, write_map
 
@@ -821,7 +861,7 @@ def map_command(
     correction = AxisCorrection.load(calibration) if calibration else None
     data = read_map(map_file, laser_nm, correction, axis)
     probe = bundle.prepare_rows(data.shifts, np.asarray(data.intensities[:1], dtype=float))
-    if not len(probe.X) and probe.problems:
+    if probe.problems and probe.problems[0] not in (NO_SIGNAL, NOT_MEASURED):  # a problem of every pixel
         raise RamanIdError(f"{map_file}: {probe.problems[0]}")
     options = MapOptions(chunk, max_components if mixture else None, baseline == "fast", neighbourhood)
     cache = Path(out).parent / f".{Path(out).name}.chunks"
@@ -837,9 +877,12 @@ def map_command(
     speed = f"{len(data)} pixels in {wall:.1f} s ({len(data) / max(wall, 1e-9):.0f} pixels/s)"
     click.echo(speed + (f"; {data.facts['note']}" if "note" in data.facts else ""))
     for row in phases.head(12).itertuples():
-        click.echo(
-            f"  {row.phase}: {row.pixels} pixels, {row.area_share:.1%}, mean probability {row.mean_probability:.2f}"
-        )
+        line = f"  {printable(row.phase)}: {row.pixels} pixels, {row.area_share:.1%}"
+        if row.mean_probability == row.mean_probability:  # the pixels not answered have none
+            line += f", mean probability {row.mean_probability:.2f}"
+        else:
+            line += " of the map"
+        click.echo(line)
     click.echo(f"written: {out}")
 
 
@@ -847,32 +890,11 @@ def _dask_client(workers, scheduler):
     """A dask.distributed client (a local cluster of ``workers``, or the one at ``scheduler``), or
     a context that yields None for in-process work.
     """
-    from contextlib import contextmanager, nullcontext
+    from contextlib import nullcontext
 
-    if workers is None and scheduler is None:
-        return nullcontext(None)
-    if workers is not None and scheduler is not None:
-        raise RamanIdError("give --workers (a local cluster) or --scheduler ADDRESS, not both")
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise RamanIdError("--workers and --scheduler need dask.distributed: pip install 'ramanid[dask]'") from exc
+    from ramanid.cluster import dask_client
 
-    @contextmanager
-    def connected():
-        if workers is not None:
-            with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster:
-                with Client(cluster) as client:
-                    yield client
-            return
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise RamanIdError(f"cannot reach the dask scheduler at {scheduler!r} ({exc})") from exc
-        with client:
-            yield client
-
-    return connected()
+    return nullcontext(None) if workers is None and scheduler is None else dask_client(workers, scheduler)
 
 
 @main.command("read")

@@ -76,6 +76,11 @@ def train_bundle(
     estimator, X = recipe.estimator, recipe.X
     val = estimator.validation_index_
     train = np.setdiff1d(np.arange(len(X)), val)
+    if not len(val) or not len(train):
+        raise RamanIdError(
+            f"{len(X)} spectra are too few to hold out a validation part (it sets the calibration and the "
+            "unknown flag): give more spectra"
+        )
     meta = spectra.meta.copy()
     meta["label"] = (
         meta[task.column].astype(str) if task.column else meta.get("mineral", pd.Series(["?"] * len(X))).astype(str)

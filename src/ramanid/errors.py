@@ -5,6 +5,8 @@ Every message names the file (and line, or spectrum) and says what was expected.
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class RamanIdError(Exception):
     """Base class of every error ramanid raises on purpose."""
@@ -49,3 +51,12 @@ class OutputError(RamanIdError, OSError):
 
 class PreprocessingError(RamanIdError, ValueError):
     """A preprocessing step or resampling cannot run as asked (unknown method, bad parameter)."""
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters (terminal escapes, newlines, NUL) shown as escapes,
+    so that a name read from a file cannot rewrite or split what a terminal shows.
+    """
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cs") else c for c in str(text)
+    )

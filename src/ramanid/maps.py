@@ -347,13 +347,15 @@ def majority_filter(data: MapData, table: pd.DataFrame) -> np.ndarray:
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Each phase's pixels, share of the answered area, and mean probability, largest first."""
+    """Each phase's pixels, share of the answered area (for the pixels not answered, their share of
+    the whole map), and mean probability, largest first.
+    """
     answered = table[table["phase"] != UNANSWERED]
     rows = [
         {
             "phase": phase,
             "pixels": int(len(part)),
-            "area_share": round(len(part) / max(len(answered), 1), 4),
+            "area_share": round(len(part) / max(len(table) if phase == UNANSWERED else len(answered), 1), 4),
             "mean_probability": round(float(np.nanmean(part["probability"])), 4) if len(part) else float("nan"),
         }
         for phase, part in table.groupby("phase")

@@ -44,10 +44,10 @@ def fold_bars(result: dict, path: Path) -> Path:
     for f in range(folds):
         values = [result["models"][m]["folds"][f]["metrics"].get(key) or 0 for m in models]
         ax.bar(np.arange(len(models)) + f * width, values, width, label=f"fold {f + 1}" if folds <= 10 else None)
-    ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2, models, rotation=20)
+    ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2, [_short(m) for m in models], rotation=20)
     ax.set_ylabel(label)
     ax.set_ylim(0, 1)
-    ax.set_title(f"{label} per fold — {result['split']}", fontsize=9)
+    ax.set_title(_short(f"{label} per fold — {result['split']}", 120), fontsize=9)
     if folds <= 10:
         ax.legend(fontsize=7, ncol=min(folds, 5))
     return save(fig, path)
@@ -68,15 +68,15 @@ def roc_curves(result: dict, path: Path) -> Path:
                 continue
             fpr, tpr, _ = roc_curve(truth, score)
             auc = data["summary"][f"{element}_roc_auc"]["mean"]
-            ax.plot(fpr, tpr, label=f"{model} (AUC {auc:.3f})")
+            ax.plot(fpr, tpr, label=f"{_short(model)} (AUC {auc:.3f})")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-        ax.set_title(element)
+        ax.set_title(_short(element))
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.legend(fontsize=7, loc="lower right")
     for k in range(len(elements), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    fig.suptitle(f"ROC curves, test folds pooled — {result['split']}", fontsize=9)
+    fig.suptitle(_short(f"ROC curves, test folds pooled — {result['split']}", 120), fontsize=9)
     return save(fig, path)
 
 
@@ -89,11 +89,12 @@ def confusion_heatmap(result: dict, model: str, path: Path) -> Path:
     shown = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
     if len(classes) <= 40:
-        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        names = [_short(c) for c in classes]
+        ax.set_xticks(range(len(classes)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(classes)), names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{model}: confusion, rows normalised, all test folds", fontsize=9)
+    ax.set_title(f"{_short(model)}: confusion, rows normalised, all test folds", fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.7)
     return save(fig, path)
 
@@ -106,7 +107,8 @@ def explanation(
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.4])
     top.plot(shifts, spectrum, color="black", lw=1, label="spectrum (preprocessed)")
     if reference is not None:
-        top.plot(shifts, reference, color="tab:green", lw=1, ls="--", alpha=0.8, label=f"best match: {reference_label}")
+        label = f"best match: {_short(reference_label, 60)}"
+        top.plot(shifts, reference, color="tab:green", lw=1, ls="--", alpha=0.8, label=label)
     scale = np.abs(attribution).max() or 1.0
     top.fill_between(
         shifts,
@@ -125,7 +127,7 @@ def explanation(
         label="attribution against the class (scaled)",
     )
     top.set_ylabel("intensity (a.u.)")
-    top.set_title(title, fontsize=10)
+    top.set_title("\n".join(_short(line, 100) for line in title.splitlines()[:3]), fontsize=10)
     top.legend(fontsize=8, loc="upper right")
     bottom.bar(
         shifts, attribution, width=np.diff(shifts).mean(), color=np.where(attribution >= 0, "tab:red", "tab:blue")
@@ -152,7 +154,7 @@ def embedding_maps(
         ax.scatter(points[other, 0], points[other, 1], s=6, color="lightgrey", label="other classes")
         for colour, cls in zip(colours, shown, strict=False):
             mask = labels == cls
-            ax.scatter(points[mask, 0], points[mask, 1], s=10, color=colour, label=str(cls))
+            ax.scatter(points[mask, 0], points[mask, 1], s=10, color=colour, label=_short(cls))
         ax.set_title(f"{name}\nsilhouette {scores[name]:.3f} (higher separates better)", fontsize=9)
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
@@ -253,5 +255,9 @@ def spectrum_over_reference(shifts, spectrum, reference, title: str, out) -> Non
 
 
 def _short(text: str, limit: int = 40) -> str:
-    """A label cut to ``limit`` characters with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A label for a figure: cut to ``limit`` characters with an ellipsis, on one line, its dollar
+    signs shown as written (never read as mathtext). A class name can be anything a user's table held.
+    """
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("$", r"\$")

@@ -78,6 +78,8 @@ def noise_sd(y: np.ndarray) -> np.ndarray:
 def estimate(shifts: np.ndarray, y: np.ndarray, coverage: np.ndarray | float = 1.0) -> list[Quality]:
     """The quality of each row of ``y`` (spectra on the axis ``shifts``, not yet normalised)."""
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    if not len(y):
+        return []
     step = float(np.median(np.diff(shifts)))
     noise = noise_sd(y)
     smooth = savgol_filter(y, min(SMOOTHING, y.shape[-1] // 2 * 2 - 1), 2, axis=-1) if y.shape[-1] > 5 else y

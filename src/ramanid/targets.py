@@ -136,4 +136,7 @@ class Task:
         if not usable.all():
             log(f"{int((~usable).sum())} spectra have no readable chemistry and are left out")
             spectra, y = spectra.subset(usable), y[usable]
+        if self.kind == "label" and len(np.unique(y)) < 2:
+            held = f"one class ({str(y[0])[:60]!r})" if len(y) else "no spectra"
+            raise DatasetError(f"the {self.column!r} labels hold {held}: a classifier needs at least two classes")
         return spectra, y

@@ -62,6 +62,10 @@ def write_folder(folder: str | Path, header: dict, tensors: dict, references: Re
     return Path(folder)
 
 
+#: a header larger than this is not one ramanid wrote (it holds names and settings; arrays are in the other files)
+MAX_HEADER_BYTES = 64 * 2**20
+
+
 def read_header(folder: Path) -> dict:
     """``bundle.json`` of a model folder whose three files are there, or a :class:`BundleError`."""
     if not folder.is_dir():
@@ -69,9 +73,14 @@ def read_header(folder: Path) -> dict:
     for name in (HEADER, WEIGHTS, LIBRARY):
         if not (folder / name).is_file():
             raise BundleError(f"{folder}: {name} is missing: the model folder is incomplete")
+    size = (folder / HEADER).stat().st_size
+    if size > MAX_HEADER_BYTES:
+        raise BundleError(f"{folder / HEADER}: {size:,} bytes, more than any model's header ({MAX_HEADER_BYTES:,})")
     try:
         header = json.loads((folder / HEADER).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError as exc:
+        raise BundleError(f"{folder / HEADER}: nested deeper than any model's header: not one ramanid wrote") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{folder / HEADER}: not valid JSON ({str(exc)[:200]})") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         kind = header.get("format") if isinstance(header, dict) else type(header).__name__

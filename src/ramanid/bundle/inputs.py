@@ -22,6 +22,7 @@ MIN_POINTS = 20
 #: larger intensities overflow float32 once preprocessed
 MAX_INTENSITY = 1e30
 NO_SIGNAL = "holds no signal (zero, constant or a straight line within the model's range): nothing to identify"
+NOT_MEASURED = "intensities are not finite (not measured?)"
 
 
 def fitted_pipeline(steps: list, grid: np.ndarray) -> Pipeline | None:
@@ -93,11 +94,11 @@ def prepare_rows(shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling
     """
     shifts, Y = np.asarray(shifts, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     problems = {}
-    axis = unanswerable(Spectrum(shifts, np.zeros(len(shifts)), {}), grid)
+    axis = uncovered(shifts, grid)
     if axis is not None:
         return RowInputs(np.zeros((0, len(grid)), np.float32), np.zeros(0, int), [], dict.fromkeys(range(len(Y)), axis))
     bad = ~np.isfinite(Y).all(axis=1) | (np.abs(Y).max(axis=1, initial=0) > MAX_INTENSITY)
-    problems.update(dict.fromkeys(np.flatnonzero(bad).tolist(), "intensities are not finite (not measured?)"))
+    problems.update(dict.fromkeys(np.flatnonzero(bad).tolist(), NOT_MEASURED))
     inside = (shifts >= grid[0]) & (shifts <= grid[-1])
     flat = ~bad & without_signal(np.where(bad[:, None], 0.0, Y)[:, inside])
     problems.update(dict.fromkeys(np.flatnonzero(flat).tolist(), NO_SIGNAL))
@@ -137,15 +138,19 @@ def unanswerable(s: Spectrum, grid: np.ndarray) -> str | None:
     values = np.asarray(s.intensities, dtype=np.float64)
     if not np.isfinite(values).all() or np.abs(values).max(initial=0) > MAX_INTENSITY:
         return f"intensities must be finite numbers below {MAX_INTENSITY:.0e} in size"
-    share = coverage(s.shifts, grid)
     inside = (s.shifts >= grid[0]) & (s.shifts <= grid[-1])
+    return uncovered(s.shifts, grid) or (NO_SIGNAL if without_signal(values[inside])[0] else None)
+
+
+def uncovered(shifts: np.ndarray, grid: np.ndarray) -> str | None:
+    """Why an axis covers too little of ``grid`` for an answer, or None."""
+    share = coverage(shifts, grid)
+    inside = (shifts >= grid[0]) & (shifts <= grid[-1])
     if share < MIN_COVERAGE or inside.sum() < MIN_POINTS:
         return (
             f"covers {share:.0%} of the model's range {grid[0]:.0f}-{grid[-1]:.0f} cm-1 with {inside.sum()} points; "
             f"at least {MIN_COVERAGE:.0%} and {MIN_POINTS} points are needed for an answer"
         )
-    if without_signal(values[inside])[0]:
-        return NO_SIGNAL
     return None
 
 

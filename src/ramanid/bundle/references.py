@@ -25,10 +25,7 @@ def add_spectra(bundle: Bundle, spectra: list[Spectrum], mineral: str | None = N
             "reference added to it could never be an answer: add references to a 'ramanid library build' model"
         )
     X, kept, skipped, _ = bundle.prepare(spectra)
-    names = [mineral or s.meta.get("mineral") for s in kept]
-    unnamed = next((s.source for s, name in zip(kept, names, strict=True) if not name or not str(name).strip()), None)
-    if unnamed is not None:
-        raise RamanIdError(f"{unnamed}: no mineral name in the file: give --mineral NAME")
+    names = [reference_name(mineral or s.meta.get("mineral"), s.source) for s in kept]
     if not len(X):
         raise RamanIdError("no spectrum could be added" + "".join(f"; {s.reason}" for s in skipped[:3]))
     meta = pd.DataFrame([{k: str(s.meta.get(k, "")) for k in ("rruff_id", "file", "chemistry")} for s in kept])
@@ -62,6 +59,26 @@ def add_references(bundle: Bundle, X: np.ndarray, meta: pd.DataFrame, log=print)
     return load_bundle(bundle.path)
 
 
+#: the longest reference name taken
+MAX_NAME = 200
+
+
+def reference_name(name, source: str) -> str:
+    """``name`` as a reference's name: without surrounding spaces or zero-width characters, or a
+    RamanIdError (naming ``source``) for a name that is empty, too long or holds control characters.
+    """
+    cleaned = "".join(c for c in str(name or "") if unicodedata.category(c) != "Cf").strip()
+    if not cleaned:
+        raise RamanIdError(f"{source}: no mineral name in the file: give --mineral NAME")
+    if any(unicodedata.category(c) == "Cc" for c in cleaned):
+        raise RamanIdError(f"{source}: the mineral name {cleaned[:60]!r} holds control characters: give --mineral NAME")
+    if len(cleaned) > MAX_NAME:
+        raise RamanIdError(
+            f"{source}: the mineral name is {len(cleaned)} characters long; at most {MAX_NAME} are taken"
+        )
+    return cleaned
+
+
 def plain_name(name: str) -> str:
     """A mineral name without case, accents or zero-width characters, for matching
     ``Rhodochrosite`` with ``rhodochrosite``.
@@ -70,4 +87,4 @@ def plain_name(name: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf").casefold()
 
 
-__all__ = ["Skipped", "add_references", "add_spectra", "plain_name"]
+__all__ = ["Skipped", "add_references", "add_spectra", "plain_name", "reference_name"]

@@ -200,9 +200,9 @@ def _execute(calls, n_jobs: int, backend: str, scheduler: str | None):
     cached at once and an interrupted run loses only the folds in flight.
     """
     if backend == "dask":
-        from dask.distributed import Client
+        from ramanid.cluster import dask_client
 
-        with Client(scheduler) as client:
+        with dask_client(scheduler=scheduler) as client:
             futures = [client.submit(run_fold, *call, pure=False) for call in calls]
             for future in futures:
                 yield future.result()

@@ -17,7 +17,7 @@ from ramanid.errors import RamanIdError, SpectrumFormatError
 from ramanid.io.block import Block
 from ramanid.io.calibration import AxisCorrection
 from ramanid.io.rruff import Skipped, parse_rruff, read_rruff
-from ramanid.io.tables import MAX_FILE_BYTES, read_wide_csv, wide_separator
+from ramanid.io.tables import MAX_FILE_BYTES, check_text_size, read_wide_csv, wide_separator
 from ramanid.io.text import decode, reject_non_spectrum, utf16_codec
 from ramanid.io.textfiles import read_text_spectra
 from ramanid.spectra import SpectraSet, Spectrum
@@ -168,6 +168,7 @@ def sniff(path: Path) -> str:
         if suffix in UNREAD:
             raise SpectrumFormatError(source, UNREAD[suffix])
         raise SpectrumFormatError(source, f"a binary file in no format ramanid reads (it reads {', '.join(FORMATS)})")
+    check_text_size(path)
     text = decode(head).lstrip()
     if text.startswith("<"):
         if "<LSX" in text[:2000]:

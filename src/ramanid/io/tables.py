@@ -4,6 +4,10 @@ shifts as column titles), and ``.npy`` matrices.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +17,11 @@ from ramanid.errors import SpectrumFormatError
 from ramanid.io.text import decode, reject_non_spectrum
 from ramanid.spectra import SpectraSet, Spectrum, check_shifts
 
-#: a text file of spectra larger than this is refused unread (a wide CSV of 100,000 spectra is ~1 GB)
+#: a spectrum file larger than this is refused unread
 MAX_FILE_BYTES = 2**30
+#: a text file larger than this is refused unread: text is read whole, at about 5 bytes of memory
+#: a byte (an 80 MB map of 10,000 spectra peaks at 0.6 GB); a larger map is streamed from .npy
+MAX_TEXT_BYTES = 2**29
 #: a wide table's title row has at least this many shifts (in order), half its titles or more
 WIDE_MIN_SHIFTS = 4
 
@@ -54,13 +61,21 @@ def read_wide_csv(path: str | Path, allow_missing: bool = False) -> SpectraSet:
     (:func:`wide_table`). Every other column (labels, sample ids, ...) goes to the metadata.
     """
     path = Path(path)
-    sep = wide_separator(_read_text(path)) or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    comma = sep != "," and _comma_decimals(path)
+    text = _read_text(path)  # decoded (UTF-16 included) and decompressed once, then parsed by pandas
+    suffix = Path(path.name.removesuffix(path.suffix)).suffix if path.suffix.lower() in _COMPRESSED else path.suffix
+    sep = wide_separator(text) or ("\t" if suffix.lower() in (".tsv", ".tab") else ",")
+    comma = sep != "," and any("," in line for line in text.split("\n")[1:3])
     try:  # the other columns are text: labels "1", "1.0" and "01" stay three, "None" and "NaN" are names
-        titles = pd.read_csv(path, sep=sep, engine="c", nrows=0).columns
-        text = {title: str for title in titles if as_float(title) is None}
+        titles = pd.read_csv(io.StringIO(text), sep=sep, engine="c", nrows=0).columns
+        names = {title: str for title in titles if as_float(title) is None}
         table = pd.read_csv(
-            path, sep=sep, engine="c", decimal="," if comma else ".", dtype=text, keep_default_na=False, na_values=[""]
+            io.StringIO(text),
+            sep=sep,
+            engine="c",
+            decimal="," if comma else ".",
+            dtype=names,
+            keep_default_na=False,
+            na_values=[""],
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise SpectrumFormatError(str(path), f"not a readable CSV table ({exc})") from exc
@@ -135,21 +150,36 @@ def _load_array(path: str | Path) -> np.ndarray:
         raise SpectrumFormatError(str(path), f"not a numeric .npy array ({exc})") from exc
 
 
-def _comma_decimals(path: Path) -> bool:
-    """Whether a ';'- or tab-separated wide table writes its numbers with decimal commas."""
-    lines = _read_text(path).split("\n")
-    return any("," in line for line in lines[1:3])
+def check_text_size(path: Path) -> None:
+    """Refuse a text file too large to read whole (:data:`MAX_TEXT_BYTES`), before reading it."""
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise SpectrumFormatError(
+            str(path),
+            f"a text file of {size / 2**20:,.0f} MB; text is read whole, up to {MAX_TEXT_BYTES / 2**20:,.0f} MB: "
+            "save a larger map as .npy ('ramanid map' streams it)",
+        )
+
+
+#: compressed text a table may come in, by extension
+_COMPRESSED = {".gz": (gzip.open, "gzip"), ".bz2": (bz2.open, "bzip2"), ".xz": (lzma.open, "xz")}
 
 
 def _read_text(path: Path) -> str:
+    """A text file's text (decompressed for ``.gz``, ``.bz2`` and ``.xz``), at most :data:`MAX_TEXT_BYTES`."""
+    opener, kind = _COMPRESSED.get(path.suffix.lower(), (open, None))
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise SpectrumFormatError(
-                str(path), f"{path.stat().st_size:,} bytes: larger than any spectrum file (limit {MAX_FILE_BYTES:,})"
-            )
-        text = decode(path.read_bytes())
+        check_text_size(path)
+        with opener(path, "rb") as fh:
+            data = fh.read(MAX_TEXT_BYTES + 1)
     except OSError as exc:
-        raise SpectrumFormatError(str(path), f"cannot read the file ({exc.strerror})") from exc
+        what = f"not a {kind} file ({exc})" if kind and not isinstance(exc, FileNotFoundError) else None
+        raise SpectrumFormatError(str(path), what or f"cannot read the file ({exc.strerror})") from exc
+    except (EOFError, lzma.LZMAError) as exc:
+        raise SpectrumFormatError(str(path), f"a damaged {kind} file ({exc})") from exc
+    if len(data) > MAX_TEXT_BYTES:
+        raise SpectrumFormatError(str(path), f"decompresses to over {MAX_TEXT_BYTES / 2**20:,.0f} MB of text")
+    text = decode(data)
     reject_non_spectrum(text, str(path))
     return text
 

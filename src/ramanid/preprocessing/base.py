@@ -28,6 +28,22 @@ def _checked(step: BaseEstimator, X, reset: bool) -> np.ndarray:
     return X
 
 
+def check_setting(step: str, name: str, value, low: float, high: float, whole: bool = False) -> None:
+    """Raise :class:`~ramanid.errors.PreprocessingError` unless ``value`` is a (whole, for
+    ``whole``) number from ``low`` to ``high``: a setting out of range could exhaust memory or time.
+    """
+    number = isinstance(value, (int, np.integer)) or (not whole and isinstance(value, (float, np.floating)))
+    if isinstance(value, bool) or not number or not (np.isfinite(value) and low <= value <= high):
+        kind = "a whole number" if whole else "a number"
+        raise PreprocessingError(f"{step} {name}={value!r}: expected {kind} from {low:g} to {high:g}")
+
+
+def check_window(step: str, name: str, points: int, n_points: int) -> None:
+    """Refuse a window of ``points`` points that does not fit in spectra of ``n_points``."""
+    if points >= n_points:
+        raise PreprocessingError(f"{step} {name} spans {points} points: the spectra have only {n_points}")
+
+
 class SpectrumTransformer(TransformerMixin, BaseEstimator):
     """A step that treats each spectrum (row) on its own.
 
@@ -59,9 +75,14 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
             raise
         except (ValueError, TypeError, np.linalg.LinAlgError) as exc:
             raise PreprocessingError(
-                f"preprocessing step {self!r} failed on spectra of {X.shape[1]} points: {exc}"
+                f"preprocessing step {self.describe()} failed on spectra of {X.shape[1]} points: {exc}"
             ) from exc
         return out.astype(X.dtype, copy=False)
+
+    def describe(self) -> str:
+        """The step and its settings, for a message (its shift axis left out)."""
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items() if k != "shifts")
+        return f"{type(self).__name__}({settings})"
 
     def _transform_rows(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

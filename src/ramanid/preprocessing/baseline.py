@@ -15,7 +15,7 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 from scipy.spatial import QhullError
 
 from ramanid.errors import PreprocessingError
-from ramanid.preprocessing.base import SpectrumTransformer
+from ramanid.preprocessing.base import SpectrumTransformer, check_setting, check_window
 
 #: the key parameters each algorithm takes
 PARAMETERS = {
@@ -26,6 +26,15 @@ PARAMETERS = {
     "imodpoly": ("poly_order", "max_iter"),
     "snip": ("max_half_window",),
     "rubberband": ("segments",),
+}
+#: the range each parameter may take (whole numbers for the counts)
+RANGES = {
+    "lam": (1e-10, 1e15, False),
+    "p": (1e-10, 1 - 1e-10, False),
+    "max_iter": (1, 10_000, True),
+    "poly_order": (0, 20, True),
+    "max_half_window": (1, 65_536, True),
+    "segments": (1, 65_536, True),
 }
 #: spectra per worker task: large enough that process start-up does not dominate
 CHUNK = 256
@@ -94,6 +103,8 @@ class BaselineCorrection(SpectrumTransformer):
         extra = sorted(set(given) - set(PARAMETERS[self.method]))
         if extra:
             raise PreprocessingError(f"baseline {self.method!r} takes {PARAMETERS[self.method]}, not {extra}")
+        for name, value in given.items():
+            check_setting(f"baseline {self.method!r}", name, value, *RANGES[name])
         return given
 
     def _check_params(self) -> None:
@@ -113,6 +124,9 @@ class BaselineCorrection(SpectrumTransformer):
         return np.concatenate(parts)
 
     def _transform_rows(self, X):
+        for name in ("max_half_window", "segments"):
+            if getattr(self, name) is not None:
+                check_window(f"baseline {self.method!r}", name, getattr(self, name), X.shape[1])
         return X - self.baselines(X)
 
 
@@ -159,9 +173,10 @@ class OpeningBaseline(SpectrumTransformer):
         self.shifts = shifts
 
     def _check_params(self) -> None:
-        if not (isinstance(self.width, (int, float)) and self.width > 0):
-            raise PreprocessingError(f"opening width {self.width!r}: expected a positive number of cm-1")
+        check_setting("opening", "width (cm-1)", self.width, 1e-6, 1e6)
 
     def _transform_rows(self, X):
         step = float(np.median(np.diff(self.shifts))) if self.shifts is not None and len(self.shifts) > 1 else 1.0
-        return X - opening_envelope(X, self.width / max(step, 1e-9))
+        points = self.width / max(step, 1e-9)
+        check_window("opening", f"width={self.width!r} cm-1", int(points), X.shape[1])
+        return X - opening_envelope(X, points)

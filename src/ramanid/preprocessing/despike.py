@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import convolve1d, median_filter
 
-from ramanid.preprocessing.base import SpectrumTransformer
+from ramanid.preprocessing.base import SpectrumTransformer, check_setting, check_window
 
 #: half-width, in points, of the neighbourhood that sets the local step size and level
 LOCAL_HALF_WIDTH = 5
@@ -51,6 +51,11 @@ class Despike(SpectrumTransformer):
         self.ratio = ratio
         self.window = window
 
+    def _check_params(self) -> None:
+        check_setting("despike", "threshold", self.threshold, 1e-6, 1e6)
+        check_setting("despike", "ratio", self.ratio, 1e-6, 1e6)
+        check_setting("despike", "window", self.window, 1, 65_536, whole=True)
+
     def spike_mask(self, X) -> np.ndarray:
         """Boolean ``(n, p)`` mask of the points that belong to spikes."""
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
@@ -70,6 +75,7 @@ class Despike(SpectrumTransformer):
         return mask
 
     def _transform_rows(self, X):
+        check_window("despike", "window", 2 * self.window + 1, X.shape[1] + 1)
         mask = self.spike_mask(X)
         if not mask.any():
             return X

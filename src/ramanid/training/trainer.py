@@ -56,14 +56,33 @@ class TrainConfig:
 
 
 def resolve_device(device: str | None = None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA, then Apple MPS, then CPU."""
+    """``None`` or ``"auto"``: CUDA, then Apple MPS, then CPU; otherwise ``device``, which must
+    be one this machine has (a :class:`~ramanid.errors.ModelError` says which it has).
+    """
     if device not in (None, "auto"):
-        return torch.device(device)
+        return check_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_device(device: str) -> torch.device:
+    """``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``) as a torch device, if this machine has it."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    have = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())] + (["mps"] if mps else [])
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        chosen = None
+    index = 0 if chosen is not None and chosen.index is None else getattr(chosen, "index", None)
+    usable = chosen is not None and (
+        chosen.type == "cpu" or (chosen.type == "cuda" and f"cuda:{index}" in have) or (chosen.type == "mps" and mps)
+    )
+    if not usable:
+        raise ModelError(f"device {device!r}: this machine has {', '.join(have)}")
+    return chosen
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
