@@ -48,6 +48,7 @@ def test_the_map_command_writes_every_output_and_says_what_is_missing(tmp_path):
     assert result.exit_code == 0, result.output
     assert "12 pixels" in result.output and "(16)" in result.output  # 16 announced, 12 measured
     assert sorted(p.name for p in out.iterdir()) == [
+        ".ramanid-map",  # the marker that lets a later map replace this folder
         "confidence.png",
         "phases.png",
         "pixels.csv",

@@ -75,6 +75,10 @@ class UploadTooLarge(Exception):
     """The request body grew past the upload limit as it streamed in."""
 
 
+class WorkerLost(Exception):
+    """The worker answering a request ended (killed, out of memory) before it answered."""
+
+
 class Workers:
     """Processes that each hold the model and answer one request at a time. A request over its
     time limit kills its worker (and whatever it was stuck in), and a new one takes its place.
@@ -85,13 +89,20 @@ class Workers:
     def __init__(self, model_dir: str | Path, size: int = 1):
         self.model_dir = str(model_dir)
         self._idle: queue.Queue = queue.Queue()
-        first = _Worker(self.model_dir)  # a folder that cannot be loaded fails here, at start
-        self.description = first.description
-        self._idle.put(first)
-        for _ in range(size - 1):
-            self._idle.put(_Worker(self.model_dir))
+        self._all: set[_Worker] = set()  # idle and busy, so that closing ends a request in flight too
         self._closed = False
+        self.description = self._started().description  # a folder that cannot be loaded fails here
+        for _ in range(size - 1):
+            self._started()
         atexit.register(self.close)  # before multiprocessing's own exit joins the workers
+
+    def _started(self) -> _Worker:
+        worker = _Worker(self.model_dir)
+        self._all.add(worker)
+        self._idle.put(worker)
+        if self._closed:
+            self.close()
+        return worker
 
     def run(self, request: tuple, timeout_s: float):
         """The answer to ``request`` (the arguments of :func:`_answer` after the bundle), or a
@@ -104,8 +115,9 @@ class Workers:
             raise TimeoutError from None
         try:
             answer = worker.run(request, deadline - time.monotonic())
-        except TimeoutError:
+        except (TimeoutError, WorkerLost):
             worker.kill()
+            self._all.discard(worker)
             threading.Thread(target=self._replace, daemon=True).start()
             raise
         except BaseException:
@@ -116,18 +128,18 @@ class Workers:
 
     def close(self) -> None:
         self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().kill()
-            except queue.Empty:
-                return
+        for worker in list(self._all):
+            worker.kill()
 
     def _replace(self) -> None:
-        worker = _Worker(self.model_dir)
-        if self._closed:
-            worker.kill()
-        else:
-            self._idle.put(worker)
+        for attempt in range(3):  # the model loaded at start, so only a passing shortage stops it
+            if self._closed:
+                return
+            try:
+                self._started()
+                return
+            except RamanIdError:
+                time.sleep(2**attempt)
 
 
 class _Worker:
@@ -137,14 +149,20 @@ class _Worker:
         self._process = context.Process(target=_work, args=(theirs, model_dir))
         self._process.start()
         theirs.close()
-        status, payload = self._receive(START_TIMEOUT_S)
+        try:
+            status, payload = self._receive(START_TIMEOUT_S)
+        except (TimeoutError, WorkerLost):
+            status, payload = "failed", f"{model_dir}: the model's worker process did not start"
         if status != "ready":
             self.kill()
             raise RamanIdError(payload)
         self.description = payload
 
     def run(self, request: tuple, timeout_s: float):
-        self._connection.send(request)
+        try:
+            self._connection.send(request)
+        except OSError as exc:
+            raise WorkerLost from exc
         status, payload = self._receive(timeout_s)
         if status == "failed":
             raise RamanIdError(payload)
@@ -157,12 +175,13 @@ class _Worker:
             raise TimeoutError
         try:
             return self._connection.recv()
-        except EOFError:
-            return "failed", "the model's worker process ended unexpectedly"
+        except (EOFError, OSError) as exc:
+            raise WorkerLost from exc
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
+        if self._process.exitcode is None:  # not yet reaped, so its process group is still its own
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
         self._process.join(5)
         self._connection.close()
 
@@ -246,6 +265,10 @@ def create_app(
                 )
             except TimeoutError:
                 return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
+            except WorkerLost:
+                return _error(
+                    503, "the model's worker process ended while answering (out of memory?): send fewer files"
+                )
             except RamanIdError as exc:
                 return _error(422, _original(str(exc), folder))
         for result in results:
@@ -452,4 +475,5 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"warning: serving on {host}: anyone who can reach this address can use the model")
     log(f"ramanid: serving {model_dir} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    # a request in flight at Ctrl-C gets 5 s to finish; then its worker is killed with the others
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)).run(sockets=[sock])

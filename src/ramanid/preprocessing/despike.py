@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import convolve1d, median_filter
 
-from ramanid.preprocessing.base import SpectrumTransformer, check_setting, check_window
+from ramanid.preprocessing.base import SpectrumTransformer, check_setting
 
 #: half-width, in points, of the neighbourhood that sets the local step size and level
 LOCAL_HALF_WIDTH = 5
@@ -75,11 +75,10 @@ class Despike(SpectrumTransformer):
         return mask
 
     def _transform_rows(self, X):
-        check_window("despike", "window", 2 * self.window + 1, X.shape[1] + 1)
         mask = self.spike_mask(X)
         if not mask.any():
             return X
-        kernel = np.ones(2 * self.window + 1)
+        kernel = np.ones(2 * min(self.window, X.shape[1]) + 1)  # wider would fill from the same points
         keep = (~mask).astype(np.float64)
         total = convolve1d(X * keep, kernel, axis=1, mode="nearest")
         count = convolve1d(keep, kernel, axis=1, mode="nearest")
