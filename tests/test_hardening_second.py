@@ -208,7 +208,7 @@ def test_an_interrupted_library_add_says_what_was_added(identifier, tmp_path, mo
 
     monkeypatch.setattr(references, "load_bundle", interrupted_reload)
     result = CliRunner().invoke(main, ["library", "add", str(identifier), str(spectrum), "--mineral", "Zzz"])
-    assert result.exit_code == 130 and "interrupted: the 1 references were added before it" in result.output
+    assert result.exit_code == 130 and "interrupted: 1 reference had been added; the model folder is whole" in result.output
     monkeypatch.undo()
     assert len(load_bundle(identifier).library) == before + 1  # and a retry is not needed
 

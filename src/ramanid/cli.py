@@ -671,7 +671,7 @@ def library_add_command(model_dir, paths, mineral, laser_nm, calibration):
             bundle, added, refused = add_spectra(bundle, spectra, mineral, log=lambda line: click.echo(line, err=True))
         except KeyboardInterrupt:
             saved = _added_references(model_dir) - _added_references(bundle.path, bundle.header)
-            done = f"the {saved} references were added before it" if saved else "nothing was added"
+            done = f"{saved} reference{'s' * (saved != 1)} had been added" if saved else "nothing was added"
             click.echo(f"interrupted: {done}; the model folder is whole", err=True)
             sys.exit(130)
     for s in refused:

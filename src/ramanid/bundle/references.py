@@ -74,7 +74,7 @@ def reference_name(name, source: str) -> str:
         raise RamanIdError(f"{source}: the mineral name {cleaned[:60]!r} holds control characters: give --mineral NAME")
     if len(cleaned) > MAX_NAME:
         raise RamanIdError(
-            f"{source}: the mineral name is {len(cleaned)} characters long; at most {MAX_NAME} are taken"
+            f"{source}: the mineral name has {len(cleaned)} characters; at most {MAX_NAME} are taken"
         )
     return cleaned
 
