@@ -5,6 +5,7 @@ Each test reproduces one finding of the fuzz run in the issue; the hypothesis te
 ``--out`` rules and the server's uploads, file names and query strings.
 """
 
+import contextlib
 import gzip
 import io
 import json
@@ -208,7 +209,10 @@ def test_an_interrupted_library_add_says_what_was_added(identifier, tmp_path, mo
 
     monkeypatch.setattr(references, "load_bundle", interrupted_reload)
     result = CliRunner().invoke(main, ["library", "add", str(identifier), str(spectrum), "--mineral", "Zzz"])
-    assert result.exit_code == 130 and "interrupted: 1 reference had been added; the model folder is whole" in result.output
+    assert (
+        result.exit_code == 130
+        and "interrupted: 1 reference had been added; the model folder is whole" in result.output
+    )
     monkeypatch.undo()
     assert len(load_bundle(identifier).library) == before + 1  # and a retry is not needed
 
@@ -521,3 +525,69 @@ def test_an_unreachable_scheduler_is_one_line_within_the_timeout(monkeypatch):
     ):
         pass
     assert time.monotonic() - start < 30
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_ends_the_server_and_its_workers_during_a_long_request(tmp_path):
+    import http.client
+    import subprocess
+    import sys
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-c", "from ramanid.cli import main; main()", "serve", str(BUNDLES / "identifier")]
+    server = subprocess.Popen([*command, "--port", str(port), "--timeout", "100"], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                probe.request("GET", "/api/model")
+                if probe.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        workers = _children(server.pid)
+        assert workers
+        upload = b'--x\r\nContent-Disposition: form-data; name="files"; filename="m.zip"\r\n\r\n' + _zip(9_000)
+
+        def long_request():
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                connection.request(
+                    "POST",
+                    "/api/predict",
+                    upload + b"\r\n--x--\r\n",
+                    {"Content-Type": "multipart/form-data; boundary=x"},
+                )
+                connection.getresponse().read()
+
+        thread = threading.Thread(target=long_request, daemon=True)
+        thread.start()
+        time.sleep(2)
+        start = time.monotonic()
+        server.terminate()
+        server.wait(30)
+        assert time.monotonic() - start < 15  # a 5 s grace for the request in flight, then its worker is killed
+        time.sleep(0.5)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
+        server.kill()
