@@ -591,3 +591,10 @@ def test_sigterm_ends_the_server_and_its_workers_during_a_long_request(tmp_path)
         assert not [pid for pid in workers if _alive(pid)]
     finally:
         server.kill()
+
+
+def test_build_rruff_checks_its_steps_on_the_grid_before_reading(rruff_zip, tmp_path):
+    args = ["build", "rruff", "--source", str(rruff_zip), "--out", str(tmp_path / "r.npz")]
+    result = CliRunner().invoke(main, [*args, "--preprocess", "savgol(window_length=99999999)"])
+    assert result.exit_code == 1 and "longer than the spectra (1024 points)" in result.output
+    assert "reading" not in result.output  # said before a file of the zip was read

@@ -73,9 +73,7 @@ def reference_name(name, source: str) -> str:
     if any(unicodedata.category(c) == "Cc" for c in cleaned):
         raise RamanIdError(f"{source}: the mineral name {cleaned[:60]!r} holds control characters: give --mineral NAME")
     if len(cleaned) > MAX_NAME:
-        raise RamanIdError(
-            f"{source}: the mineral name has {len(cleaned)} characters; at most {MAX_NAME} are taken"
-        )
+        raise RamanIdError(f"{source}: the mineral name has {len(cleaned)} characters; at most {MAX_NAME} are taken")
     return cleaned
 
 

@@ -103,7 +103,9 @@ def build_rruff(
         raise DatasetError(f"kind {kind!r}: expected one of {KINDS}")
     grid = parse_grid(grid) if isinstance(grid, str) else grid
     steps = steps_of(preprocess)
-    pipeline_from_spec(steps)  # a bad step or parameter fails now, not after reading every file
+    probe = pipeline_from_spec(steps, grid.axis) if isinstance(grid, Grid) else pipeline_from_spec(steps)
+    if isinstance(grid, Grid):  # a bad step, or one that does not fit the grid, fails now, not after reading
+        probe.fit_transform(np.sin(grid.axis / 50.0)[None] + 2.0)
     if method not in RESAMPLING:
         raise DatasetError(f"resampling {method!r}: expected one of {RESAMPLING}")
     wanted = None if wavelengths is None else {float(w) for w in wavelengths}
