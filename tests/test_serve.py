@@ -3,6 +3,7 @@ real headless Chromium (Playwright driving the system's browser)."""
 
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -113,6 +114,9 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
         time.sleep(0.1)
     bad = tmp_path / "not_a_spectrum.txt"
     bad.write_text("<html><body>404</body></html>")
+    with TestClient(create_app(model[0]), base_url="http://127.0.0.1") as api:
+        files = [("files", (rruff_file.name, rruff_file.read_bytes()))]
+        details = api.post("/api/predict?details=1", files=files).json()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(
@@ -126,7 +130,7 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
                     "--no-first-run",
                 ],
             )
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#model:has-text('classes')")
             page.set_input_files("#files", [str(rruff_file), str(bad)])
@@ -135,13 +139,36 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
             assert "HTML page" in page.inner_text("tr.error")
             row = page.inner_text("tr.result")
             assert rruff_file.name in row
-            assert page.locator("svg path.spectrum").count() == 1 and page.locator("svg path.reference").count() == 3
-            assert page.locator("svg line.attribution").count() > 100
+            assert page.locator("svg path.spectrum").count() == 1 and page.locator("svg path.reference").count() == 1
+            assert page.locator("svg line.attribution").count() > 100 and page.locator("svg text.band").count() > 0
+            # the hit list: ten classes, the answer first; a click overlays that hit's reference
+            hits = page.locator("table.hits tr[data-hit]")
+            assert hits.count() == 10 and hits.nth(0).locator("td").nth(1).inner_text() in page.inner_text(".card h3")
+            second = hits.nth(1).locator("td").nth(1).inner_text()
+            hits.nth(1).click()
+            assert second in page.inner_text(".overlay") and "chosen" in hits.nth(1).get_attribute("class")
+            # the hover readout at a known band, to 1 cm-1
+            band = details["results"][0]["plot"]["bands"][0]
+            box = page.locator(".card svg").bounding_box()
+            lo, hi = details["results"][0]["plot"]["shifts"][0], details["results"][0]["plot"]["shifts"][-1]
+            page.mouse.move(box["x"] + (50 + (band - lo) / (hi - lo) * 940) / 1000 * box["width"], box["y"] + 100)
+            shown = float(page.inner_text("#tip").split(" ")[0])
+            assert abs(shown - band) <= 1.0, (shown, band)
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
             with page.expect_download() as download:
                 page.click("#csv")
             csv = Path(download.value.path()).read_text()
-            assert csv.startswith("file,answer") or csv.startswith('"file"') or "answer" in csv.splitlines()[0]
+            assert csv.splitlines()[0].startswith("file,answer,probability,top2") and "HTML page" in csv
+            with page.expect_download() as download:
+                page.click("#report")
+            report = Path(download.value.path()).read_text()
+            assert "ramanid report" in report and "<svg" in report and rruff_file.name in report
+            assert "<script" not in report
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+            if os.environ.get("RAMANID_SCREENSHOTS"):
+                for name in ("page.png", "phone.png"):
+                    shutil.copy(tmp_path / name, Path(os.environ["RAMANID_SCREENSHOTS"]) / name)
             browser.close()
     finally:
         server.should_exit = True

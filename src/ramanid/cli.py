@@ -695,7 +695,14 @@ def _added_references(model_dir, header: dict | None = None) -> int:
 @click.argument("model_dir", type=click.Path())
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="How many classes to list.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: a line per spectrum; csv: every class, probability, element and reference; json: all of it.",
+)
 @click.option(
     "--confidence",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -711,7 +718,7 @@ def predict_command(model_dir, paths, top, fmt, confidence, mixture, max_compone
     import json
 
     from ramanid.bundle import load_bundle
-    from ramanid.predict import as_table, predict_spectra
+    from ramanid.predict import as_lines, as_table, predict_spectra
 
     bundle = load_bundle(model_dir)
     spectra, skipped = _read(paths, laser_nm, calibration)
@@ -725,7 +732,7 @@ def predict_command(model_dir, paths, top, fmt, confidence, mixture, max_compone
     elif fmt == "csv":
         click.echo(as_table(results).to_csv(index=False), nl=False)
     elif results:
-        table = as_table(results)
+        table = as_lines(results)
         click.echo(table.map(lambda v: printable(v) if isinstance(v, str) else v).to_string(index=False))
     for s in skipped + refused:
         click.echo(f"skipped: {printable(s.reason)}", err=True)

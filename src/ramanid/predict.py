@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -227,6 +228,38 @@ def elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[
         e: {"probability": round(w, 4), "present": w >= 0.5}
         for e, w in sorted(weight.items(), key=lambda x: (-x[1], x[0]))
     }
+
+
+def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
+    """One short row per spectrum, for a terminal: the file's name, the answer (the mixture's
+    minerals, or an element model's elements present) with its probability, the answer set's
+    size, the unknown flag, the signal-to-noise ratio and the nearest reference; texts cut to
+    ``width`` characters. Every number is in :func:`as_table` (``--format csv``) and the JSON.
+    """
+
+    def cut(text) -> str:
+        text = str(text)
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    rows = []
+    for p in predictions:
+        if p.components:
+            answer = " + ".join(f"{c['mineral']} {c['fraction']:.2f}" for c in p.components)
+        elif p.top:
+            answer = p.top[0][0]
+        else:
+            answer = " ".join(e for e, d in p.elements.items() if d["present"]) or "(no element)"
+        row = {"file": cut(Path(p.file).name), "answer": cut(answer), "p": round(p.top[0][1], 3) if p.top else ""}
+        if p.confidence is not None:
+            row[f"set{p.confidence:.0%}"] = len(p.answer_set)
+        row["unknown"] = "UNKNOWN" if p.unknown else "no"
+        if p.quality is not None:
+            row["snr"] = f"{p.quality['snr']:.0f}" + (" poor" if p.quality["poor"] else "")
+        if p.nearest:
+            hit = p.nearest[0]
+            row["nearest"] = cut(f"{hit.get('mineral', hit.get('label'))} {hit.get('rruff_id', '')}".strip())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def as_table(predictions: list[Prediction]) -> pd.DataFrame:

@@ -374,28 +374,42 @@ def describe(bundle) -> dict:
     }
 
 
+#: the classes of a card's hit list, and the bands labelled on each spectrum
+HITS, BANDS = 10, 8
+#: what a table row and ``predict --format json`` list by default
+TOP = 5
+
+
 def _answer(bundle, paths: list[Path], details: bool, confidence: float, reading: Reading, mixture: int | None = None):
     """``(results, skipped)`` as JSON-ready lists: read, prepare once, predict; with ``details``,
-    each answer's plot from the same inputs and the same nearest references.
+    each answer's card (:func:`_plot`) from the same inputs and the same search.
     """
     from ramanid.io.files import read_spectrum_files
     from ramanid.jsonable import json_ready
-    from ramanid.predict import predict_prepared
+    from ramanid.predict import elements_of, predict_prepared
 
     spectra, skipped = read_spectrum_files(paths, reading.laser_nm, reading.calibration)
     X, kept, refused, quality = bundle.prepare(spectra)
-    predictions = predict_prepared(
-        bundle, X, [s.source for s in kept], confidence=confidence, quality=quality, mixture=mixture
-    )
-    results = [p.as_json() for p in predictions]
-    if details:
-        for i, (result, prediction) in enumerate(zip(results, predictions, strict=True)):
+    sources = [s.source for s in kept]
+    top = HITS if details else TOP
+    predictions = predict_prepared(bundle, X, sources, top, confidence=confidence, quality=quality, mixture=mixture)
+    results = []
+    for i, prediction in enumerate(predictions):
+        result = prediction.as_json()
+        if details:
             result["plot"] = json_ready(_plot(bundle, X[i : i + 1], prediction))
+            result["read_as"] = _read_as(kept[i])
+            if prediction.top:  # the table's answer is the same as predict's: its top five, their elements
+                result["top"] = result["top"][:TOP]
+                result["elements"] = json_ready(elements_of(prediction.top[:TOP], bundle.references.formulas))
+        results.append(result)
     return results, [{"file": str(s.file), "reason": str(s.reason)} for s in skipped + refused]
 
 
 def _plot(bundle, x: np.ndarray, prediction) -> dict:
-    """The preprocessed spectrum, its nearest references (those of the answer), and the attribution."""
+    """A card's data: the preprocessed spectrum with its bands, its nearest references, the ranked
+    hit list (each class with its best reference), and the attribution towards the answer.
+    """
     from ramanid.explain import explain_prepared
 
     references = [
@@ -409,7 +423,9 @@ def _plot(bundle, x: np.ndarray, prediction) -> dict:
     plot = {
         "shifts": np.round(bundle.shifts, 2).tolist(),
         "spectrum": np.round(x[0], 4).tolist(),
+        "bands": bands(bundle.shifts, x[0]),
         "references": references,
+        "hits": hit_list(bundle, x[0], prediction.top),
         "attribution": None,
         "target": None,
     }
@@ -420,6 +436,52 @@ def _plot(bundle, x: np.ndarray, prediction) -> dict:
     except RamanIdError:
         pass  # a transductive model has no attribution for one spectrum
     return plot
+
+
+def hit_list(bundle, x: np.ndarray, top: list[tuple[str, float]]) -> list[dict]:
+    """Each class of ``top`` with its probability and its library reference most like ``x``: the
+    hit quality index (HQI, 100 x the squared cosine of the two preprocessed spectra, as library
+    search software reports it), the reference's RRUFF id and page, its spectrum and its bands.
+    """
+    labels, meta = np.asarray(bundle.labels).astype(str), bundle.library_meta
+    norm = np.linalg.norm(x) or 1.0
+    hits = []
+    for name, probability in top:
+        hit = {"class": name, "probability": round(float(probability), 4), "reference": None}
+        rows = np.flatnonzero(labels == name)
+        if len(rows):
+            library = bundle.library[rows].astype(np.float64)
+            cosine = library @ x / (np.linalg.norm(library, axis=1) * norm + 1e-12)
+            best = int(np.argmax(cosine))
+            rruff_id = str(meta.iloc[rows[best]].get("rruff_id", "") or "")
+            hit["reference"] = {
+                "rruff_id": rruff_id,
+                "url": f"https://rruff.info/{rruff_id}" if re.fullmatch(r"R\d{6}", rruff_id) else None,
+                "hqi": round(100 * max(float(cosine[best]), 0.0) ** 2, 1),
+                "intensities": np.round(library[best], 4).tolist(),
+                "bands": bands(bundle.shifts, library[best]),
+            }
+        hits.append(hit)
+    return hits
+
+
+def bands(shifts: np.ndarray, y: np.ndarray, count: int = BANDS) -> list[float]:
+    """The shifts of the ``count`` most prominent bands of ``y`` (``scipy.signal.find_peaks``,
+    prominence at least 5% of its range), in order of shift.
+    """
+    from scipy.signal import find_peaks
+
+    y = np.asarray(y, dtype=np.float64)
+    peaks, found = find_peaks(y, prominence=0.05 * (np.ptp(y) or 1.0))
+    strongest = peaks[np.argsort(-found["prominences"])[:count]]
+    return sorted(round(float(shifts[i]), 1) for i in strongest)
+
+
+def _read_as(spectrum) -> str | None:
+    """A note on a spectrum whose axis was not read as Raman shift in cm-1 as it stands, or None."""
+    meta = spectrum.meta
+    notes = [str(meta[k]) for k in ("converted", "note") if meta.get(k)]
+    return "; ".join(notes) or None
 
 
 def _query_number(request: Request, name: str, kind, default, low: float, high: float):
