@@ -141,6 +141,8 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
             assert rruff_file.name in row
             assert page.locator("svg path.spectrum").count() == 1 and page.locator("svg path.reference").count() == 1
             assert page.locator("svg line.attribution").count() > 100 and page.locator("svg text.band").count() > 0
+            card = page.inner_text(".card")
+            assert "Answer set (95%)" in card and "Why:" in card and "rests most on the bands at" in card
             # the hit list: ten classes, the answer first; a click overlays that hit's reference
             hits = page.locator("table.hits tr[data-hit]")
             assert hits.count() == 10 and hits.nth(0).locator("td").nth(1).inner_text() in page.inner_text(".card h3")
@@ -173,3 +175,31 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_card_has_the_hit_list_and_bands_and_agrees_with_itself(client, rruff_file):
+    body = client.post("/api/predict?details=1", files=[("files", (rruff_file.name, rruff_file.read_bytes()))]).json()
+    (result,) = body["results"]
+    plot = result["plot"]
+    hits = plot["hits"]
+    assert len(hits) == 10 and [h["class"] for h in hits[:5]] == [t[0] for t in result["top"]]
+    assert all(0 <= h["reference"]["hqi"] <= 100 and len(h["reference"]["intensities"]) == 1024 for h in hits)
+    assert plot["target"] == result["top"][0][0] == hits[0]["class"]  # title, overlay and attribution: the answer
+    assert plot["bands"] == sorted(plot["bands"]) and 0 < len(plot["bands"]) <= 8
+    assert all(h["reference"]["url"] is None or h["reference"]["url"].startswith("https://rruff.info/R") for h in hits)
+
+
+def test_explain_explains_the_answer_predict_gives_and_says_when_it_is_doubtful(model, rruff_file, tmp_path):
+    folder, _ = model
+    runner = CliRunner()
+    answer = json.loads(runner.invoke(main, ["predict", str(folder), str(rruff_file), "--format", "json"]).stdout)[0]
+    result = runner.invoke(main, ["explain", str(folder), str(rruff_file), "--out", str(tmp_path / "why.png")])
+    assert result.exit_code == 0 and f"explained {answer['top'][0][0]}:" in result.stdout
+    assert ("warning: explaining the answer" in result.stderr) == (answer["unknown"] or answer["quality"]["poor"])
+
+
+def test_predict_prints_a_short_line_per_spectrum(model, rruff_file):
+    folder, _ = model
+    result = CliRunner().invoke(main, ["predict", str(folder), str(rruff_file), str(rruff_file)])
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].split()[:3] == ["file", "answer", "p"] and max(map(len, lines)) <= 140

@@ -758,7 +758,9 @@ def explain_command(model_dir, file, target, out, laser_nm, calibration):
         raise RamanIdError(f"{file}: holds no spectrum to explain")
     if len(spectra) > 1:
         click.echo(f"{file} holds {len(spectra)} spectra: explaining the first, {spectra[0].source}", err=True)
-    target, path = explain_spectrum(load_bundle(model_dir), spectra[0], out, target)
+    target, path = explain_spectrum(
+        load_bundle(model_dir), spectra[0], out, target, log=lambda m: click.echo(m, err=True)
+    )
     click.echo(f"explained {target}: {path}")
 
 
@@ -775,7 +777,7 @@ def embed_command(model_dir, data, label, out):
 
     scores, path = embedding_figure(load_bundle(model_dir), SpectraSet.load(data), out, label)
     for name, score in scores.items():
-        click.echo(f"{name}: silhouette {score:.3f}")
+        click.echo(f"{name}: silhouette {score:.3f} (of the classes before the projection, cosine distance)")
     click.echo(f"written: {path}")
 
 

@@ -83,7 +83,11 @@ def run_demo(out: str | Path = "ramanid-demo", epochs: int = 40, per_mineral: in
     for row in table.itertuples():
         log(
             f"   {Path(row.file).name:28s} -> {row.top1:12s} p={row.p1:.2f}"
-            + ("   UNKNOWN (unlike every training spectrum)" if row.unknown else "")
+            + (
+                "   but UNKNOWN: unlike the training spectra (p is shared among known classes only)"
+                if row.unknown
+                else ""
+            )
         )
 
     known = next(f for f, p in zip(files, predictions, strict=False) if not p.unknown)

@@ -83,18 +83,40 @@ def explain_prepared(
     )
 
 
-def explain_spectrum(bundle, spectrum, out, target: str | None = None):
-    """Draw the attribution of one spectrum; returns (target name, path of the figure)."""
-    from ramanid import plots
+def explain_spectrum(bundle, spectrum, out, target: str | None = None, log=None):
+    """Draw the attribution of one spectrum; returns (target name, path of the figure).
 
-    e = explain(bundle, spectrum, target)
+    Without ``target``, a class model's attribution is for the answer ``predict`` gives, beside
+    the reference that answer's nearest-reference list starts with; ``log`` is told when that
+    answer is doubtful (flagged unknown, or the spectrum too poor).
+    """
+    from ramanid import plots
+    from ramanid.predict import predict_prepared
+
+    X, kept, skipped, quality = bundle.prepare([spectrum])
+    if not kept:
+        raise RamanIdError(skipped[0].reason)
+    reference = None
+    if target is None and bundle.estimator.kind != "elements" and not bundle.estimator.transductive:
+        (answer,) = predict_prepared(bundle, X[:1], [spectrum.source], top=1, quality=quality)
+        target, reference = answer.top[0][0], answer.nearest[0]["library_index"]
+        doubts = (["it is flagged unknown"] if answer.unknown else []) + (
+            [f"the spectrum is too poor (SNR {answer.quality['snr']:.0f})"]
+            if (answer.quality or {}).get("poor")
+            else []
+        )
+        if doubts and log is not None:
+            log(f"warning: explaining the answer {target}, but {' and '.join(doubts)}: the answer is doubtful")
+    e = explain_prepared(bundle, X[:1], spectrum.source, target, reference)
     title = f"{e.source}\n{e.label}"
     return e.target, plots.explanation(e.shifts, e.spectrum, e.attribution, title, out, e.reference, e.reference_label)
 
 
 def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
     """RamanNet (or attention) embeddings beside PCA of the spectra, both projected to 2-D by PCA,
-    with the silhouette score of the classes in each 2-D map. Returns (scores, path).
+    with the silhouette score of the classes in the space each map is drawn from (the embedding,
+    the spectra; cosine distance), since a 2-D projection of many classes overlaps them all.
+    Returns (scores, path).
     """
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
@@ -117,14 +139,13 @@ def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):
         raise RamanIdError(f"{len(spectra)} spectra: a 2-D map needs at least 3")
     labels = spectra.meta[label_column].astype(str).to_numpy()
     X = spectra.intensities
-    embedded = estimator.embed(X)
-    maps = {
-        f"{estimator.model} embedding (PCA to 2-D)": PCA(2, random_state=0).fit_transform(embedded),
-        "PCA of the spectra": PCA(2, random_state=0).fit_transform(X),
-    }
+    spaces = {f"{estimator.model} embedding (PCA to 2-D)": estimator.embed(X), "PCA of the spectra": X}
+    maps = {name: PCA(2, random_state=0).fit_transform(space) for name, space in spaces.items()}
     keep = np.isin(labels, [c for c in np.unique(labels) if np.sum(labels == c) > 1])
     scores = {
-        name: float(silhouette_score(points[keep], labels[keep])) if len(np.unique(labels[keep])) > 1 else float("nan")
-        for name, points in maps.items()
+        name: float(silhouette_score(space[keep], labels[keep], metric="cosine"))
+        if len(np.unique(labels[keep])) > 1
+        else float("nan")
+        for name, space in spaces.items()
     }
     return scores, plots.embedding_maps(maps, labels, scores, out)

@@ -155,7 +155,8 @@ def embedding_maps(
         for colour, cls in zip(colours, shown, strict=False):
             mask = labels == cls
             ax.scatter(points[mask, 0], points[mask, 1], s=10, color=colour, label=_short(cls))
-        ax.set_title(f"{name}\nsilhouette {scores[name]:.3f} (higher separates better)", fontsize=9)
+        title = f"{name}\nsilhouette {scores[name]:.3f} before the projection (cosine; higher separates better)"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -147,7 +147,8 @@ class _Worker:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no server threads or handlers
         self._connection, theirs = context.Pipe()
         self._process = context.Process(target=_work, args=(theirs, model_dir))
-        self._process.start()
+        with _one_thread():
+            self._process.start()
         theirs.close()
         try:
             status, payload = self._receive(START_TIMEOUT_S)
@@ -184,6 +185,27 @@ class _Worker:
                 os.killpg(self._process.pid, signal.SIGKILL)
         self._process.join(5)
         self._connection.close()
+
+
+#: the thread pools a worker gets one thread in: a request is a few spectra, where a second thread
+#: only spins beside the first (benchmarks/RESULTS.md: a request 1.9x faster on 2 cores, a batch
+#: of 100 no slower); ``--workers`` uses more cores
+THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """The environment a worker starts in (a spawned process takes the parent's): one thread in each pool."""
+    saved = {name: os.environ.get(name) for name in THREAD_POOLS}
+    os.environ.update(dict.fromkeys(THREAD_POOLS, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _work(connection, model_dir: str) -> None:
@@ -397,7 +419,7 @@ def _answer(bundle, paths: list[Path], details: bool, confidence: float, reading
     for i, prediction in enumerate(predictions):
         result = prediction.as_json()
         if details:
-            result["plot"] = json_ready(_plot(bundle, X[i : i + 1], prediction))
+            result["plot"] = _plot(bundle, X[i : i + 1], prediction)  # plain lists of finite numbers
             result["read_as"] = _read_as(kept[i])
             if prediction.top:  # the table's answer is the same as predict's: its top five, their elements
                 result["top"] = result["top"][:TOP]
@@ -407,8 +429,9 @@ def _answer(bundle, paths: list[Path], details: bool, confidence: float, reading
 
 
 def _plot(bundle, x: np.ndarray, prediction) -> dict:
-    """A card's data: the preprocessed spectrum with its bands, its nearest references, the ranked
-    hit list (each class with its best reference), and the attribution towards the answer.
+    """A card's data: the preprocessed spectrum with its bands, its nearest references (names and
+    similarities), the ranked hit list (each class with its best reference's spectrum), and the
+    attribution towards the answer.
     """
     from ramanid.explain import explain_prepared
 
@@ -416,7 +439,6 @@ def _plot(bundle, x: np.ndarray, prediction) -> dict:
         {
             "label": f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')}".strip(),
             "similarity": round(hit["similarity"], 4),
-            "intensities": np.round(bundle.library[hit["library_index"]], 4).tolist(),
         }
         for hit in prediction.nearest
     ]
@@ -458,7 +480,7 @@ def hit_list(bundle, x: np.ndarray, top: list[tuple[str, float]]) -> list[dict]:
                 "rruff_id": rruff_id,
                 "url": f"https://rruff.info/{rruff_id}" if re.fullmatch(r"R\d{6}", rruff_id) else None,
                 "hqi": round(100 * max(float(cosine[best]), 0.0) ** 2, 1),
-                "intensities": np.round(library[best], 4).tolist(),
+                "intensities": np.round(library[best], 3).tolist(),
                 "bands": bands(bundle.shifts, library[best]),
             }
         hits.append(hit)
