@@ -18,6 +18,8 @@ from ramanid.serve import Limits, create_app
 from tests.conftest import rruff_text
 
 CHROMIUM = Path("/usr/bin/chromium")
+#: a Renishaw map of 12 pixels (of 16 announced: an interrupted acquisition)
+MAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "formats" / "renishaw" / "interrupted_acquisition.wdf"
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +170,20 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
             assert "<script" not in report
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+            # a map: its phases drawn and listed; a click on a pixel adds that pixel's card
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.set_input_files("#map", str(MAP))
+            page.wait_for_selector("#phasemap canvas", timeout=60_000)
+            assert "12 pixels" in page.inner_text("#mapstatus") and "16" in page.inner_text("#mapstatus")
+            shares = page.locator("table.phases tr").count() - 1
+            assert shares >= 1 and "%" in page.inner_text("table.phases")
+            cards = page.locator(".card").count()
+            page.locator("#phasemap canvas").click(position={"x": 2, "y": 2})  # the first pixel
+            page.wait_for_function(f"document.querySelectorAll('.card').length > {cards}", timeout=60_000)
+            assert "pixel 0 (x" in page.locator(".card h3").last.inner_text()
+            page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
             if os.environ.get("RAMANID_SCREENSHOTS"):
-                for name in ("page.png", "phone.png"):
+                for name in ("page.png", "phone.png", "map.png"):
                     shutil.copy(tmp_path / name, Path(os.environ["RAMANID_SCREENSHOTS"]) / name)
             browser.close()
     finally:
@@ -203,3 +217,23 @@ def test_predict_prints_a_short_line_per_spectrum(model, rruff_file):
     result = CliRunner().invoke(main, ["predict", str(folder), str(rruff_file), str(rruff_file)])
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[0].split()[:3] == ["file", "answer", "p"] and max(map(len, lines)) <= 140
+
+
+def test_a_map_on_the_page_answers_its_pixels_and_says_what_is_wrong(client):
+    mapped = client.post("/api/map", files=[("map", (MAP.name, MAP.read_bytes()))])
+    assert mapped.status_code == 200, mapped.text
+    body = mapped.json()
+    assert len(body["phase"]) == len(body["x"]) == len(body["probability"]) == 12  # 12 of 16 measured
+    assert sum(p["pixels"] for p in body["phases"]) == 12 and "16" in body["note"] and body["baseline"] == "model"
+    assert all(p["colour"].startswith("#") for p in body["phases"])
+    pixel = client.post(f"/api/map/pixel?token={body['token']}&pixel=5").json()["results"][0]
+    assert "pixel 5 (x" in pixel["file"] and pixel["plot"]["hits"]
+    # the pixel's card answers as its map colour does (same preprocessing for a map this small)
+    phase = body["phases"][body["phase"][5]]["phase"]
+    assert phase in ("unknown", pixel["top"][0][0])
+    assert client.post(f"/api/map/pixel?token={body['token']}&pixel=12").status_code == 422
+    assert client.post("/api/map/pixel?token=0123&pixel=1").status_code == 404
+    assert client.post(f"/api/map/pixel?token={body['token']}&pixel=x").status_code == 400
+    single = client.post("/api/map", files=[("map", ("one.txt", b"100, 1\n200, 3\n300, 2\n"))])
+    assert single.status_code == 422 and "not a map" in single.json()["error"]
+    assert client.post("/api/map").status_code == 400

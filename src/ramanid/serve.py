@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import queue
 import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -46,6 +47,11 @@ from starlette.routing import Route
 from ramanid.errors import RamanIdError
 from ramanid.io.calibration import AxisCorrection
 
+#: how many maps the page keeps for clicks on their pixels
+KEPT_MAPS = 4
+#: a map of up to this many pixels is answered with the model's own baseline removal, as a click
+#: on one of its pixels is; a larger one with the one-pass ``fast`` baseline (``ramanid map``'s default)
+FULL_BASELINE_PIXELS = 2000
 #: the longest upload file name kept (longer ones are shortened, their extension kept)
 MAX_NAME = 120
 #: how long a worker may take to load the model
@@ -226,7 +232,8 @@ def _work(connection, model_dir: str) -> None:
         except EOFError:
             return
         try:
-            connection.send(("answer", _answer(bundle, *request)))
+            job, *arguments = request
+            connection.send(("answer", JOBS[job](bundle, *arguments)))
         except RamanIdError as exc:
             connection.send(("failed", str(exc)))
         except Exception as exc:  # noqa: BLE001 - reported to the server as a 500 with its type, never a hang
@@ -283,7 +290,7 @@ def create_app(
                 )
             try:
                 results, skipped = await anyio.to_thread.run_sync(
-                    workers.run, (paths, details, confidence, reading, mixture), limits.timeout_s
+                    workers.run, ("predict", paths, details, confidence, reading, mixture), limits.timeout_s
                 )
             except TimeoutError:
                 return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
@@ -302,22 +309,107 @@ def create_app(
             return _error(422, "; ".join(s["reason"] for s in skipped) or "no spectrum found", skipped=skipped)
         return JSONResponse(results)
 
+    maps = MapUploads()
+
+    async def map_upload(request: Request):
+        """A map file in the field ``map``: its phases, each pixel's phase and probability, and a token."""
+        try:
+            form = await _counted(request, max_bytes).form(max_files=1, max_part_size=max_bytes)
+            upload = form.get("map")
+            if not hasattr(upload, "read"):
+                return _error(400, "no map: send the map file in the multipart field 'map'")
+            token, path = maps.new(upload.filename)
+            with open(path, "wb") as out:
+                while block := await upload.read(2**20):
+                    out.write(block)
+        except UploadTooLarge:
+            return _error(413, f"the upload is over the limit of {limits.max_upload_mb:g} MB")
+        except Exception as exc:  # noqa: BLE001 - multipart parsing errors come in several types
+            return _error(400, f"could not read the upload: {exc}")
+        answer = await _run(("map", path, reading))
+        if isinstance(answer, JSONResponse):
+            return answer
+        return JSONResponse({**answer, "token": token, "source": _safe_name(upload.filename)})
+
+    async def map_pixel(request: Request):
+        """One pixel of a map sent before (``?token=``, ``?pixel=``), answered as ``/api/predict?details=1``."""
+        try:
+            pixel = _query_number(request, "pixel", int, None, 0, 10**9)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        path = maps.get(request.query_params.get("token", ""))
+        if path is None or pixel is None:
+            return _error(404, "no such map: send it to /api/map again (the server keeps the last few)")
+        answer = await _run(("pixel", path, pixel, reading))
+        if isinstance(answer, JSONResponse):
+            return answer
+        results, skipped = answer
+        return JSONResponse({"results": results, "skipped": skipped})
+
+    async def _run(job: tuple):
+        """A job's answer from a worker, or the error response that says why there is none."""
+        try:
+            return await anyio.to_thread.run_sync(workers.run, job, limits.timeout_s)
+        except TimeoutError:
+            return _error(504, f"the request took longer than {limits.timeout_s:g} s")
+        except WorkerLost:
+            return _error(503, "the model's worker process ended while answering (out of memory?)")
+        except RamanIdError as exc:
+            return _error(422, maps.original(str(exc)))
+
     return Starlette(
         routes=[
             Route("/", index),
             Route("/api/model", model),
             Route("/api/predict", predict, methods=["POST"]),
+            Route("/api/map", map_upload, methods=["POST"]),
+            Route("/api/map/pixel", map_pixel, methods=["POST", "GET"]),
         ],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
-        lifespan=lambda app: _closing(workers),
+        lifespan=lambda app: _closing(workers, maps),
     )
 
 
 @contextlib.asynccontextmanager
-async def _closing(workers: Workers):
-    """The application's lifespan: its workers end with it."""
+async def _closing(workers: Workers, maps: MapUploads):
+    """The application's lifespan: its workers and its maps' files end with it."""
     yield
     workers.close()
+    maps.close()
+
+
+class MapUploads:
+    """The last :data:`KEPT_MAPS` maps sent to the page, in a private temporary folder (removed when
+    the server ends), so that a click on a pixel reads that pixel again without a new upload.
+    """
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="ramanid-maps-"))
+        self._paths: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def new(self, filename: str | None) -> tuple[str, Path]:
+        token = os.urandom(12).hex()
+        path = self.folder / token / _safe_name(filename)
+        path.parent.mkdir()
+        with self._lock:
+            self._paths[token] = path
+            while len(self._paths) > KEPT_MAPS:
+                oldest = next(iter(self._paths))
+                shutil.rmtree(self._paths.pop(oldest).parent, ignore_errors=True)
+        return token, path
+
+    def get(self, token: str) -> Path | None:
+        with self._lock:
+            return self._paths.get(token) if re.fullmatch(r"[0-9a-f]{24}", token) else None
+
+    def original(self, text: str) -> str:
+        """A message about a map file, naming the file as the user named it."""
+        return re.sub(re.escape(str(self.folder)) + r"/[0-9a-f]{24}/", "", text)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _counted(request: Request, max_bytes: int) -> Request:
@@ -407,10 +499,16 @@ def _answer(bundle, paths: list[Path], details: bool, confidence: float, reading
     each answer's card (:func:`_plot`) from the same inputs and the same search.
     """
     from ramanid.io.files import read_spectrum_files
+
+    spectra, skipped = read_spectrum_files(paths, reading.laser_nm, reading.calibration)
+    return _answer_spectra(bundle, spectra, skipped, details, confidence, mixture)
+
+
+def _answer_spectra(bundle, spectra, skipped, details: bool, confidence: float, mixture: int | None = None):
+    """:func:`_answer` for spectra already read."""
     from ramanid.jsonable import json_ready
     from ramanid.predict import elements_of, predict_prepared
 
-    spectra, skipped = read_spectrum_files(paths, reading.laser_nm, reading.calibration)
     X, kept, refused, quality = bundle.prepare(spectra)
     sources = [s.source for s in kept]
     top = HITS if details else TOP
@@ -426,6 +524,52 @@ def _answer(bundle, paths: list[Path], details: bool, confidence: float, reading
                 result["elements"] = json_ready(elements_of(prediction.top[:TOP], bundle.references.formulas))
         results.append(result)
     return results, [{"file": str(s.file), "reason": str(s.reason)} for s in skipped + refused]
+
+
+def _map(bundle, path: Path, reading: Reading) -> dict:
+    """A map's phases for the page: each phase with its colour, pixels, area share and mean
+    probability (as ``summary.csv``), each pixel's position, phase and probability, and which
+    baseline removal was used (:data:`FULL_BASELINE_PIXELS`).
+    """
+    from matplotlib.colors import to_hex
+
+    from ramanid.maps import UNANSWERED, UNKNOWN, MapOptions, map_answers, read_map, summary
+    from ramanid.plots import PHASE_COLOURS, UNANSWERED_COLOUR, UNKNOWN_COLOUR
+
+    data = read_map(path, reading.laser_nm, reading.calibration)
+    fast = len(data) > FULL_BASELINE_PIXELS
+    table = map_answers(bundle, data, MapOptions(fast_baseline=fast), progress=False)
+    phases = summary(table)
+    names = [p for p in phases["phase"] if p not in (UNKNOWN, UNANSWERED)]
+    colour = {name: to_hex(PHASE_COLOURS[i % len(PHASE_COLOURS)]) for i, name in enumerate(names)}
+    colour.update({UNKNOWN: to_hex(UNKNOWN_COLOUR), UNANSWERED: to_hex(UNANSWERED_COLOUR)})
+    order = {name: i for i, name in enumerate(phases["phase"])}
+    probability = np.nan_to_num(table["probability"].to_numpy(float), nan=0.0)
+    return {
+        "phases": [
+            {**{k: (None if v != v else v) for k, v in row.items()}, "colour": colour[row["phase"]]}
+            for row in phases.to_dict("records")
+        ],
+        "x": np.round(data.x.astype(float), 4).tolist(),
+        "y": np.round(data.y.astype(float), 4).tolist(),
+        "phase": [order[p] for p in table["phase"]],
+        "probability": np.round(probability, 3).tolist(),
+        "note": data.facts.get("note"),
+        "baseline": "fast" if fast else "model",
+    }
+
+
+def _pixel(bundle, path: Path, pixel: int, reading: Reading):
+    """One pixel of a map as :func:`_answer` answers a file, with its card."""
+    from ramanid.maps import read_map
+    from ramanid.spectra import Spectrum
+
+    data = read_map(path, reading.laser_nm, reading.calibration)
+    if not 0 <= pixel < len(data):
+        raise RamanIdError(f"{path.name} has {len(data)} pixels: no pixel {pixel}")
+    where = f"{path.name} pixel {pixel} (x {data.x[pixel]:g}, y {data.y[pixel]:g})"
+    spectrum = Spectrum(data.shifts, np.asarray(data.intensities[pixel], dtype=np.float64), {"file": where})
+    return _answer_spectra(bundle, [spectrum], [], True, 0.95)
 
 
 def _plot(bundle, x: np.ndarray, prediction) -> dict:
@@ -504,6 +648,10 @@ def _read_as(spectrum) -> str | None:
     meta = spectrum.meta
     notes = [str(meta[k]) for k in ("converted", "note") if meta.get(k)]
     return "; ".join(notes) or None
+
+
+#: what a worker does, by the first item of a request
+JOBS = {"predict": _answer, "map": _map, "pixel": _pixel}
 
 
 def _query_number(request: Request, name: str, kind, default, low: float, high: float):
