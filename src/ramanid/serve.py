@@ -252,6 +252,20 @@ def create_app(
     workers = Workers(model_dir, limits.workers)
     page = resources.files("ramanid.data").joinpath("serve.html").read_text(encoding="utf-8")
     max_bytes = int(limits.max_upload_mb * 2**20)
+    maps = MapUploads()
+
+    async def _run(job: tuple, folder: str | Path):
+        """A job's answer from a worker, or the error response that says why there is none (naming
+        files as the user named them, not by their place in ``folder``).
+        """
+        try:
+            return await anyio.to_thread.run_sync(workers.run, job, limits.timeout_s)
+        except TimeoutError:
+            return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer or smaller files")
+        except WorkerLost:
+            return _error(503, "the model's worker process ended while answering (out of memory?): send less")
+        except RamanIdError as exc:
+            return _error(422, maps.original(_original(str(exc), folder)))
 
     async def index(request: Request):
         return HTMLResponse(page)
@@ -288,18 +302,10 @@ def create_app(
                     413,
                     f"{_original(str(crowded), folder)}: a zip of over {limits.max_zip_members} members; send fewer",
                 )
-            try:
-                results, skipped = await anyio.to_thread.run_sync(
-                    workers.run, ("predict", paths, details, confidence, reading, mixture), limits.timeout_s
-                )
-            except TimeoutError:
-                return _error(504, f"the request took longer than {limits.timeout_s:g} s; send fewer files")
-            except WorkerLost:
-                return _error(
-                    503, "the model's worker process ended while answering (out of memory?): send fewer files"
-                )
-            except RamanIdError as exc:
-                return _error(422, _original(str(exc), folder))
+            answer = await _run(("predict", paths, details, confidence, reading, mixture), folder)
+            if isinstance(answer, JSONResponse):
+                return answer
+            results, skipped = answer
         for result in results:
             result["file"] = _original(result["file"], folder)
         skipped = [{"file": _original(s["file"], folder), "reason": _original(s["reason"], folder)} for s in skipped]
@@ -308,8 +314,6 @@ def create_app(
         if not results:
             return _error(422, "; ".join(s["reason"] for s in skipped) or "no spectrum found", skipped=skipped)
         return JSONResponse(results)
-
-    maps = MapUploads()
 
     async def map_upload(request: Request):
         """A map file in the field ``map``: its phases, each pixel's phase and probability, and a token."""
@@ -326,7 +330,7 @@ def create_app(
             return _error(413, f"the upload is over the limit of {limits.max_upload_mb:g} MB")
         except Exception as exc:  # noqa: BLE001 - multipart parsing errors come in several types
             return _error(400, f"could not read the upload: {exc}")
-        answer = await _run(("map", path, reading))
+        answer = await _run(("map", path, reading), maps.folder)
         if isinstance(answer, JSONResponse):
             return answer
         return JSONResponse({**answer, "token": token, "source": _safe_name(upload.filename)})
@@ -340,22 +344,11 @@ def create_app(
         path = maps.get(request.query_params.get("token", ""))
         if path is None or pixel is None:
             return _error(404, "no such map: send it to /api/map again (the server keeps the last few)")
-        answer = await _run(("pixel", path, pixel, reading))
+        answer = await _run(("pixel", path, pixel, reading), maps.folder)
         if isinstance(answer, JSONResponse):
             return answer
         results, skipped = answer
         return JSONResponse({"results": results, "skipped": skipped})
-
-    async def _run(job: tuple):
-        """A job's answer from a worker, or the error response that says why there is none."""
-        try:
-            return await anyio.to_thread.run_sync(workers.run, job, limits.timeout_s)
-        except TimeoutError:
-            return _error(504, f"the request took longer than {limits.timeout_s:g} s")
-        except WorkerLost:
-            return _error(503, "the model's worker process ended while answering (out of memory?)")
-        except RamanIdError as exc:
-            return _error(422, maps.original(str(exc)))
 
     return Starlette(
         routes=[
