@@ -3,6 +3,7 @@ real headless Chromium (Playwright driving the system's browser)."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -145,6 +146,7 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
             assert page.locator("svg line.attribution").count() > 100 and page.locator("svg text.band").count() > 0
             card = page.inner_text(".card")
             assert "Answer set (95%)" in card and "Why:" in card and "rests most on the bands at" in card
+            assert re.search(r"Elements present: [A-Z][a-z]? [01]\.\d\d", card)
             # the hit list: ten classes, the answer first; a click overlays that hit's reference
             hits = page.locator("table.hits tr[data-hit]")
             assert hits.count() == 10 and hits.nth(0).locator("td").nth(1).inner_text() in page.inner_text(".card h3")
