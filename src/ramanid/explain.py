@@ -46,14 +46,28 @@ class Explanation:
     reference_label: str
 
 
-def explain(bundle, spectrum, target: str | None = None) -> Explanation:
-    """Integrated-gradients attribution of one spectrum for the model's answer (or the named class
-    or element), beside the reference the answer's nearest-reference list starts with.
+def explain(bundle, spectrum, target: str | None = None, log=None) -> Explanation:
+    """Integrated-gradients attribution of one spectrum for the answer ``predict`` gives (or the
+    named class or element), beside the reference the answer's nearest-reference list starts
+    with; ``log`` is told when that answer is doubtful (flagged unknown, or the spectrum too poor).
     """
-    X, kept, skipped, _ = bundle.prepare([spectrum])
+    from ramanid.predict import predict_prepared
+
+    X, kept, skipped, quality = bundle.prepare([spectrum])
     if not kept:
         raise RamanIdError(skipped[0].reason)
-    return explain_prepared(bundle, X[:1], spectrum.source, target)
+    reference = None
+    if target is None and bundle.estimator.kind != "elements" and not bundle.estimator.transductive:
+        (answer,) = predict_prepared(bundle, X[:1], [spectrum.source], top=1, quality=quality)
+        target, reference = answer.top[0][0], answer.nearest[0]["library_index"]
+        doubts = (["it is flagged unknown"] if answer.unknown else []) + (
+            [f"the spectrum is too poor (SNR {answer.quality['snr']:.0f})"]
+            if (answer.quality or {}).get("poor")
+            else []
+        )
+        if doubts and log is not None:
+            log(f"warning: explaining the answer {target}, but {' and '.join(doubts)}: the answer is doubtful")
+    return explain_prepared(bundle, X[:1], spectrum.source, target, reference)
 
 
 def explain_prepared(
@@ -84,30 +98,10 @@ def explain_prepared(
 
 
 def explain_spectrum(bundle, spectrum, out, target: str | None = None, log=None):
-    """Draw the attribution of one spectrum; returns (target name, path of the figure).
-
-    Without ``target``, a class model's attribution is for the answer ``predict`` gives, beside
-    the reference that answer's nearest-reference list starts with; ``log`` is told when that
-    answer is doubtful (flagged unknown, or the spectrum too poor).
-    """
+    """Draw the attribution of one spectrum (:func:`explain`); returns (target name, path of the figure)."""
     from ramanid import plots
-    from ramanid.predict import predict_prepared
 
-    X, kept, skipped, quality = bundle.prepare([spectrum])
-    if not kept:
-        raise RamanIdError(skipped[0].reason)
-    reference = None
-    if target is None and bundle.estimator.kind != "elements" and not bundle.estimator.transductive:
-        (answer,) = predict_prepared(bundle, X[:1], [spectrum.source], top=1, quality=quality)
-        target, reference = answer.top[0][0], answer.nearest[0]["library_index"]
-        doubts = (["it is flagged unknown"] if answer.unknown else []) + (
-            [f"the spectrum is too poor (SNR {answer.quality['snr']:.0f})"]
-            if (answer.quality or {}).get("poor")
-            else []
-        )
-        if doubts and log is not None:
-            log(f"warning: explaining the answer {target}, but {' and '.join(doubts)}: the answer is doubtful")
-    e = explain_prepared(bundle, X[:1], spectrum.source, target, reference)
+    e = explain(bundle, spectrum, target, log)
     title = f"{e.source}\n{e.label}"
     return e.target, plots.explanation(e.shifts, e.spectrum, e.attribution, title, out, e.reference, e.reference_label)
 

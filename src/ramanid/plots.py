@@ -168,15 +168,22 @@ PHASE_COLOURS = [mpl.colormaps["tab20"](i) for i in range(20)] + [mpl.colormaps[
 UNKNOWN_COLOUR, UNANSWERED_COLOUR = (0.55, 0.55, 0.55, 1.0), (1.0, 1.0, 1.0, 1.0)
 
 
+def phase_colours(phases) -> dict:
+    """Each phase's colour (RGBA), in the order given, largest first: unknown grey, not answered white."""
+    names = [p for p in phases if p not in ("unknown", "not answered")]
+    colour = {name: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, name in enumerate(names)}
+    colour.update({"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR})
+    return colour
+
+
 def phase_map(data, table, phases, path: Path) -> Path:
     """The categorical map of phases: a legend with each phase's area share, axes in the map's
     units (µm where the file says so), unknown pixels grey, too-poor pixels hatched.
     """
     from matplotlib.patches import Patch
 
+    colour = phase_colours(phases["phase"])
     names = [p for p in phases["phase"] if p not in ("unknown", "not answered")]
-    colour = {name: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, name in enumerate(names)}
-    colour.update({"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR})
     rgba = np.array([colour[p] for p in table["phase"]])
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.subplots()

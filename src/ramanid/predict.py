@@ -230,6 +230,11 @@ def elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[
     }
 
 
+def reference_label(hit: dict) -> str:
+    """A nearest reference as a person reads it: its mineral (or label) and its RRUFF id."""
+    return f"{hit.get('mineral', hit.get('label'))} {hit.get('rruff_id', '')}".strip()
+
+
 def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
     """One short row per spectrum, for a terminal: the file's name, the answer (the mixture's
     minerals, or an element model's elements present) with its probability, the answer set's
@@ -257,7 +262,7 @@ def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
             row["snr"] = f"{p.quality['snr']:.0f}" + (" poor" if p.quality["poor"] else "")
         if p.nearest:
             hit = p.nearest[0]
-            row["nearest"] = cut(f"{hit.get('mineral', hit.get('label'))} {hit.get('rruff_id', '')}".strip())
+            row["nearest"] = cut(reference_label(hit))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -277,7 +282,7 @@ def as_table(predictions: list[Prediction]) -> pd.DataFrame:
             row[element] = round(d["probability"], 4)
             row[f"{element}_present"] = d["present"]
         for k, hit in enumerate(p.nearest, 1):
-            row[f"nearest{k}"] = f"{hit.get('mineral', hit.get('label'))} {hit.get('rruff_id', '')}".strip()
+            row[f"nearest{k}"] = reference_label(hit)
         if p.components is not None:
             row["components"] = " + ".join(f"{c['mineral']} {c['fraction']:.2f}" for c in p.components) or "-"
             row["explained"] = p.explained

@@ -252,6 +252,7 @@ def create_app(
     workers = Workers(model_dir, limits.workers)
     page = resources.files("ramanid.data").joinpath("serve.html").read_text(encoding="utf-8")
     max_bytes = int(limits.max_upload_mb * 2**20)
+    too_large = f"the upload is over the limit of {limits.max_upload_mb:g} MB"
     maps = MapUploads()
 
     async def _run(job: tuple, folder: str | Path):
@@ -280,7 +281,6 @@ def create_app(
         except ValueError as exc:
             return _error(400, str(exc))
         details = request.query_params.get("details") in ("1", "true")
-        too_large = f"the upload is over the limit of {limits.max_upload_mb:g} MB"
         size = request.headers.get("content-length") or "0"
         if not size.isdigit():
             return _error(400, f"Content-Length {size[:20]!r} is not a number of bytes")
@@ -323,11 +323,9 @@ def create_app(
             if not hasattr(upload, "read"):
                 return _error(400, "no map: send the map file in the multipart field 'map'")
             token, path = maps.new(upload.filename)
-            with open(path, "wb") as out:
-                while block := await upload.read(2**20):
-                    out.write(block)
+            await _copied(upload, path)
         except UploadTooLarge:
-            return _error(413, f"the upload is over the limit of {limits.max_upload_mb:g} MB")
+            return _error(413, too_large)
         except Exception as exc:  # noqa: BLE001 - multipart parsing errors come in several types
             return _error(400, f"could not read the upload: {exc}")
         answer = await _run(("map", path, reading), maps.folder)
@@ -428,12 +426,16 @@ async def _saved(form, folder: Path) -> list[Path]:
     """
     paths = []
     for i, upload in enumerate(u for u in form.getlist("files") if hasattr(u, "read")):
-        path = folder / f"{i:04d}_{_safe_name(upload.filename)}"
-        with open(path, "wb") as out:
-            while block := await upload.read(2**20):
-                out.write(block)
-        paths.append(path)
+        paths.append(await _copied(upload, folder / f"{i:04d}_{_safe_name(upload.filename)}"))
     return paths
+
+
+async def _copied(upload, path: Path) -> Path:
+    """An uploaded file copied to ``path`` a block at a time."""
+    with open(path, "wb") as out:
+        while block := await upload.read(2**20):
+            out.write(block)
+    return path
 
 
 def _safe_name(name: str | None) -> str:
@@ -526,23 +528,19 @@ def _map(bundle, path: Path, reading: Reading) -> dict:
     """
     from matplotlib.colors import to_hex
 
-    from ramanid.maps import UNANSWERED, UNKNOWN, MapOptions, map_answers, read_map, summary
-    from ramanid.plots import PHASE_COLOURS, UNANSWERED_COLOUR, UNKNOWN_COLOUR
+    from ramanid.jsonable import json_ready
+    from ramanid.maps import MapOptions, map_answers, read_map, summary
+    from ramanid.plots import phase_colours
 
     data = read_map(path, reading.laser_nm, reading.calibration)
     fast = len(data) > FULL_BASELINE_PIXELS
     table = map_answers(bundle, data, MapOptions(fast_baseline=fast), progress=False)
     phases = summary(table)
-    names = [p for p in phases["phase"] if p not in (UNKNOWN, UNANSWERED)]
-    colour = {name: to_hex(PHASE_COLOURS[i % len(PHASE_COLOURS)]) for i, name in enumerate(names)}
-    colour.update({UNKNOWN: to_hex(UNKNOWN_COLOUR), UNANSWERED: to_hex(UNANSWERED_COLOUR)})
+    colour = phase_colours(phases["phase"])  # as in phases.png
     order = {name: i for i, name in enumerate(phases["phase"])}
     probability = np.nan_to_num(table["probability"].to_numpy(float), nan=0.0)
     return {
-        "phases": [
-            {**{k: (None if v != v else v) for k, v in row.items()}, "colour": colour[row["phase"]]}
-            for row in phases.to_dict("records")
-        ],
+        "phases": [{**row, "colour": to_hex(colour[row["phase"]])} for row in json_ready(phases.to_dict("records"))],
         "x": np.round(data.x.astype(float), 4).tolist(),
         "y": np.round(data.y.astype(float), 4).tolist(),
         "phase": [order[p] for p in table["phase"]],
@@ -571,10 +569,11 @@ def _plot(bundle, x: np.ndarray, prediction) -> dict:
     attribution towards the answer.
     """
     from ramanid.explain import explain_prepared
+    from ramanid.predict import reference_label
 
     references = [
         {
-            "label": f"{hit.get('mineral', hit['label'])} {hit.get('rruff_id', '')}".strip(),
+            "label": reference_label(hit),
             "similarity": round(hit["similarity"], 4),
         }
         for hit in prediction.nearest

@@ -62,9 +62,9 @@ def read_wide_csv(path: str | Path, allow_missing: bool = False) -> SpectraSet:
     """
     path = Path(path)
     text = _read_text(path)  # decoded (UTF-16 included) and decompressed once, then parsed by pandas
-    suffix = Path(path.name.removesuffix(path.suffix)).suffix if path.suffix.lower() in _COMPRESSED else path.suffix
+    suffix = Path(path.stem).suffix if path.suffix.lower() in _COMPRESSED else path.suffix  # t.tsv.gz: .tsv
     sep = wide_separator(text) or ("\t" if suffix.lower() in (".tsv", ".tab") else ",")
-    comma = sep != "," and any("," in line for line in text.split("\n")[1:3])
+    comma = sep != "," and any("," in line for line in text.split("\n", 3)[1:3])
     try:  # the other columns are text: labels "1", "1.0" and "01" stay three, "None" and "NaN" are names
         titles = pd.read_csv(io.StringIO(text), sep=sep, engine="c", nrows=0).columns
         names = {title: str for title in titles if as_float(title) is None}

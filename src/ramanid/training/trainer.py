@@ -76,11 +76,8 @@ def check_device(device: str) -> torch.device:
         chosen = torch.device(device)
     except (RuntimeError, TypeError):
         chosen = None
-    index = 0 if chosen is not None and chosen.index is None else getattr(chosen, "index", None)
-    usable = chosen is not None and (
-        chosen.type == "cpu" or (chosen.type == "cuda" and f"cuda:{index}" in have) or (chosen.type == "mps" and mps)
-    )
-    if not usable:
+    name = chosen and (f"cuda:{chosen.index or 0}" if chosen.type == "cuda" else chosen.type)
+    if name not in have:
         raise ModelError(f"device {device!r}: this machine has {', '.join(have)}")
     return chosen
 
