@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from ramanid.datasets.rruff import build_rruff
 from ramanid.evaluation.degradation import COMBINATIONS, Condition, degrade
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.io.rruff import read_rruff
-from ramanid.maps import MapData, MapOptions, map_answers, summary
+from ramanid.maps import NEIGHBOURHOODS, MapData, MapOptions, majority_filter, map_answers, segment_phases, summary
 from ramanid.preprocessing.resample import resample_spectrum
 from ramanid.spectra import Spectrum
 
@@ -122,17 +123,18 @@ def accuracy(args, bundle) -> None:
         for k in range(args.maps):
             data, truth, shares = synthetic_map(by_mineral, args.size, rng, condition, 1000 * (part == "test") + k)
             start = time.perf_counter()
-            options = MapOptions(chunk=2000, fast_baseline=args.baseline == "fast")
+            options = MapOptions(fast_baseline=args.baseline == "fast")
             table = map_answers(bundle, data, options, progress=False)
             wall = time.perf_counter() - start
-            for neighbourhood in ("off", "majority"):
-                if neighbourhood == "majority":
-                    from ramanid.maps import majority_filter
-
-                    table = table.assign(phase=majority_filter(data, table))
-                row = {**scored(table, truth, shares), "pixels_per_s": len(data) / wall}
+            majority = table.assign(phase=majority_filter(data, table))
+            for neighbourhood, answered in (
+                ("off", table),
+                ("majority", majority),
+                ("segments", majority.assign(phase=segment_phases(bundle, data, majority, options))),
+            ):
+                row = {**scored(answered, truth, shares), "pixels_per_s": len(data) / wall}
                 results.setdefault((part, neighbourhood), []).append(row)
-    chosen = max(("off", "majority"), key=lambda n: np.mean([r["pixel_accuracy"] for r in results["validation", n]]))
+    chosen = max(NEIGHBOURHOODS, key=lambda n: np.mean([r["pixel_accuracy"] for r in results["validation", n]]))
     rows = []
     for (part, neighbourhood), found in results.items():
         row = {
@@ -151,9 +153,10 @@ def accuracy(args, bundle) -> None:
         )
 
 
-def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> tuple[float, float]:
-    """The wall time of ``ramanid map`` in its own process (start-up included), and that
-    process's peak RSS in GiB (its own, from ``wait4``: it counts this process's RSS at the fork).
+def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> tuple[float, float, float]:
+    """The wall time of ``ramanid map`` in its own process (start-up included), its mapping time
+    (file to every pixel's answer, as it prints it), and that process's peak RSS in GiB (its own,
+    from ``wait4``: it counts this process's RSS at the fork).
     """
     start = time.perf_counter()
     command = [
@@ -168,14 +171,16 @@ def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> 
         "--out",
         str(out),
     ]
-    with tempfile.TemporaryFile() as errors:  # not a pipe: the progress bar would fill it
-        child = subprocess.Popen([*command, *extra], stdout=subprocess.DEVNULL, stderr=errors)
+    with tempfile.TemporaryFile() as said, tempfile.TemporaryFile() as errors:  # not pipes: they could fill
+        child = subprocess.Popen([*command, *extra], stdout=said, stderr=errors)
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
             errors.seek(0)
             raise RuntimeError(f"ramanid map failed ({child.returncode}): {errors.read()[-2000:].decode()}")
-    return time.perf_counter() - start, usage.ru_maxrss / 2**20
+        said.seek(0)
+        mapping = float(re.search(rb"pixels in ([0-9.]+) s", said.read()).group(1))
+    return time.perf_counter() - start, mapping, usage.ru_maxrss / 2**20
 
 
 def speed(args, bundle) -> None:
@@ -193,12 +198,16 @@ def speed(args, bundle) -> None:
         np.save(path, cube.reshape(args.side, args.side, len(AXIS)).astype(np.float32))
         np.save(axis, AXIS)
         for label, extra in (
-            ("1 process, fast baseline", []),
+            ("1 process, fast baseline, a chunk per core (default)", []),
+            ("1 process, fast baseline, one chunk at a time", ["--threads", "1"]),
             ("1 process, the model's arPLS", ["--baseline", "model"]),
             ("dask, 2 local workers, fast baseline", ["--workers", "2"]),
         ):
-            wall, _ = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
-            print(f"{label}: {n} pixels in {wall:.1f} s = {n / wall:.0f} pixels/s (start-up included)")
+            wall, mapping, _ = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
+            print(
+                f"{label}: {n} pixels in {wall:.1f} s = {n / wall:.0f} pixels/s whole run (start-up, model and "
+                f"outputs included); mapping {mapping:.1f} s = {n / mapping:.0f} pixels/s"
+            )
         files = []
         for i in range(200):
             file = Path(folder) / f"p{i}.csv"
@@ -232,7 +241,7 @@ def big(args) -> None:
         subprocess.run(writer, check=True)
         print(f"map file: {path.stat().st_size / 2**30:.2f} GiB")
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        wall, peak = ramanid_map(args.model, path, axis, Path(folder) / "out")
+        wall, _, peak = ramanid_map(args.model, path, axis, Path(folder) / "out")
         print(
             f"{args.side}x{args.side}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s; peak RSS {peak:.2f} GiB "
             f"(an upper bound: this process's peak at the fork, {own:.2f} GiB, counts in it)"

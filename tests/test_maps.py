@@ -57,6 +57,9 @@ def test_the_map_command_writes_every_output_and_says_what_is_missing(tmp_path):
     ]
     pixels = pd.read_csv(out / "pixels.csv")
     assert len(pixels) == 12 and {"x", "y", "mineral", "probability", "unknown", "snr", "poor", "phase"} <= set(pixels)
+    assert list(pixels.columns[3:8]) == ["probability", "top2", "p2", "top3", "p3"]  # as the page's CSV has them
+    assert (pixels["probability"] >= pixels["p2"]).all() and (pixels["p2"] >= pixels["p3"]).all()
+    assert (pixels["top2"] != pixels["mineral"]).all()
     report = (out / "report.html").read_text()
     assert "data:image/png;base64," in report and "http" not in report.replace("http-equiv", "")  # self-contained
     summary = pd.read_csv(out / "summary.csv")
@@ -157,3 +160,52 @@ def test_a_map_with_no_phase_known_still_gets_its_report(bundle, tmp_path):
     table = map_answers(bundle, data, MapOptions(chunk=4), progress=False).assign(phase="unknown", unknown=True)
     write_map(tmp_path / "out", bundle, data, table)
     assert "smaller phases" not in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_chunks_side_by_side_give_the_answers_of_one_chunk_at_a_time(bundle):
+    import torch
+
+    data, options = _map(bundle), MapOptions(chunk=5)
+    threads_before = torch.get_num_threads()
+    side_by_side = map_answers(bundle, data, options, progress=False, threads=2)
+    assert torch.get_num_threads() == threads_before  # the one-thread setting of a map is undone
+    pd.testing.assert_frame_equal(side_by_side, map_answers(bundle, data, options, progress=False, threads=1))
+
+
+def test_confidence_gives_each_pixel_its_answer_set(tmp_path):
+    out = tmp_path / "map"
+    wdf = FORMATS / "renishaw" / "interrupted_acquisition.wdf"
+    result = CliRunner().invoke(
+        main, ["map", str(OLD / "identifier"), str(wdf), "--confidence", "0.9", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    pixels = pd.read_csv(out / "pixels.csv", keep_default_na=False)
+    sets = [s.split("; ") for s in pixels["answer_set"] if s]
+    assert sets and all(
+        first == mineral
+        for (first, *_), mineral in zip(sets, pixels["mineral"][pixels["answer_set"] != ""], strict=True)
+    )
+    without = CliRunner().invoke(main, ["map", str(OLD / "identifier"), str(wdf), "--out", str(tmp_path / "plain")])
+    assert without.exit_code == 0 and "answer_set" not in pd.read_csv(tmp_path / "plain" / "pixels.csv")
+
+
+def test_segments_answer_each_large_region_by_its_mean_spectrum(bundle):
+    from ramanid.maps import SEGMENT_PIXELS, segment_phases
+
+    side = 8
+    y, x = np.divmod(np.arange(side * side), side)
+    mineral = bundle.labels[0]
+    rng = np.random.default_rng(1)
+    rows = np.repeat(bundle.library[:1].astype(float) * 1000, side * side, axis=0) + rng.normal(0, 5, (side * side, 1))
+    data = MapData(bundle.shifts, rows, x.astype(float), y.astype(float), "regions", {})
+    phases = np.full(side * side, "Wrongite", dtype=object)  # the left half: one region misread
+    phases[x >= 4] = "unknown"  # flagged pixels are left as they are
+    small = (x >= 6) & (y < 2)  # four pixels: too few to be answered as a region
+    phases[small] = "Smallite"
+    assert small.sum() < SEGMENT_PIXELS <= (x < 4).sum()
+    table = pd.DataFrame({"phase": phases, "probability": np.full(side * side, 0.5)})
+    found = segment_phases(bundle, data, table, MapOptions())
+    assert (found[x < 4] == mineral).all()
+    assert (found[small] == "Smallite").all() and (found[(x >= 4) & ~small] == "unknown").all()
+    line = MapData(bundle.shifts, rows[:5], np.arange(5.0), np.zeros(5), "line", {})
+    assert list(segment_phases(bundle, line, table.iloc[:5], MapOptions())) == list(phases[:5])  # no grid

@@ -34,12 +34,15 @@ def _queries() -> list[Spectrum]:
 
 
 def _assert_same_answers(old: list[dict], new: list[dict]) -> None:
-    """Names and flags equal; every number within 1e-6."""
+    """Names and flags equal; similarities within 1e-6, probabilities within 1e-4 (float32 sums in
+    another order, as the identifier's one product of both parts takes them, move a similarity by
+    about 1e-7, and the calibration's temperature multiplies that).
+    """
     assert len(old) == len(new)
     for o, n in zip(old, new, strict=True):
         assert (o["file"], o["unknown"], o["answer_set"]) == (n["file"], n["unknown"], n["answer_set"])
         assert [name for name, _ in o["top"]] == [name for name, _ in n["top"]]
-        np.testing.assert_allclose([p for _, p in o["top"]], [p for _, p in n["top"]], atol=1e-6)
+        np.testing.assert_allclose([p for _, p in o["top"]], [p for _, p in n["top"]], atol=1e-4)
         np.testing.assert_allclose(
             [o["similarity"], o["unknown_score"]], [n["similarity"], n["unknown_score"]], atol=1e-6
         )

@@ -830,7 +830,13 @@ def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, work
 @_mixture_options
 @_reading_options
 @click.option("--axis", type=click.Path(exists=True, dir_okay=False), default=None, help="For an .npy cube: its axis.")
-@click.option("--chunk", type=click.IntRange(1), default=2000, show_default=True, help="Pixels per chunk.")
+@click.option("--chunk", type=click.IntRange(1), default=1000, show_default=True, help="Pixels per chunk.")
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Give each pixel its conformal answer set at this coverage (pixels.csv, column answer_set).",
+)
 @click.option(
     "--baseline",
     type=click.Choice(["fast", "model"]),
@@ -840,10 +846,17 @@ def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, work
 )
 @click.option(
     "--neighbourhood",
-    type=click.Choice(["off", "majority"]),
+    type=click.Choice(["off", "majority", "segments"]),
     default="off",
     show_default=True,
-    help="majority: each pixel takes the phase of the largest summed probability over its 3 x 3 neighbours.",
+    help="majority: each pixel takes the phase of the largest summed probability over its 3 x 3 neighbours; "
+    "segments: that, then each region of one phase (10 pixels or more) takes the answer for its mean spectrum.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="Chunks answered at once in this process [default: one per core].",
 )
 @click.option("--workers", type=click.IntRange(1), default=None, help="Start a local dask cluster of N workers.")
 @click.option("--scheduler", default=None, help="Send the chunks to the dask.distributed scheduler at this address.")
@@ -851,8 +864,8 @@ def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, work
     "--resume", is_flag=True, help="Reuse the chunks an interrupted run of the same map and options finished."
 )
 def map_command(
-    model_dir, map_file, out, mixture, max_components, laser_nm, calibration, axis, chunk, baseline,
-    neighbourhood, workers, scheduler, resume,
+    model_dir, map_file, out, mixture, max_components, laser_nm, calibration, axis, chunk, confidence, baseline,
+    neighbourhood, threads, workers, scheduler, resume,
 ):  # fmt: skip
     """Identify every pixel of a Raman map: a phase map, each pixel's answer, a summary and a report."""
     import shutil
@@ -872,13 +885,13 @@ def map_command(
     probe = bundle.prepare_rows(data.shifts, np.asarray(data.intensities[:1], dtype=float))
     if probe.problems and probe.problems[0] not in (NO_SIGNAL, NOT_MEASURED):  # a problem of every pixel
         raise RamanIdError(f"{map_file}: {probe.problems[0]}")
-    options = MapOptions(chunk, max_components if mixture else None, baseline == "fast", neighbourhood)
+    options = MapOptions(chunk, max_components if mixture else None, confidence, baseline == "fast", neighbourhood)
     cache = Path(out).parent / f".{Path(out).name}.chunks"
     if cache.exists() and not resume:
         shutil.rmtree(cache)
     start = time.perf_counter()
     with _dask_client(workers, scheduler) as client:
-        table = map_answers(bundle, data, options, cache=cache, client=client)
+        table = map_answers(bundle, data, options, cache=cache, client=client, threads=threads)
     wall = time.perf_counter() - start
     write_map(out, bundle, data, table)
     shutil.rmtree(cache, ignore_errors=True)

@@ -5,8 +5,10 @@ Parquet table with ``x`` and ``y`` columns, an ``.npy`` cube with its axis, stre
 then answered chunk by chunk: each chunk is resampled, measured and preprocessed as one batch
 (:meth:`ramanid.bundle.Bundle.prepare_rows`; by default with the one-pass ``opening`` baseline,
 which runs at map speed) and identified through the same answers as ``predict``
-(:func:`ramanid.predict.answer_arrays`). Chunks run in this process or on a ``dask.distributed``
-cluster, where the model is sent to each worker once. Finished chunks are kept beside the
+(:func:`ramanid.predict.answer_arrays`). Chunks run in this process, one per core at once, or on
+a ``dask.distributed`` cluster, where the model is sent to each worker once. A neighbourhood step
+may then mend each pixel's phase from its neighbours (:func:`majority_filter`) and answer each
+region of one phase by its mean spectrum (:func:`segment_phases`). Finished chunks are kept beside the
 output folder, so an interrupted run resumes (``--resume``); the output folder is written whole.
 
 Outputs (:func:`write_map`): ``pixels.csv``, ``summary.csv``, ``phases.png``, ``confidence.png``
@@ -19,6 +21,8 @@ import base64
 import hashlib
 import io
 import json
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,8 +35,11 @@ from ramanid.predict import answer_arrays
 
 #: an answer's label for a pixel that is flagged unknown, and for one that could not be answered
 UNKNOWN, UNANSWERED = "unknown", "not answered"
-#: the neighbourhood steps offered (``majority``: the 3 x 3 probability-weighted majority)
-NEIGHBOURHOODS = ("off", "majority")
+#: the neighbourhood steps offered (``majority``: the 3 x 3 probability-weighted majority;
+#: ``segments``: that, then each region of one phase answered by its mean spectrum)
+NEIGHBOURHOODS = ("off", "majority", "segments")
+#: the fewest pixels of a region that ``segments`` answers by its mean spectrum
+SEGMENT_PIXELS = 10
 #: the report draws a representative spectrum for this many of the largest phases
 REPORT_SPECTRA = 12
 
@@ -72,8 +79,9 @@ class MapData:
 class MapOptions:
     """How a map is answered."""
 
-    chunk: int = 2000
+    chunk: int = 1000
     mixture: int | None = None
+    confidence: float | None = None
     fast_baseline: bool = True
     neighbourhood: str = "off"
 
@@ -196,15 +204,20 @@ class NpyRows:
 
 
 def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOptions) -> dict:
-    """Answers for one chunk of pixels: mineral, probability, unknown, signal-to-noise ratio, poor,
-    a problem for pixels that could not be answered, and the components where asked. Plain lists,
-    so that a chunk travels from a worker and is kept on disk as JSON.
+    """Answers for one chunk of pixels: mineral, probability, the next two minerals and their
+    probabilities, unknown, signal-to-noise ratio, poor, a problem for pixels that could not be
+    answered, the answer set and the components where asked. Plain lists, so that a chunk travels
+    from a worker and is kept on disk as JSON.
     """
     inputs = bundle.prepare_rows(shifts, Y, options.fast_baseline)
     n = len(Y)
     answer = {
         "mineral": [UNANSWERED] * n,
         "probability": [float("nan")] * n,
+        "top2": [""] * n,
+        "p2": [float("nan")] * n,
+        "top3": [""] * n,
+        "p3": [float("nan")] * n,
         "unknown": [False] * n,
         "snr": [float("nan")] * n,
         "poor": [False] * n,
@@ -212,18 +225,23 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
     }
     if options.mixture:
         answer["components"] = [""] * n
+    if options.confidence is not None:
+        answer["answer_set"] = [""] * n
     if len(inputs.X):
-        a = answer_arrays(bundle, inputs.X, None, options.mixture)  # a pixel's answer set is not reported
+        a = answer_arrays(bundle, inputs.X, options.confidence, options.mixture)
         names = bundle.estimator.output_names
-        best = np.argmax(a.scores, axis=1)
+        values = a.proba if a.proba is not None else a.scores
+        top = _largest(values, 3)
         for k, row in enumerate(inputs.rows.tolist()):
-            answer["mineral"][row] = names[best[k]]
-            answer["probability"][row] = (
-                float(a.proba[k, best[k]]) if a.proba is not None else float(a.scores[k, best[k]])
-            )
+            answer["mineral"][row] = names[top[k, 0]]
+            answer["probability"][row] = float(values[k, top[k, 0]])
+            for rank, j in enumerate(top[k, 1:], start=2):
+                answer[f"top{rank}"][row], answer[f"p{rank}"][row] = names[j], float(values[k, j])
             answer["unknown"][row] = bool(a.flagged[k])
             answer["snr"][row] = float(inputs.quality[k].as_dict()["snr"])
             answer["poor"][row] = bool(inputs.quality[k].poor)
+            if a.sets is not None:
+                answer["answer_set"][row] = "; ".join(str(names[j]) for j in a.sets[k])
             if a.mixtures is not None:
                 mix = a.mixtures[k]
                 answer["components"][row] = " + ".join(f"{c.mineral} {c.fraction:.2f}" for c in mix.components)
@@ -231,11 +249,30 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
     return answer
 
 
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The columns of each row's ``k`` largest values, largest first (a partition, not a sort of
+    every class).
+    """
+    if values.shape[1] > k:
+        columns = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    else:
+        columns = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    order = np.argsort(-np.take_along_axis(values, columns, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(columns, order, axis=1)
+
+
 def map_answers(
-    bundle, data: MapData, options: MapOptions, cache: Path | None = None, client=None, progress=True
+    bundle,
+    data: MapData,
+    options: MapOptions,
+    cache: Path | None = None,
+    client=None,
+    progress=True,
+    threads: int | None = None,
 ) -> pd.DataFrame:
-    """Every pixel's answer, chunk by chunk (in this process, or on ``client``'s dask cluster),
-    reusing the chunks already in ``cache`` from an earlier run of the same map, model and options.
+    """Every pixel's answer, chunk by chunk (in this process on ``threads`` threads, default one per
+    core, or on ``client``'s dask cluster), reusing the chunks already in ``cache`` from an earlier
+    run of the same map, model and options.
     """
     from tqdm.auto import tqdm
 
@@ -245,7 +282,7 @@ def map_answers(
     todo = [s for s in starts if done[s] is None]
     bar = tqdm(total=len(data), unit="px", desc="mapping", disable=not progress)
     bar.update(sum(min(options.chunk, len(data) - s) for s in starts if done[s] is not None))
-    for start, answer in _run(bundle, data, options, todo, client):
+    for start, answer in _run(bundle, data, options, todo, client, threads or available_cores()):
         done[start] = answer
         _store(cache, start, key, answer)
         bar.update(len(answer["mineral"]))
@@ -254,20 +291,24 @@ def map_answers(
     table.insert(0, "y", data.y)
     table.insert(0, "x", data.x)
     table["phase"] = np.where(table["unknown"], UNKNOWN, table["mineral"])
-    if options.neighbourhood == "majority":
+    if options.neighbourhood in ("majority", "segments"):
         table["phase"] = majority_filter(data, table)
+    if options.neighbourhood == "segments":
+        table["phase"] = segment_phases(bundle, data, table, options)
     return table
 
 
-def _run(bundle, data: MapData, options: MapOptions, starts: list[int], client):
+def _run(bundle, data: MapData, options: MapOptions, starts: list[int], client, threads: int):
     """``(start, answer)`` of each chunk, as soon as it is done (the cache keeps each at once)."""
 
     def chunk(start):
         return np.asarray(data.intensities[start : start + options.chunk], dtype=np.float64)
 
+    def answered(start):
+        return identify_chunk(bundle, data.shifts, chunk(start), options)
+
     if client is None:
-        for start in starts:
-            yield start, identify_chunk(bundle, data.shifts, chunk(start), options)
+        yield from _in_threads(answered, starts, threads)
         return
     model = client.scatter(_folder_files(bundle.path), broadcast=True)  # the model, once per worker
     futures = {
@@ -277,6 +318,41 @@ def _run(bundle, data: MapData, options: MapOptions, starts: list[int], client):
 
     for future in as_completed(futures):
         yield futures[future], future.result()
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _in_threads(work, starts: list[int], threads: int):
+    """``(start, work(start))`` in order, ``threads`` chunks at a time, each chunk on one thread with
+    one-thread BLAS and torch: numpy, scipy and torch release the GIL in their loops, and on 2
+    cores two chunks side by side ran 1.7 times as fast as one chunk on two-thread products
+    (``benchmarks/bench_maps.py --speed``).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="ramanid-map")
+    pending = deque()
+    try:
+        torch.set_num_threads(1)
+        with threadpool_limits(1):
+            for start in starts:
+                pending.append((start, pool.submit(work, start)))
+                if len(pending) > 2 * threads:  # a few chunks ahead, not the whole map in memory
+                    first, future = pending.popleft()
+                    yield first, future.result()
+            while pending:
+                first, future = pending.popleft()
+                yield first, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(before)
 
 
 def _folder_files(folder: Path) -> dict[str, bytes]:
@@ -330,7 +406,8 @@ def _store(cache: Path | None, start: int, key: str, answer: dict) -> None:
 
 def majority_filter(data: MapData, table: pd.DataFrame) -> np.ndarray:
     """Each pixel's phase replaced by the phase of the largest summed probability over its 3 x 3
-    neighbourhood (on a regular grid; elsewhere the phases as they are).
+    neighbourhood (on a regular grid; elsewhere the phases as they are). Memory grows with the
+    pixels only, not with the number of phases.
     """
     grid = data.grid
     phases = table["phase"].to_numpy(object)
@@ -338,12 +415,62 @@ def majority_filter(data: MapData, table: pd.DataFrame) -> np.ndarray:
         return phases
     columns, rows, xs, ys = grid
     names, codes = np.unique(phases.astype(str), return_inverse=True)
-    weights = np.nan_to_num(table["probability"].to_numpy(float), nan=0.0)
-    votes = np.zeros((len(ys), len(xs), len(names)))
-    votes[rows, columns, codes] = np.maximum(weights, 1e-6)
-    padded = np.pad(votes, ((1, 1), (1, 1), (0, 0)))
-    summed = sum(padded[1 + dr : 1 + dr + len(ys), 1 + dc : 1 + dc + len(xs)] for dr in (-1, 0, 1) for dc in (-1, 0, 1))
-    return names[np.argmax(summed[rows, columns], axis=1)].astype(object)
+    weights = np.maximum(np.nan_to_num(table["probability"].to_numpy(float), nan=0.0), 1e-6)
+    at = np.full((len(ys) + 2, len(xs) + 2), -1)  # each pixel's position on a grid padded by one
+    at[rows + 1, columns + 1] = np.arange(len(phases))
+    around = np.stack([at[rows + 1 + dr, columns + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)], axis=1)
+    code, weight = np.where(around >= 0, codes[around], -1), np.where(around >= 0, weights[around], 0.0)
+    support = np.stack([(weight * (code == code[:, [k]])).sum(axis=1) for k in range(code.shape[1])], axis=1)
+    return names[code[np.arange(len(phases)), np.argmax(support, axis=1)]].astype(object)
+
+
+def segment_phases(bundle, data: MapData, table: pd.DataFrame, options: MapOptions) -> np.ndarray:
+    """Each connected region of one known phase (at least :data:`SEGMENT_PIXELS` pixels, on a
+    regular grid) given the answer for the mean of its pixels' spectra, or ``unknown`` where that
+    mean is flagged: many spectra of one grain, averaged, are read more surely than each alone.
+    Chosen over the majority filter alone on validation maps (benchmarks/RESULTS.md).
+    """
+    from scipy import ndimage
+
+    phases, grid = table["phase"].to_numpy(object), data.grid
+    if grid is None:
+        return phases
+    columns, rows, xs, ys = grid
+    names, codes = np.unique(phases.astype(str), return_inverse=True)
+    region = np.full(len(phases), -1)
+    count = 0
+    for code, name in enumerate(names):
+        if name in (UNKNOWN, UNANSWERED):
+            continue
+        labels = np.zeros((len(ys), len(xs)), dtype=int)
+        labels[rows, columns] = codes == code
+        labels, _ = ndimage.label(labels)
+        found = labels[rows, columns]
+        sizes = np.bincount(found)
+        sizes[0] = 0  # the pixels of other phases
+        kept = sizes >= SEGMENT_PIXELS
+        region[kept[found]] = (count + np.cumsum(kept) - 1)[found[kept[found]]]
+        count += int(kept.sum())
+    if not count:
+        return phases
+    sums, pixels = np.zeros((count, len(data.shifts))), np.zeros(count)
+    for start in range(0, len(data), options.chunk):  # the map read once more, a chunk at a time
+        part = region[start : start + options.chunk]
+        Y = np.asarray(data.intensities[start : start + options.chunk], dtype=np.float64)
+        keep = (part >= 0) & np.isfinite(Y).all(axis=1)
+        np.add.at(sums, part[keep], Y[keep])
+        pixels += np.bincount(part[keep], minlength=count)
+    inputs = bundle.prepare_rows(data.shifts, sums / pixels[:, None], options.fast_baseline)
+    if not len(inputs.X):
+        return phases
+    a = answer_arrays(bundle, inputs.X, None, None)
+    numbers, first = np.unique(region, return_index=True)
+    answer = phases[first[numbers >= 0]].copy()  # each region's phase as it was
+    output = np.array(bundle.estimator.output_names, dtype=object)
+    answer[inputs.rows] = np.where(a.flagged, UNKNOWN, output[np.argmax(a.scores, axis=1)])
+    phases = phases.copy()
+    phases[region >= 0] = answer[region[region >= 0]]
+    return phases
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -156,9 +156,9 @@ def answer_arrays(
     no answer sets where ``confidence`` is None.
     """
     model, info = bundle.estimator, bundle.info
-    scores, similarity = scores_as_met(model, X)
-    unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
     bins = model.quality_bins(X)
+    scores, similarity = scores_as_met(model, X, bins)
+    unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
     flagged = info.ood.flags(unknown, bins)
     mixed = _mixtures(bundle, X, scores, similarity, mixture) if mixture else None
     proba = sets = None
@@ -184,12 +184,13 @@ def _mixtures(bundle: Bundle, X, scores, similarity, max_components: int):
     return mixtures(bundle.estimator, X, scores, similarity, bundle.library_meta, max_components, gain, representation)
 
 
-def scores_as_met(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's decision scores and reference similarities; a transductive model scores each
-    spectrum on its own, as a user meets it, with a warning.
+def scores_as_met(model, X: np.ndarray, bins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's decision scores and reference similarities (``bins``: the inputs' quality bins,
+    where known); a transductive model scores each spectrum on its own, as a user meets it, with a
+    warning.
     """
     if not model.transductive:
-        return model.scores_and_similarity(X)
+        return model.scores_and_similarity(X, bins)
     warnings.warn(
         f"{model.model} is transductive: each spectrum is scored on its own, which is less "
         "accurate than the batch figures of its cross-validation",

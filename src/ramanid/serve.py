@@ -534,7 +534,7 @@ def _map(bundle, path: Path, reading: Reading) -> dict:
 
     data = read_map(path, reading.laser_nm, reading.calibration)
     fast = len(data) > FULL_BASELINE_PIXELS
-    table = map_answers(bundle, data, MapOptions(fast_baseline=fast), progress=False)
+    table = map_answers(bundle, data, MapOptions(fast_baseline=fast), progress=False, threads=1)  # a worker is one core
     phases = summary(table)
     colour = phase_colours(phases["phase"])  # as in phases.png
     order = {name: i for i, name in enumerate(phases["phase"])}

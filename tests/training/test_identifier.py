@@ -291,3 +291,14 @@ def test_predict_mixture_names_both_minerals_of_held_out_specimens(saved, by_spe
     X = saved.prepare([Spectrum(mix.spectrum.shifts, mix.spectrum.intensities, {"file": "m"})]).X
     named = residual_subtraction(saved.estimator, X[0], 2)
     assert len(set(named)) == 2
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_the_one_product_of_both_parts_is_the_weighted_sum_of_the_two_cosines(identifier, by_specimen, alpha):
+    _, queries = by_specimen
+    X = queries.intensities[:30]
+    spectral = identifier.spectral_(X) @ identifier.spectral_(identifier.reference_spectra_).T
+    embedded = identifier.embed(X) @ identifier.embed(identifier.reference_spectra_).T
+    np.testing.assert_allclose(
+        identifier.similarity(X, alpha), (1 - alpha) * spectral + alpha * embedded, rtol=1e-5, atol=1e-5
+    )

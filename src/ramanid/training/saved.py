@@ -70,9 +70,9 @@ class SavedModel:
         """``(queries, references)`` cosine similarities to the attached references."""
         return self.references_.search.similarity(X)
 
-    def scores_and_similarity(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def scores_and_similarity(self, X, bins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`decision_scores` and :meth:`reference_similarity` together (a model that scores
-        through its references searches once).
+        through its references searches once; ``bins``: :meth:`quality_bins` of ``X``, where known).
         """
         return self.decision_scores(X), self.reference_similarity(X)
 
