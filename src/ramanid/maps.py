@@ -330,7 +330,7 @@ def available_cores() -> int:
 def _in_threads(work, starts: list[int], threads: int):
     """``(start, work(start))`` in order, ``threads`` chunks at a time, each chunk on one thread with
     one-thread BLAS and torch: numpy, scipy and torch release the GIL in their loops, and on 2
-    cores two chunks side by side ran 1.7 times as fast as one chunk on two-thread products
+    cores two chunks side by side ran 1.6-1.8 times as fast as one chunk on two-thread products
     (``benchmarks/bench_maps.py --speed``).
     """
     import torch
