@@ -12,6 +12,7 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RRUFF_ZIP = SHARED / "rruff" / "excellent_unoriented.zip"
 COVID_DIR = SHARED / "covid_serum"
+ECOLI = SHARED / "ecoli_growth_phase" / "ecoli_growth_phase.csv.gz"
 
 
 def _require(path: Path) -> Path:
@@ -41,6 +42,14 @@ def rruff_zip() -> Path:
 @pytest.fixture(scope="session")
 def covid_dir() -> Path:
     return _require(COVID_DIR)
+
+
+@pytest.fixture(scope="session")
+def ecoli():
+    """The E. coli growth-phase set as `ramanid build table --label label --group replicate` builds it."""
+    from ramanid.datasets.table import build_table
+
+    return build_table(_require(ECOLI), label="label", group="replicate")
 
 
 @pytest.fixture(scope="session")

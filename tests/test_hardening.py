@@ -75,7 +75,15 @@ def test_ctrl_c_ends_a_parallel_build_and_its_workers(rruff_zip, tmp_path):
         "--out",
         str(tmp_path / "x.npz"),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        # a terminal's foreground job takes Ctrl-C; a job started in the background (as CI may start
+        # this suite) inherits SIGINT ignored, and Python would then never raise KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(4)  # well inside the reading of 11,080 files
     os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the whole process group
     try:

@@ -78,18 +78,13 @@ class _ModelOption(click.Option):
     command starts without importing torch).
     """
 
-    def __init__(self, *args, neural_only: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.neural_only = neural_only
-
     def get_help_record(self, ctx):
         from ramanid.models import MODELS, user_models
         from ramanid.training.baselines import CLASSICAL
 
         lines = [f"{name}: {MODELS[name].description}." for name in user_models()]
-        if not self.neural_only:
-            lines.append(f"Classical baselines: {', '.join(CLASSICAL)}.")
-            lines.append("For elements, NETWORK+vote blends a network with formula_vote (weight chosen on validation).")
+        lines.append(f"Classical baselines: {', '.join(CLASSICAL)}.")
+        lines.append("For elements, NETWORK+vote blends a network with formula_vote (weight chosen on validation).")
         self.help = f"{self.help} " + " ".join(lines)
         return super().get_help_record(ctx)
 
@@ -173,6 +168,14 @@ def _training_options(f):
             ),
             click.option("--seed", type=int, default=0, show_default=True),
             click.option(
+                "--budget",
+                type=click.FloatRange(0, min_open=True),
+                default=None,
+                metavar="MINUTES",
+                help="For --model auto: the minutes its choice may take on each training part; candidates "
+                "are tried cheapest first, and those not started when it is spent are left out.",
+            ),
+            click.option(
                 "--preprocess",
                 default=None,
                 help="Steps run inside each fold on top of the set's own (fitted on training rows only), "
@@ -197,7 +200,20 @@ def _training_options(f):
 
 
 def _task_and_options(
-    task, elements, chemistry, positive, epochs, lr, weight_decay, hidden, device, precision, seed, preprocess, tune
+    task,
+    elements,
+    chemistry,
+    positive,
+    epochs,
+    lr,
+    weight_decay,
+    hidden,
+    device,
+    precision,
+    seed,
+    budget,
+    preprocess,
+    tune,
 ):
     """``(task, options, seed)`` from the options of :func:`_training_options`."""
     from ramanid.targets import Task
@@ -216,6 +232,7 @@ def _task_and_options(
             precision=precision,
             preprocess=preprocess,
             tune=parse_tune(tune),
+            budget_minutes=budget,
         ),
         seed,
     )
@@ -565,9 +582,7 @@ def cv_command(data, models, split, folds, ensemble, jobs, backend, scheduler, o
     type=click.Path(exists=True, dir_okay=False),
     help="A SpectraSet file written by 'ramanid build'.",
 )
-@click.option(
-    "--model", cls=_ModelOption, neural_only=True, default="ramannet", show_default=True, help="The network to train."
-)
+@click.option("--model", cls=_ModelOption, default="ramannet", show_default=True, help="The model to train.")
 @_training_options
 @click.option(
     "--out",

@@ -26,7 +26,9 @@ from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
 from ramanid.search import References
 from ramanid.targets import Task
+from ramanid.training.baselines import CLASSICAL
 from ramanid.training.blend import VOTE_SUFFIX
+from ramanid.training.by_group import BY_GROUP
 from ramanid.training.factory import Options
 from ramanid.training.identifier import LibraryIdentifier, input_snr_bins
 from ramanid.training.recipe import fit_recipe
@@ -50,10 +52,15 @@ def train_bundle(
     that best tells those from the others on validation, with the threshold that accepts 95% of
     the known validation spectra (so about 5% of new spectra of known minerals are flagged).
     """
-    if model.removesuffix(VOTE_SUFFIX) not in user_models():
+    if model.endswith(BY_GROUP):
+        raise RamanIdError(
+            f"model {model!r} cannot be saved: it standardises each batch as one group, and a saved model "
+            "answers spectra one by one; use it with 'ramanid cv'"
+        )
+    if model.removesuffix(VOTE_SUFFIX) not in user_models() and model not in CLASSICAL:
         raise RamanIdError(
             f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {user_models()} "
-            f"(and NETWORK{VOTE_SUFFIX} for elements)"
+            f"(and NETWORK{VOTE_SUFFIX} for elements) and the classical ones {list(CLASSICAL)}"
         )
     if options.ensemble > 1:
         raise RamanIdError("a saved model holds one network: train it with ensemble=1")
@@ -71,6 +78,7 @@ def train_bundle(
         seed=seed,
         shifts=spectra.shifts,
         groups=groups,
+        saved=True,
     )
     _log_choices(recipe.choices, log)
     estimator, X = recipe.estimator, recipe.X
@@ -359,6 +367,10 @@ def _validation(val: np.ndarray, grouped_by: str | None, metrics: dict) -> dict:
 
 
 def _log_choices(choices: dict, log) -> None:
+    if "model_chosen" in choices:
+        untried = choices.get("model_untried")
+        left = f" (the budget left {', '.join(untried)} untried)" if untried else ""
+        log(f"model chosen by inner cross-validation: {choices['model_chosen']}{left}")
     if "preprocess_scores" in choices:
         log(
             f"preprocessing chosen by inner cross-validation: {choices['preprocess']!r} "

@@ -592,7 +592,7 @@ def _plot(bundle, x: np.ndarray, prediction) -> dict:
         e = explain_prepared(bundle, x, prediction.file, answer, prediction.nearest[0]["library_index"])
         plot["attribution"], plot["target"] = np.round(e.attribution, 5).tolist(), e.target
     except RamanIdError:
-        pass  # a transductive model has no attribution for one spectrum
+        pass  # a transductive model, or a classical one not linear in the spectrum, has no attribution
     return plot
 
 

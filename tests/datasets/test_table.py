@@ -4,7 +4,6 @@ inside cross-validation, on the real E. coli set and on small files."""
 import gzip
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,16 +17,6 @@ from ramanid.evaluation.protocol import run_cv
 from ramanid.spectra import SpectraSet
 from ramanid.training.factory import Options
 from ramanid.training.selection import choose_preprocessing
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-ECOLI = SHARED / "ecoli_growth_phase" / "ecoli_growth_phase.csv.gz"
-
-
-@pytest.fixture(scope="module")
-def ecoli():
-    if not ECOLI.exists():
-        pytest.skip(f"{ECOLI} is missing")
-    return build_table(ECOLI, label="label", group="replicate")
 
 
 def test_the_real_ecoli_csv(ecoli):

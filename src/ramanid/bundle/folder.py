@@ -1,9 +1,10 @@
 """The model folder's format: which files, written whole, checked by their SHA-256.
 
 A folder holds ``bundle.json`` (the header: what the model is, its state and calibration),
-``weights.safetensors`` (the networks' weights) and ``library.npz`` (the reference spectra and
-their metadata). Nothing is pickled: weights go through safetensors, arrays through
-``np.load(allow_pickle=False)``.
+``weights.safetensors`` (the networks' weights, or a classical model's skops bytes) and
+``library.npz`` (the reference spectra and their metadata). Nothing is pickled: weights go
+through safetensors, arrays through ``np.load(allow_pickle=False)``, a classical model through
+skops' secure format with a trusted-types check (:mod:`ramanid.training.classical`).
 """
 
 from __future__ import annotations

@@ -127,7 +127,12 @@ def markdown(result: dict) -> str:
 
 
 #: what a fold record holds about the choices made by inner cross-validation on its training part
-CHOICES = {"preprocess": "preprocessing", "model_chosen": "model", "tuned": "options"}
+CHOICES = {
+    "preprocess": "preprocessing",
+    "model_chosen": "model",
+    "model_untried": "left untried by the budget",
+    "tuned": "options",
+}
 
 
 def _choices(result: dict) -> list[str]:

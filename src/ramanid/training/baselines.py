@@ -7,7 +7,14 @@
 - ``rf``: random forest.
 - ``pca_lr``: standardise, PCA, logistic regression.
 - ``gbm_pca``: standardise, PCA, histogram gradient boosting; ``vote``: soft vote of lr, svm and
-  gbm_pca; ``auto``: one of them, chosen by inner cross-validation (:class:`AutoClassifier`).
+  gbm_pca.
+- ``lgbm``: LightGBM on the spectrum itself (Ke et al. 2017).
+- ``minirocket``: MiniRocket random-convolution features (Dempster et al. 2021, from ``aeon``),
+  standardised, with a ridge classifier whose penalty is chosen by leave-one-out, as published.
+- ``auto``: one of lr, svm, minirocket, gbm_pca and lgbm, chosen by inner cross-validation within
+  a time budget (:class:`AutoClassifier`).
+- ``stack``: a logistic regression on the inner out-of-fold probabilities of lr, svm, minirocket
+  and lgbm (:class:`StackedClassifier`).
 - ``library``: :class:`~ramanid.search.LibrarySearch` as a classifier.
 - For elements: :class:`ClassicalElementIdentifier` (one classifier per element) and
   :class:`FormulaVote` (the formulas of the nearest references).
@@ -15,12 +22,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.feature_selection import SelectPercentile, f_classif
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -42,11 +52,31 @@ from ramanid.search import LibrarySearch
 from ramanid.targets import check_presence
 
 #: the classical baselines :func:`classical_model` builds
-CLASSICAL = ("lr", "svm", "knn", "rf", "pca_lr", "gbm_pca", "vote", "auto", "library", "formula_vote")
+CLASSICAL = (
+    "lr",
+    "svm",
+    "knn",
+    "rf",
+    "pca_lr",
+    "gbm_pca",
+    "lgbm",
+    "minirocket",
+    "vote",
+    "auto",
+    "stack",
+    "library",
+    "formula_vote",
+)
 #: classical models for elements only
 ELEMENTS_ONLY = ("formula_vote",)
-#: what ``auto`` chooses among, and ``vote`` averages
-AUTO_CANDIDATES = ("lr", "svm", "gbm_pca")
+#: what ``vote`` averages
+VOTE_MEMBERS = ("lr", "svm", "gbm_pca")
+#: what ``auto`` chooses among, cheapest first (a budget that runs out leaves the dearest untried)
+AUTO_CANDIDATES = ("lr", "svm", "minirocket", "gbm_pca", "lgbm")
+#: what ``stack`` combines
+STACK_MEMBERS = ("lr", "svm", "minirocket", "lgbm")
+#: the penalties the ridge classifier of ``minirocket`` chooses among (Dempster et al. 2021)
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 10))
 
 
 def classical_model(name: str, random_state: int | None = 0, **params):
@@ -54,8 +84,9 @@ def classical_model(name: str, random_state: int | None = 0, **params):
 
     ``gbm_pca`` is histogram gradient boosting (scikit-learn's LightGBM-style booster; Ke et al.
     2017) on the principal components holding 99% of the variance; ``vote`` averages the
-    probabilities of lr, svm and gbm_pca; ``auto`` picks one of them by inner cross-validation on
-    the training data.
+    probabilities of :data:`VOTE_MEMBERS`; ``auto`` picks one of :data:`AUTO_CANDIDATES` by inner
+    cross-validation on the training data (within ``budget`` seconds, where given); ``stack``
+    combines :data:`STACK_MEMBERS`.
     """
     makers = {
         "lr": lambda: make_pipeline(
@@ -84,10 +115,15 @@ def classical_model(name: str, random_state: int | None = 0, **params):
                 random_state=random_state,
             ),
         ),
-        "vote": lambda: VotingClassifier(
-            [(name, classical_model(name, random_state)) for name in AUTO_CANDIDATES], voting="soft"
+        "lgbm": lambda: _lightgbm(random_state),
+        "minirocket": lambda: make_pipeline(
+            _minirocket(random_state), StandardScaler(), RidgeSoftmax(alphas=RIDGE_ALPHAS)
         ),
-        "auto": lambda: AutoClassifier(AUTO_CANDIDATES, random_state=random_state),
+        "vote": lambda: VotingClassifier(
+            [(name, classical_model(name, random_state)) for name in VOTE_MEMBERS], voting="soft"
+        ),
+        "auto": lambda: AutoClassifier(AUTO_CANDIDATES, budget=params.get("budget"), random_state=random_state),
+        "stack": lambda: StackedClassifier(STACK_MEMBERS, random_state=random_state),
         "library": lambda: LibrarySearch(metric=params.get("metric", "cosine")),
     }
     if name not in makers:
@@ -95,16 +131,54 @@ def classical_model(name: str, random_state: int | None = 0, **params):
     return makers[name]()
 
 
+def _lightgbm(random_state):
+    from lightgbm import LGBMClassifier
+
+    return LGBMClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=5,
+        colsample_bytree=0.5,
+        random_state=random_state,
+        # one thread: LightGBM's trees depend on its thread count, so these are the same on every
+        # machine (about 2x slower on 2 cores; cv's --jobs runs folds side by side instead)
+        n_jobs=1,
+        verbose=-1,
+    )
+
+
+def _minirocket(random_state):
+    from aeon.transformations.collection.convolution_based import MiniRocket
+
+    return MiniRocket(random_state=random_state, n_jobs=1)
+
+
+class RidgeSoftmax(RidgeClassifierCV):
+    """scikit-learn's ``RidgeClassifierCV`` with ``predict_proba``: the softmax of its decision
+    scores (scores to rank by, not calibrated probabilities; a saved model calibrates them).
+    """
+
+    def predict_proba(self, X) -> np.ndarray:
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            scores = np.column_stack([-scores, scores])
+        return softmax(scores, axis=1)
+
+
 class AutoClassifier(ClassifierMixin, BaseEstimator):
     """The candidate with the best inner cross-validated balanced accuracy on the training data,
     refitted on all of it; inner folds keep ``groups`` together where ``fit`` is given them.
 
-    ``chosen_`` names it and ``scores_`` holds every candidate's inner score.
+    With a ``budget`` (seconds), candidates are tried in order until it is spent: one not yet
+    started then is left out (``untried_``), and the best of those tried wins. ``chosen_`` names
+    it and ``scores_`` holds every tried candidate's inner score.
     """
 
-    def __init__(self, candidates=AUTO_CANDIDATES, folds: int = 3, random_state=None):
+    def __init__(self, candidates=AUTO_CANDIDATES, folds: int = 3, budget=None, random_state=None):
         self.candidates = candidates
         self.folds = folds
+        self.budget = budget
         self.random_state = random_state
 
     def fit(self, X, y, groups=None):
@@ -113,6 +187,13 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         splits = inner_splits(X, y, groups, self.folds, self.random_state or 0)
+        start = time.perf_counter()
+
+        def within_budget():
+            for i, name in enumerate(self.candidates):
+                if i and self.budget is not None and time.perf_counter() - start > self.budget:
+                    return
+                yield name
 
         def score(name, train, test):
             if len(np.unique(y[train])) < 2:
@@ -120,7 +201,8 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
             model = classical_model(name, self.random_state).fit(X[train], y[train])
             return balanced_accuracy_score(y[test], model.predict(X[test]))
 
-        self.chosen_, self.scores_ = best_on_inner_folds(self.candidates, score, splits)
+        self.chosen_, self.scores_ = best_on_inner_folds(within_budget(), score, splits)
+        self.untried_ = [name for name in self.candidates if name not in self.scores_]
         self.model_ = classical_model(self.chosen_, self.random_state).fit(X, y)
         self.classes_ = self.model_.classes_
         return self
@@ -132,6 +214,48 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         check_is_fitted(self, "model_")
         return self.model_.predict(validate_data(self, X, dtype=np.float64, reset=False))
+
+
+class StackedClassifier(ClassifierMixin, BaseEstimator):
+    """Stacked generalisation (Wolpert 1992): a logistic regression on the members' class
+    probabilities, learnt from out-of-fold probabilities on inner folds of the training data
+    (whole groups held out where ``fit`` is given them, so the weights say which member carries
+    to a new culture or patient); then every member is refitted on all of it.
+    """
+
+    def __init__(self, members=STACK_MEMBERS, folds: int = 3, random_state=None):
+        self.members = members
+        self.folds = folds
+        self.random_state = random_state
+
+    def fit(self, X, y, groups=None):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        out_of_fold = np.zeros((len(X), len(self.members) * len(self.classes_)))
+        for train, test in inner_splits(X, y, groups, self.folds, self.random_state or 0):
+            fitted = [classical_model(name, self.random_state).fit(X[train], y[train]) for name in self.members]
+            out_of_fold[test] = self._features(fitted, X[test])
+        self.final_ = LogisticRegression(max_iter=2000).fit(out_of_fold, y)
+        self.members_ = [classical_model(name, self.random_state).fit(X, y) for name in self.members]
+        return self
+
+    def _features(self, fitted, X) -> np.ndarray:
+        """Each member's probabilities of every class (0 for a class its training part lacked)."""
+        columns = []
+        for model in fitted:
+            proba = np.zeros((len(X), len(self.classes_)))
+            proba[:, np.searchsorted(self.classes_, model.classes_)] = model.predict_proba(X)
+            columns.append(proba)
+        return np.hstack(columns)
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "final_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return self.final_.predict_proba(self._features(self.members_, X))
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
@@ -157,6 +281,7 @@ class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
         X, Y = validate_data(self, X, Y, dtype=np.float64, multi_output=True)
         Y = check_presence(Y, self.elements)
         train, val = validation_split(len(X), self.val_fraction, self.random_state or 0, groups=groups)
+        self.validation_index_ = val
         X_tr, X_val, Y_tr, Y_val = X[train], X[val], Y[train], Y[val]
         self.elements_ = list(self.elements)
         self.models_ = []
@@ -205,6 +330,8 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         if len(val):
             self.library_, self.presence_ = LibrarySearch("cosine").fit(X[train], np.arange(len(train))), Y[train]
             scores = self._scores(X[val])
+        # the validation spectra become references below: their scores are these, against the others
+        self.validation_index_, self.validation_scores_ = val, scores
         self.thresholds_ = choose_thresholds(Y[val], scores, self.threshold)
         self.library_, self.presence_ = LibrarySearch("cosine").fit(X, np.arange(len(X))), Y
         return self

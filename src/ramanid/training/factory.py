@@ -18,6 +18,8 @@ from ramanid.training.baselines import (
     classical_model,
 )
 from ramanid.training.blend import VOTE_SUFFIX, NetworkAndVote
+from ramanid.training.by_group import BY_GROUP, GroupStandardised
+from ramanid.training.classical import SavedClassifier, SavedElements
 from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
 
 
@@ -31,6 +33,7 @@ class Options:
     tasks only. ``preprocess`` (steps, a preset, or ``"auto"``) runs inside each fold, fitted on
     its training rows. ``tune`` maps option names to values to choose among by inner
     cross-validation on each training part (:func:`ramanid.training.selection.choose_options`).
+    ``budget_minutes``: how long ``auto`` may take to choose on each training part.
     """
 
     epochs: int = 100
@@ -44,6 +47,11 @@ class Options:
     preprocess: str | None = None
     tune: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    budget_minutes: float | None = None
+
+    @property
+    def budget_s(self) -> float | None:
+        return None if self.budget_minutes is None else 60.0 * self.budget_minutes
 
 
 def model_names() -> list[str]:
@@ -52,9 +60,11 @@ def model_names() -> list[str]:
 
 
 def check_model_name(name: str) -> None:
-    """A :class:`ModelError` unless ``name`` is a registered network, a classical baseline, or a
-    network blended with the formula vote (``NETWORK+vote``).
+    """A :class:`ModelError` unless ``name`` is a registered network, a classical baseline, a
+    network blended with the formula vote (``NETWORK+vote``), or either standardised group by
+    group (``MODEL+by_group``, :mod:`ramanid.training.by_group`).
     """
+    name = name.removesuffix(BY_GROUP)
     network = name.removesuffix(VOTE_SUFFIX)
     if name not in CLASSICAL and (network not in MODELS or MODELS[network].benchmark_only):
         raise ModelError(
@@ -70,20 +80,32 @@ def fit_estimator(estimator, X, y, groups=None):
     return estimator.fit(X, y, **({"groups": groups} if takes_groups else {}))
 
 
-def make_estimator(name: str, task: Task, options: Options, seed: int):
-    """The estimator for a model name and task."""
+def make_estimator(name: str, task: Task, options: Options, seed: int, saved: bool = False):
+    """The estimator for a model name and task; ``saved``: a classical model as a model folder
+    holds it (fitted on the training part of an internal validation split, :mod:`ramanid.training.classical`).
+    """
     check_model_name(name)
+    if name.endswith(BY_GROUP):
+        if task.kind == "elements":
+            raise ModelError(f"{name} standardises each group's spectra: it is for label tasks")
+        return GroupStandardised(make_estimator(name.removesuffix(BY_GROUP), task, options, seed))
     if (name in ELEMENTS_ONLY or name.endswith(VOTE_SUFFIX)) and task.kind != "elements":
         raise ModelError(f"{name} votes the elements of the nearest references' formulas: use it with --task elements")
     if name.endswith(VOTE_SUFFIX):
         return NetworkAndVote(make_estimator(name.removesuffix(VOTE_SUFFIX), task, options, seed))
     if name in CLASSICAL:
         params = classical_params(name, options)  # refuses parameters the baseline does not take
+        if saved:
+            if params:
+                raise ModelError(f"a saved {name} takes no --tune model.PARAMETER")
+            if task.kind == "elements":
+                return SavedElements(name, task.elements, random_state=seed)
+            return SavedClassifier(name, budget=options.budget_s, random_state=seed)
         if name == "formula_vote":
             return FormulaVote(task.elements, random_state=seed, **params)
         if task.kind == "elements":
             return ClassicalElementIdentifier(task.elements, base=name, random_state=seed)
-        return classical_model(name, random_state=seed)
+        return classical_model(name, random_state=seed, budget=options.budget_s)
     width = get_model_spec(name).width
     extra = dict(options.extra)
     model_params = {

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ramanid.targets import Task
+from ramanid.training.by_group import BY_GROUP
 from ramanid.training.factory import Options, fit_estimator, make_estimator
 from ramanid.training.selection import choose_options, choose_preprocessing, preprocess
 
@@ -38,6 +39,7 @@ def fit_recipe(
     shifts=None,
     groups: np.ndarray | None = None,
     pretrain: np.ndarray | None = None,
+    saved: bool = False,
 ) -> Recipe:
     """Fit model ``name`` on the rows ``train`` of ``X``, ``y``, learning from nothing else.
 
@@ -46,7 +48,8 @@ def fit_recipe(
     chooses the training options by inner cross-validation on the training rows, grouped by
     ``groups`` as an outer split is. With ``pretrain`` rows (the Bacteria-ID protocol of Ho et
     al. 2019), a network is first fitted on them and then fine-tuned on ``train``
-    (``warm_start``); a classical model, with nothing to fine-tune, is fitted on both.
+    (``warm_start``); a classical model, with nothing to fine-tune, is fitted on both. ``saved``:
+    the estimator a model folder holds (:func:`~ramanid.training.factory.make_estimator`).
     """
     choices = {}
     fitted = train if pretrain is None else np.concatenate([pretrain, train])
@@ -54,7 +57,12 @@ def fit_recipe(
     if steps:
         if steps == "auto":
             steps, choices["preprocess_scores"] = choose_preprocessing(
-                X[fitted], y[fitted], shifts, None if groups is None else groups[fitted], seed=seed
+                X[fitted],
+                y[fitted],
+                shifts,
+                None if groups is None else groups[fitted],
+                seed=seed,
+                by_group=name.endswith(BY_GROUP),
             )
         choices["preprocess"] = steps
         rest = np.setdiff1d(np.arange(len(X)), fitted)
@@ -68,7 +76,7 @@ def fit_recipe(
         options, choices["tuned"], choices["tune_scores"] = choose_options(
             name, task, options, X[train], y[train], None if groups is None else groups[train], seed=seed
         )
-    estimator = make_estimator(name, task, options, seed)
+    estimator = make_estimator(name, task, options, seed, saved=saved)
 
     def fit(rows):
         return fit_estimator(estimator, X[rows], y[rows], None if groups is None else groups[rows])
@@ -82,4 +90,6 @@ def fit_recipe(
         fit(fitted)
     if hasattr(estimator, "chosen_"):
         choices["model_chosen"] = estimator.chosen_
+    if getattr(estimator, "untried_", None):
+        choices["model_untried"] = estimator.untried_  # the budget ran out before them
     return Recipe(estimator, X, steps, choices)

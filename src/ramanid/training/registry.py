@@ -7,8 +7,19 @@ Every saved model loads through :data:`SAVED`: ``SAVED[name].check_state(header)
 from __future__ import annotations
 
 from ramanid.training.blend import NetworkAndVote
+from ramanid.training.classical import SavedClassifier, SavedElements
 from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
 from ramanid.training.identifier import LibraryIdentifier
 
 #: every estimator a model folder can hold, by class name
-SAVED = {cls.__name__: cls for cls in (SpectrumClassifier, ElementIdentifier, NetworkAndVote, LibraryIdentifier)}
+SAVED = {
+    cls.__name__: cls
+    for cls in (
+        SpectrumClassifier,
+        ElementIdentifier,
+        NetworkAndVote,
+        LibraryIdentifier,
+        SavedClassifier,
+        SavedElements,
+    )
+}

@@ -113,13 +113,21 @@ class ClassifierAnswers(SavedModel):
         return self.embed(self.references_.intensities)
 
     def attribution(self, X, target: str | None = None) -> Attribution:
-        names = self.output_names
-        proba = self.predict_proba(X)[0]
-        target = target or names[int(np.argmax(proba))]
-        if target not in names:
-            raise ModelError(f"unknown class {target!r}: this model knows {len(names)} classes, e.g. {names[:5]}")
-        output = names.index(target)
-        return Attribution(self.model_, output, target, f"class {target}: network probability {proba[output]:.2f}")
+        target, output, probability = class_target(self, X, target)
+        return Attribution(self.model_, output, target, f"class {target}: network probability {probability:.2f}")
+
+
+def class_target(model, X, target: str | None = None) -> tuple[str, int, float]:
+    """``(class, output, probability)`` that an attribution of the first row of ``X`` explains:
+    ``target``, or the model's most probable class; a :class:`ModelError` for a class it does not know.
+    """
+    names = model.output_names
+    proba = model.predict_proba(X)[0]
+    target = target or names[int(np.argmax(proba))]
+    if target not in names:
+        raise ModelError(f"unknown class {target!r}: this model knows {len(names)} classes, e.g. {names[:5]}")
+    output = names.index(target)
+    return target, output, float(proba[output])
 
 
 class ElementAnswers(SavedModel):

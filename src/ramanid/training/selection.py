@@ -19,6 +19,7 @@ from ramanid.preprocessing import pipeline_from_spec
 from ramanid.preprocessing.presets import number_or_text
 from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL
+from ramanid.training.by_group import standardise_each
 from ramanid.training.factory import Options, classical_params, fit_estimator, make_estimator
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
@@ -38,12 +39,16 @@ def preprocess(spec: str | None, X_fit: np.ndarray, shifts, *others: np.ndarray)
     ]
 
 
-def choose_preprocessing(X, y, shifts, groups=None, candidates=CANDIDATES, folds: int = 3, seed: int = 0):
+def choose_preprocessing(
+    X, y, shifts, groups=None, candidates=CANDIDATES, folds: int = 3, seed: int = 0, by_group: bool = False
+):
     """``(spec, scores)``: the candidate with the best inner cross-validated balanced accuracy of a
     standardised ridge classifier (a fast linear stand-in for every model: closed form, so the
     choice costs seconds even on spectra of 2,000 points), on ``X``, ``y`` alone.
 
-    The inner folds keep ``groups`` together where given, as the outer split does.
+    The inner folds keep ``groups`` together where given, as the outer split does. ``by_group``:
+    the stand-in sees the spectra as ``MODEL+by_group`` does, each training group standardised on
+    its own and the held-out fold as one batch.
     """
     if np.ndim(y) != 1:
         raise ModelError("--preprocess auto chooses for one label per spectrum: give the steps for elements")
@@ -52,6 +57,11 @@ def choose_preprocessing(X, y, shifts, groups=None, candidates=CANDIDATES, folds
 
     def score(spec, train, test):
         X_train, X_test = preprocess(spec, X[train], shifts, X[test])
+        if by_group:
+            X_train, X_test = (
+                standardise_each(X_train, None if groups is None else groups[train]),
+                standardise_each(X_test),
+            )
         model = sk_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)).fit(X_train, y[train])
         return balanced_accuracy_score(y[test], model.predict(X_test))
 
