@@ -104,17 +104,13 @@ class _Stored(BaseEstimator, SavedModel):
         if SKOPS_TENSOR not in tensors or tensors[SKOPS_TENSOR].dtype != torch.uint8:
             raise ModelError(f"{source}: the classical model's bytes ({SKOPS_TENSOR!r}) are missing")
         data = tensors[SKOPS_TENSOR].numpy().tobytes()
-        unreadable = (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile)  # damaged or foreign bytes
         try:
             untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED))
-        except unreadable as exc:
+            fitted = None if untrusted else sio.loads(data, trusted=list(TRUSTED))  # nothing untrusted is built
+        except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:  # damaged or foreign bytes
             raise ModelError(f"{source}: the stored classical model cannot be read ({str(exc)[:200]})") from exc
         if untrusted:
             raise ModelError(f"{source}: the stored model holds types ramanid does not trust: {untrusted[:5]}")
-        try:
-            fitted = sio.loads(data, trusted=list(TRUSTED))
-        except unreadable as exc:
-            raise ModelError(f"{source}: the stored classical model cannot be read ({str(exc)[:200]})") from exc
         estimator = cls(**params)
         estimator.model_, estimator.n_features_in_ = fitted, int(header["n_features"])
         estimator._restore(header, source)
@@ -122,6 +118,10 @@ class _Stored(BaseEstimator, SavedModel):
 
     def _restore(self, header: dict, source: str) -> None:  # pragma: no cover - each kind says
         raise NotImplementedError
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.predict_proba(validate_data(self, X, dtype=np.float64, reset=False))
 
 
 class SavedClassifier(ClassifierMixin, _Stored):
@@ -154,11 +154,11 @@ class SavedClassifier(ClassifierMixin, _Stored):
         if self.model not in CLASSICAL or self.model in ELEMENTS_ONLY:
             labels = sorted(set(CLASSICAL) - set(ELEMENTS_ONLY))
             raise ModelError(f"unknown classical model {self.model!r}: expected one of {labels}")
+        from ramanid.training.factory import fit_estimator
+
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         train, self.validation_index_ = validation_split(len(X), self.val_fraction, self.random_state or 0, y, groups)
-        from ramanid.training.factory import fit_estimator
-
         model = classical_model(self.model, random_state=self.random_state, budget=self.budget)
         fit_estimator(model, X[train], y[train], None if groups is None else np.asarray(groups)[train])
         if isinstance(model, AutoClassifier):
@@ -170,10 +170,6 @@ class SavedClassifier(ClassifierMixin, _Stored):
         self.classes_ = np.asarray(self.model_.classes_).astype(str)
         if self.classes_.tolist() != header["classes"]:
             raise ModelError(f"{source}: the stored model's classes do not match the header's")
-
-    def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.predict_proba(validate_data(self, X, dtype=np.float64, reset=False))
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -239,10 +235,6 @@ class SavedElements(ElementAnswers, _Stored):
         if header and header["thresholds"] != self.thresholds_.tolist():
             raise ModelError(f"{source}: the stored model's thresholds do not match the header's")
 
-    def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.predict_proba(validate_data(self, X, dtype=np.float64, reset=False))
-
     def attribution(self, X, target: str | None = None) -> Attribution:
         raise ModelError(f"{self.model} for elements has no attribution: explain a network")
 
@@ -255,21 +247,18 @@ def linear_logits(model) -> torch.nn.Module | None:
     steps = [step for _, step in model.steps] if isinstance(model, Pipeline) else [model]
     if not isinstance(steps[-1], LogisticRegression):
         return None
-    weight, bias = None, None  # the affine map so far: x -> x @ weight + bias
-    for step in steps[:-1]:
-        if isinstance(step, StandardScaler):
-            w = np.diag(1 / (step.scale_ if step.scale_ is not None else np.ones(step.n_features_in_)))
-            b = -(step.mean_ if step.mean_ is not None else 0) @ w
-        elif isinstance(step, PCA) and not step.whiten:
-            w, b = step.components_.T, -step.mean_ @ step.components_.T
-        else:
-            return None
-        weight, bias = (w, b) if weight is None else (weight @ w, bias @ w + b)
-    coef, intercept = steps[-1].coef_.T, steps[-1].intercept_
+    coef, intercept = steps[-1].coef_.T, steps[-1].intercept_  # logits = z @ coef + intercept
     if coef.shape[1] == 1:
         coef, intercept = np.hstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    if weight is not None:
-        coef, intercept = weight @ coef, bias @ coef + intercept
+    for step in reversed(steps[:-1]):  # fold each step's affine map z = f(x) into coef, intercept
+        if isinstance(step, StandardScaler):
+            scale = 1 / step.scale_ if step.scale_ is not None else np.ones(step.n_features_in_)
+            mean = step.mean_ if step.mean_ is not None else np.zeros(step.n_features_in_)
+            coef, intercept = scale[:, None] * coef, intercept - (mean * scale) @ coef
+        elif isinstance(step, PCA) and not step.whiten:
+            coef, intercept = step.components_.T @ coef, intercept - step.mean_ @ step.components_.T @ coef
+        else:
+            return None
     layer = torch.nn.Linear(coef.shape[0], coef.shape[1])
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(coef.T, dtype=torch.float32))
