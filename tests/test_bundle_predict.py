@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ramanid.bundle import BundleError, load_bundle, save_bundle
+from ramanid.chemistry import parse_elements
 from ramanid.cli import main
 from ramanid.datasets.covid_serum import load_covid_serum
 from ramanid.deploy import train_bundle
@@ -17,6 +18,7 @@ from ramanid.models import build_model
 from ramanid.predict import predict_spectra
 from ramanid.spectra import SpectraSet, Spectrum
 from ramanid.targets import Task
+from ramanid.training.blend import NEIGHBOURS, POWERS
 from ramanid.training.factory import Options, make_estimator
 
 HELD_OUT = ["Quartz", "Calcite", "Fluorapatite", "Forsterite", "Almandine"]
@@ -299,7 +301,8 @@ def test_an_element_model_of_every_laser_and_kind_predicts_one_raw_file(rruff_zi
     result = runner.invoke(main, [*train[:-4], "--model", "mlp+vote", "--epochs", "1", "--out", str(blend)])
     assert result.exit_code == 0, result.output
     saved = json.loads((blend / "bundle.json").read_text())["blend"]
-    assert 0 <= saved["weight"] <= 1 and saved["k"] in (5, 20, 40) and len(saved["thresholds"]) == 6
+    assert 0 <= saved["weight"] <= 1 and saved["k"] in NEIGHBOURS and saved["power"] in POWERS
+    assert len(saved["thresholds"]) == 6
     result = runner.invoke(main, ["predict", str(blend), str(raw), "--format", "json"])
     assert result.exit_code == 0, result.output
     assert list(json.loads(result.stdout)[0]["elements"]) == ["Mg", "Al", "P", "S", "Fe", "Cu"]
@@ -329,7 +332,65 @@ def test_a_saved_blend_predicts_what_the_fitted_one_did(rruff_780, tmp_path):
     info = json.loads((bundle.path / "bundle.json").read_text())
     honest = macro_roc_auc(Y[fitted.validation_index_], fitted.validation_scores_)  # references without them
     assert info["validation"]["metrics"]["macro_roc_auc"] == pytest.approx(honest)
+    # explain shows the vote's references: the blend's nearest library spectra and their formulas
+    from ramanid.explain import explain_prepared
+
+    e = explain_prepared(bundle, X[:1], "first", "S")
+    vote = bundle.estimator.vote_
+    assert len(e.votes) == vote.k == bundle.estimator.k_
+    similarity = bundle.estimator.reference_similarity(X[:1])[0]
+    assert [v["similarity"] for v in e.votes] == pytest.approx(np.sort(similarity)[::-1][: len(e.votes)], abs=1e-4)
+    assert sum(v["weight"] for v in e.votes) == pytest.approx(1, abs=1e-3)
+    meta = bundle.library_meta
+    for v in e.votes:
+        row = meta[(meta["rruff_id"] == v["rruff_id"]) & (meta["mineral"] == v["mineral"])].iloc[0]
+        assert v["chemistry"] == row["chemistry"] and v["holds_target"] == ("S" in parse_elements(row["chemistry"]))
+    lines = e.vote_lines(most=3)  # the three weightiest, and one line for the rest
+    assert len(lines) == min(len(e.votes), 4) and "S" in lines[0] and lines[0].startswith(e.votes[0]["mineral"])
     info["blend"]["weight"] = 2
     (bundle.path / "bundle.json").write_text(json.dumps(info))
     with pytest.raises(BundleError, match="field 'blend'"):
         load_bundle(bundle.path)
+
+
+def test_a_class_models_folder_answers_elements_with_the_element_model_it_holds(
+    bundle, element_bundle, split_780, tmp_path
+):
+    from ramanid.predict import as_table
+
+    folder = tmp_path / "identifier"
+    shutil.copytree(bundle.path, folder)
+    shutil.copytree(element_bundle.path, folder / "elements")
+    both = load_bundle(folder)
+    assert both.elements is not None and load_bundle(bundle.path).elements is None
+    _, held = split_780
+    spectra = _spectra_of(held)[:6]
+    answers, _ = predict_spectra(both, spectra)
+    alone, _ = predict_spectra(element_bundle, spectra)
+    plain, _ = predict_spectra(bundle, spectra)
+    for with_elements, element_answer, class_answer in zip(answers, alone, plain, strict=True):
+        assert with_elements.top == class_answer.top  # the class answer is unchanged
+        assert with_elements.elements == element_answer.elements  # the element model's own answer
+        assert with_elements.formula_shares == {e: d["probability"] for e, d in class_answer.elements.items()}
+    table = as_table(answers)
+    assert {"Mg", "Mg_present"} <= set(table.columns) and any(c.endswith("_formula") for c in table.columns)
+
+
+def test_an_element_model_on_other_inputs_or_of_another_kind_is_refused(bundle, rruff_780, tmp_path):
+    folder = tmp_path / "identifier"
+    shutil.copytree(bundle.path, folder)
+    train_bundle(
+        rruff_780.spectra,
+        task=Task.parse("elements"),
+        model="formula_vote",
+        options=Options(preprocess="snv"),
+        seed=0,
+        folder=folder / "elements",
+        log=lambda _: None,
+    )
+    with pytest.raises(BundleError, match="reads other inputs"):
+        load_bundle(folder)
+    shutil.rmtree(folder / "elements")
+    shutil.copytree(bundle.path, folder / "elements")
+    with pytest.raises(BundleError, match="is for an element model"):
+        load_bundle(folder)

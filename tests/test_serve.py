@@ -243,3 +243,25 @@ def test_a_map_on_the_page_answers_its_pixels_and_says_what_is_wrong(client):
     single = client.post("/api/map", files=[("map", ("one.txt", b"100, 1\n200, 3\n300, 2\n"))])
     assert single.status_code == 422 and "not a map" in single.json()["error"]
     assert client.post("/api/map").status_code == 400
+
+
+def test_the_page_gives_the_element_model_a_folder_holds(model, rruff_file, tmp_path):
+    import shutil
+
+    folder, spectra = model
+    identifier = tmp_path / "model"
+    shutil.copytree(folder, identifier)
+    data = spectra.save(tmp_path / "set.npz")
+    train = ["train", "--data", str(data), "--task", "elements", "--model", "mlp+vote", "--epochs", "1"]
+    result = CliRunner().invoke(main, [*train, "--out", str(identifier / "elements")])
+    assert result.exit_code == 0, result.output
+    app = create_app(identifier, Limits(max_upload_mb=1, max_files=3, timeout_s=60))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        files = [("files", (rruff_file.name, rruff_file.read_bytes()))]
+        plain, detailed = (client.post(url, files=files).json() for url in ("/api/predict", "/api/predict?details=1"))
+    cli = json.loads(CliRunner().invoke(main, ["predict", str(identifier), str(rruff_file), "--format", "json"]).stdout)
+    for answer in (plain[0], detailed["results"][0]):
+        assert list(answer["elements"]) == ["Mg", "Al", "P", "S", "Fe", "Cu"]  # the element model's, not the formulas'
+        assert answer["elements"].keys() == cli[0]["elements"].keys() and answer["formula_shares"]
+        assert all(isinstance(d["present"], bool) for d in answer["elements"].values())
+    assert all(0 <= share <= 1 for share in detailed["results"][0]["formula_shares"].values())

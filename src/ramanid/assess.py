@@ -4,13 +4,27 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ramanid import confidence as conf
+from ramanid.chemistry import parse_elements
+from ramanid.errors import ChemistryError
 from ramanid.evaluation.degradation import Condition, conditions, degrade
-from ramanid.predict import predict_prepared
+from ramanid.predict import element_thresholds, predict_prepared
 from ramanid.spectra import Spectrum
+from ramanid.targets import CHEMISTRY_COLUMNS
+
+
+def degraded(spectra: list[Spectrum], condition: Condition, seed: int, part: int = 0) -> list[Spectrum]:
+    """``spectra`` under ``condition``, each from a generator seeded by ``seed``, the condition's
+    place in the protocol (a stable hash of its name for another), ``part`` and its position.
+    """
+    every = conditions()
+    index = every.index(condition) if condition in every else zlib.crc32(condition.name.encode())
+    return [degrade(s, condition, np.random.default_rng([seed, index, i, int(part)])) for i, s in enumerate(spectra)]
 
 
 def evaluate_degraded(
@@ -32,15 +46,10 @@ def evaluate_degraded(
     and on unknown ones, the unknown score's AUROC, the answer sets' coverage, the top-1's
     expected calibration error, and the median quality estimate.
     """
-    index = list(conditions()).index(condition) if condition in conditions() else hash(condition.name) % 10**6
     row = {"condition": condition.name}
     results = {}
     for part, spectra in (("known", known), ("unknown", unknown)):
-        degraded = [
-            degrade(s, condition, np.random.default_rng([seed, index, i, part == "unknown"]))
-            for i, s in enumerate(spectra)
-        ]
-        X, kept, skipped, quality = bundle.prepare(degraded)
+        X, kept, skipped, quality = bundle.prepare(degraded(spectra, condition, seed, part == "unknown"))
         answers = predict_prepared(bundle, X, [s.source for s in kept], 5, 3, confidence, quality)
         truth = np.array([s.meta.get("mineral", "") for s in kept])
         results[part] = (X, answers, truth, len(skipped))
@@ -73,4 +82,52 @@ def evaluate_degraded(
         top = search.classes_[order]
         row[f"{name} top1"] = float(np.mean(top[:, 0] == truth))
         row[f"{name} top5"] = float(np.mean([t in r for r, t in zip(top, truth, strict=True)]))
+    return row
+
+
+def element_truth(spectra: list[Spectrum], elements, column: str = "chemistry") -> tuple[np.ndarray, np.ndarray]:
+    """``(Y, readable)``: whether each spectrum's formula in ``meta[column]`` holds each of
+    ``elements``, and which formulas could be read (the others have no truth).
+    """
+    Y = np.zeros((len(spectra), len(elements)), dtype=np.int64)
+    readable = np.zeros(len(spectra), dtype=bool)
+    for i, s in enumerate(spectra):
+        try:
+            present = parse_elements(s.meta.get(column) or "")
+        except ChemistryError:
+            continue
+        Y[i], readable[i] = [e in present for e in elements], bool(present)
+    return Y, readable
+
+
+def evaluate_elements_degraded(bundles: dict, spectra: list[Spectrum], condition: Condition, seed: int = 0) -> dict:
+    """One condition of the protocol for element models: the same degraded spectra read through
+    each of ``bundles`` (name -> a loaded element model), scored per element.
+
+    Returns, per model, each element's ROC AUC, their macro mean, and each element's share of
+    spectra reported present (at the thresholds the model chose on held-out minerals, per
+    signal-to-noise bin where it did, as ``predict`` applies them) beside its true share; spectra
+    whose formula cannot be read are left out.
+    """
+    row = {"condition": condition.name, "models": {}}
+    queries = degraded(spectra, condition, seed)
+    for name, bundle in bundles.items():
+        model = bundle.estimator
+        X, kept, _, _ = bundle.prepare(queries)
+        chemistry = bundle.info.task.chemistry
+        Y, readable = element_truth(kept, model.elements_, CHEMISTRY_COLUMNS.get(chemistry, chemistry))
+        scores = model.decision_scores(X[readable]) if len(X) else np.zeros((0, len(model.elements_)))
+        Y = Y[readable]
+        auc = {
+            e: float(roc_auc_score(Y[:, j], scores[:, j])) if 0 < Y[:, j].sum() < len(Y) else float("nan")
+            for j, e in enumerate(model.elements_)
+        }
+        present = scores >= element_thresholds(bundle, X)[readable]
+        row["models"][name] = {
+            "n": int(len(Y)),
+            "auc": auc,
+            "macro": float(np.nanmean(list(auc.values()))),
+            "reported_share": dict(zip(model.elements_, present.mean(0).round(4).tolist(), strict=True)),
+            "true_share": dict(zip(model.elements_, Y.mean(0).round(4).tolist(), strict=True)),
+        }
     return row

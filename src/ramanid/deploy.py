@@ -12,6 +12,7 @@ al. 2019), the element thresholds, and the unknown flag (:func:`ramanid.confiden
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from ramanid.evaluation.metrics import element_metrics, multiclass_metrics
 from ramanid.jsonable import json_ready
 from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
+from ramanid.quality import SNR_BINS
 from ramanid.search import References
 from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL
@@ -96,7 +98,7 @@ def train_bundle(
     # the validation spectra are queried against the training part only, as new spectra will be
     estimator.attach(References(X[train], meta.iloc[train]))
     similarity = estimator.reference_similarity(X[val])
-    calibration = None
+    calibration = by_quality = None
     if task.kind == "elements":
         # a blend's vote keeps the validation spectra as references once fitted: its validation
         # scores are those of the choice, made with the other spectra as references
@@ -104,6 +106,11 @@ def train_bundle(
         scores = estimator.decision_scores(X[val]) if scores is None else scores
         metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         unknown = np.zeros(len(val), dtype=bool)
+        preprocess = steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps)
+        by_quality = element_thresholds_by_quality(estimator, spectra, preprocess, X, y, val, seed)
+        if by_quality:
+            bins = [f"{low:g}+" for low, t in zip(SNR_BINS, by_quality, strict=True) if t is not None]
+            log(f"element thresholds chosen per signal-to-noise bin ({', '.join(bins)}) on degraded held-out minerals")
     else:
         scores = estimator.decision_scores(X[val])
         codes = np.searchsorted(estimator.classes_, y[val])
@@ -129,6 +136,7 @@ def train_bundle(
         "validation": _validation(val, grouped_by, metrics),
         "ood": ood,
         **({"calibration": calibration} if calibration else {}),
+        **({"element_thresholds_by_quality": by_quality} if by_quality else {}),
         **({"tuned": recipe.choices["tune_scores"]} if "tune_scores" in recipe.choices else {}),
     }
     save_bundle(folder, estimator, info, References(X, meta))
@@ -276,7 +284,6 @@ def _quality_calibration(identifier, spectra, val, train, labels, copies: int, s
     """
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.degradation import degrade, random_condition
-    from ramanid.quality import SNR_BINS
     from ramanid.spectra import Spectrum
 
     pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
@@ -312,6 +319,70 @@ def _quality_calibration(identifier, spectra, val, train, labels, copies: int, s
         top1 = float(np.mean(np.argmax(scores[inside], axis=1) == codes[inside])) if inside.any() else float("nan")
         figures.append({"snr_from": low, "n_known": int(inside.sum()), "top1": top1, "adapted": adapted[b]})
     return blocks, thresholds, figures
+
+
+def element_thresholds_by_quality(
+    estimator, spectra, preprocess: list, X: np.ndarray, Y: np.ndarray, val: np.ndarray, seed: int, copies: int = 4
+) -> list | None:
+    """Per signal-to-noise bin of the inputs (:data:`ramanid.quality.SNR_BINS`), an element
+    model's thresholds, chosen by its own rule on its validation spectra (whole minerals it never
+    trained on), clean and degraded ``copies`` times each by conditions of the degradation
+    protocol, read through the model's ``preprocess`` and scored against the training part's
+    references only. Noise moves an element model's scores, so one threshold for every quality
+    would report some elements far more often than they occur in noisy spectra, and others never.
+    A bin with fewer than :data:`MIN_PER_BIN` spectra, or an element with one class in it, keeps
+    the model's own threshold; None when no bin has enough.
+    """
+    from ramanid.bundle.inputs import fitted_pipeline, prepare
+    from ramanid.evaluation.degradation import degrade, random_condition
+    from ramanid.holdout import DEFAULT_RULE, choose_thresholds
+    from ramanid.spectra import Spectrum
+
+    rng = np.random.default_rng(seed)
+    measured = []
+    for i in val:
+        clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
+        measured += [clean] + [degrade(clean, random_condition(rng), rng) for _ in range(copies)]
+    pipeline = fitted_pipeline(preprocess, spectra.shifts)
+    inputs, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
+    rows = np.array([int(s.meta["file"]) for s in kept], dtype=int)
+    train = np.setdiff1d(np.arange(len(X)), val)
+    with _voting_on(estimator, X[train], Y[train]):
+        scores = estimator.decision_scores(inputs)
+    bins, base = input_snr_bins(inputs), np.asarray(estimator.thresholds_, dtype=np.float64)
+    rule = getattr(estimator, "threshold", DEFAULT_RULE)
+    chosen = []
+    for b in range(len(SNR_BINS)):
+        inside = bins == b
+        if inside.sum() < MIN_PER_BIN:
+            chosen.append(None)
+            continue
+        truth = Y[rows[inside]]
+        two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)
+        thresholds = np.where(two_classes, choose_thresholds(truth, scores[inside], rule), base)
+        chosen.append([float(t) for t in thresholds])
+    return chosen if any(c is not None for c in chosen) else None
+
+
+@contextmanager
+def _voting_on(estimator, X, Y):
+    """Within the block, the formula vote of ``estimator`` (itself, a blend's, or a saved one)
+    reads only the references ``X`` with element presence ``Y``; other estimators are untouched.
+    """
+    from ramanid.search import LibrarySearch
+    from ramanid.training.baselines import FormulaVote
+
+    found = (estimator, getattr(estimator, "vote_", None), getattr(estimator, "model_", None))
+    vote = next((v for v in found if isinstance(v, FormulaVote)), None)
+    if vote is None:
+        yield
+        return
+    saved = vote.library_, vote.presence_
+    vote.library_, vote.presence_ = LibrarySearch("cosine").fit(X, np.arange(len(X))), Y
+    try:
+        yield
+    finally:
+        vote.library_, vote.presence_ = saved
 
 
 def calibrate(scores: np.ndarray, codes: np.ndarray, known: np.ndarray) -> tuple[dict, dict]:

@@ -4,7 +4,7 @@ attribution for deep networks*, ICML) from a zero spectrum, for one class or ele
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,7 +33,9 @@ def integrated_gradients(
 @dataclass
 class Explanation:
     """What an attribution figure shows: the preprocessed spectrum, its attribution per shift for
-    ``target``, and the best-matching reference.
+    ``target``, and the best-matching reference; for a network blended with the formula vote,
+    ``votes``: the references whose formulas the vote read, weightiest first (mineral, RRUFF id,
+    formula, similarity, share of the vote, and whether the formula holds the target element).
     """
 
     source: str
@@ -44,6 +46,21 @@ class Explanation:
     attribution: np.ndarray
     reference: np.ndarray
     reference_label: str
+    votes: list[dict] = field(default_factory=list)
+
+    def vote_lines(self, most: int = 10) -> list[str]:
+        """The formula vote's ``most`` weightiest references, one line each, for a blend (none
+        otherwise), and a line for the rest.
+        """
+        lines = [
+            f"{v['mineral']} {v['rruff_id']} ({v['chemistry']}) similarity {v['similarity']:.3f}, "
+            f"weight {v['weight']:.0%}, {'holds' if v['holds_target'] else 'lacks'} {self.target}"
+            for v in self.votes[:most]
+        ]
+        rest = self.votes[most:]
+        if rest:
+            lines.append(f"... and {len(rest)} more, {sum(v['weight'] for v in rest):.0%} of the vote")
+        return lines
 
 
 def explain(bundle, spectrum, target: str | None = None, log=None) -> Explanation:
@@ -92,9 +109,31 @@ def explain_prepared(
         reference = int(np.argmax(similarity))
     row = bundle.library_meta.iloc[reference]
     ref_label = f"{row.get('mineral', bundle.labels[reference])} {row.get('rruff_id', '')}".strip()
+    votes = _votes(bundle, X, spec.target) if hasattr(model, "vote_") else []
     return Explanation(
-        source, spec.target, spec.label, bundle.shifts, X[0], attribution, bundle.library[reference], ref_label
+        source, spec.target, spec.label, bundle.shifts, X[0], attribution, bundle.library[reference], ref_label, votes
     )
+
+
+def _votes(bundle, X: np.ndarray, element: str) -> list[dict]:
+    """The references a blend's formula vote read for one spectrum, most similar first."""
+    vote = bundle.estimator.vote_
+    column = vote.elements_.index(element)
+    similarity = vote.library_.similarity(X[:1])
+    positions, weights = vote.neighbours(X[:1])
+    shares = weights[0] / max(float(weights[0].sum()), 1e-12)
+    meta = bundle.library_meta
+    return [
+        {
+            "mineral": str(meta["mineral"].iloc[i]) if "mineral" in meta else str(bundle.labels[i]),
+            "rruff_id": str(meta["rruff_id"].iloc[i]) if "rruff_id" in meta else "",
+            "chemistry": str(meta["chemistry"].iloc[i]) if "chemistry" in meta else "",
+            "similarity": round(float(similarity[0, i]), 4),
+            "weight": round(float(share), 4),
+            "holds_target": bool(vote.presence_[i, column]),
+        }
+        for i, share in zip(positions[0], shares, strict=True)
+    ]
 
 
 def explain_spectrum(bundle, spectrum, out, target: str | None = None, log=None):
@@ -103,7 +142,14 @@ def explain_spectrum(bundle, spectrum, out, target: str | None = None, log=None)
 
     e = explain(bundle, spectrum, target, log)
     title = f"{e.source}\n{e.label}"
-    return e.target, plots.explanation(e.shifts, e.spectrum, e.attribution, title, out, e.reference, e.reference_label)
+    if e.votes and log is not None:
+        log(f"the formula vote's {len(e.votes)} nearest references (the blend's other part):")
+        for line in e.vote_lines():
+            log(f"  {line}")
+    path = plots.explanation(
+        e.shifts, e.spectrum, e.attribution, title, out, e.reference, e.reference_label, notes=e.vote_lines()
+    )
+    return e.target, path
 
 
 def embedding_figure(bundle, spectra, out, label_column: str = "mineral"):

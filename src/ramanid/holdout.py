@@ -10,7 +10,9 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, Strati
 
 from ramanid.errors import ModelError
 
-RULES = ("youden", "f1")
+RULES = ("share", "youden", "f1")
+#: the rule element models use unless told otherwise
+DEFAULT_RULE = "share"
 
 
 def validation_split(n: int, fraction: float, seed: int, stratify=None, groups=None) -> tuple[np.ndarray, np.ndarray]:
@@ -68,19 +70,23 @@ def best_on_inner_folds(candidates, score, splits) -> tuple[object, dict]:
 
 
 def check_rule(rule) -> None:
-    """A :class:`ModelError` unless ``rule`` is ``"youden"``, ``"f1"`` or a number."""
+    """A :class:`ModelError` unless ``rule`` is one of :data:`RULES` or a number."""
     if isinstance(rule, str) and rule not in RULES:
-        raise ModelError(f"unknown threshold rule {rule!r}: expected 'youden', 'f1' or a number")
+        raise ModelError(f"unknown threshold rule {rule!r}: expected one of {list(RULES)} or a number")
 
 
-def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> np.ndarray:
+def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule=DEFAULT_RULE) -> np.ndarray:
     """Per-column decision thresholds chosen on validation data.
 
-    ``rule="youden"`` maximises sensitivity + specificity - 1 (Youden 1950); ``"f1"`` maximises
-    F1; a number is used as it is. A column whose validation data hold one class only, or an
-    empty validation set, gets 0.5. A threshold above every score (scikit-learn's first ROC
-    point is infinite) is clipped to the highest validation score, so scores that are not
-    probabilities keep their scale.
+    ``rule="share"`` reports as many validation spectra present as truly are (the threshold is
+    the score of the validation spectrum at that rank; among tied scores, the closest count), so
+    that the share of a new set reported present follows its true share where the validation
+    spectra are like it; ``"youden"`` maximises sensitivity + specificity - 1 (Youden 1950),
+    which reports more spectra present where the element is rare; ``"f1"`` maximises F1; a
+    number is used as it is. A column whose validation data hold one class only, or an empty
+    validation set, gets 0.5. A threshold above every score (scikit-learn's first ROC point is
+    infinite) is clipped to the highest validation score, so scores that are not probabilities
+    keep their scale.
     """
     check_rule(rule)
     columns = Y_val.shape[1]
@@ -91,7 +97,9 @@ def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> n
         truth = Y_val[:, j]
         if truth.min() == truth.max():
             continue
-        if rule == "youden":
+        if rule == "share":
+            thresholds[j] = _share_threshold(scores[:, j], int(truth.sum()))
+        elif rule == "youden":
             fpr, tpr, cut = roc_curve(truth, scores[:, j])
             thresholds[j] = min(cut[np.argmax(tpr - fpr)], scores[:, j].max())
         else:
@@ -99,6 +107,15 @@ def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule="youden") -> n
             f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
             thresholds[j] = cut[np.argmax(f1)]
     return thresholds
+
+
+def _share_threshold(scores: np.ndarray, positives: int) -> float:
+    """The score at or above which the count of ``scores`` is closest to ``positives`` (the
+    fewer where two are as close): tied scores are all above a threshold or all below it.
+    """
+    values, counts = np.unique(scores, return_counts=True)
+    at_or_above = np.cumsum(counts[::-1])[::-1]  # how many scores reach each distinct value
+    return float(values[np.argmin(np.abs(at_or_above - positives) - 1e-9 * (at_or_above < positives))])
 
 
 def macro_roc_auc(Y: np.ndarray, scores: np.ndarray) -> float:

@@ -100,9 +100,11 @@ def confusion_heatmap(result: dict, model: str, path: Path) -> Path:
 
 
 def explanation(
-    shifts, spectrum, attribution, title: str, path: Path, reference=None, reference_label: str = ""
+    shifts, spectrum, attribution, title: str, path: Path, reference=None, reference_label: str = "", notes=()
 ) -> Path:
-    """The spectrum with its attribution per Raman shift, and the best-matching reference spectrum."""
+    """The spectrum with its attribution per Raman shift, and the best-matching reference
+    spectrum; ``notes`` (lines: a blend's vote) are written in the top left corner.
+    """
     fig = Figure(figsize=(9, 5.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.4])
     top.plot(shifts, spectrum, color="black", lw=1, label="spectrum (preprocessed)")
@@ -129,6 +131,9 @@ def explanation(
     top.set_ylabel("intensity (a.u.)")
     top.set_title("\n".join(_short(line, 100) for line in title.splitlines()[:3]), fontsize=10)
     top.legend(fontsize=8, loc="upper right")
+    if notes:
+        text = "formula vote:\n" + "\n".join(_short(line, 70) for line in notes)
+        top.text(0.01, 0.98, text, transform=top.transAxes, va="top", fontsize=7, family="monospace")
     bottom.bar(
         shifts, attribution, width=np.diff(shifts).mean(), color=np.where(attribution >= 0, "tab:red", "tab:blue")
     )

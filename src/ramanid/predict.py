@@ -32,7 +32,8 @@ class Prediction:
 
     ``top`` holds (class, probability) pairs: the model's class scores, temperature-scaled on
     held-out spectra (Guo et al. 2017). ``elements`` holds each element's probability and
-    whether it is present: an element model's own, or, for a class model whose library has
+    whether it is present: an element model's own (for a class model, the one its folder holds
+    in ``elements/``, with ``formula_shares`` beside), or, for a class model whose library has
     formulas, the share of the top classes' probabilities whose formula contains it.
     ``answer_set`` is the conformal set at ``confidence``: with spectra like the validation ones,
     the true class is in it at least that often. ``unknown`` is True when the unknown score
@@ -49,6 +50,7 @@ class Prediction:
     file: str
     top: list[tuple[str, float]] = field(default_factory=list)
     elements: dict[str, dict] = field(default_factory=dict)
+    formula_shares: dict[str, float] | None = None
     nearest: list[dict] = field(default_factory=list)
     similarity: float = float("nan")
     unknown: bool = False
@@ -103,6 +105,12 @@ def predict_prepared(
     model = bundle.estimator
     a = answer_arrays(bundle, X, confidence, mixture)
     scores, similarity, proba, sets, names = a.scores, a.similarity, a.proba, a.sets, model.output_names
+    companion = bundle.elements
+    if companion is not None:
+        companion_names = companion.estimator.output_names
+        companion_scores = scores_as_met(companion.estimator, X)[0]
+        companion_thresholds = element_thresholds(companion, X)
+    thresholds = element_thresholds(bundle, X) if model.kind == "elements" else None
     results = []
     for i, source in enumerate(sources):
         p = Prediction(
@@ -111,15 +119,15 @@ def predict_prepared(
         if quality is not None:
             p.quality = quality[i].as_dict()
         if model.kind == "elements":
-            p.elements = {
-                e: {"probability": float(scores[i, j]), "present": bool(scores[i, j] >= model.thresholds_[j])}
-                for j, e in enumerate(names)
-            }
+            p.elements = element_answer(names, scores[i], thresholds[i])
         else:
             p.top = [(names[j], float(proba[i, j])) for j in np.argsort(-scores[i], kind="stable")[:top]]
             if sets is not None:
                 p.answer_set, p.confidence = [names[j] for j in sets[i]], confidence
             p.elements = elements_of(p.top, bundle.references.formulas)
+            if companion is not None:
+                p.formula_shares = {e: d["probability"] for e, d in p.elements.items()}
+                p.elements = element_answer(companion_names, companion_scores[i], companion_thresholds[i])
         p.nearest = [
             nearest_reference(bundle, j, similarity[i, j]) for j in np.argsort(-similarity[i], kind="stable")[:nearest]
         ]
@@ -212,6 +220,32 @@ def nearest_reference(bundle: Bundle, index: int, similarity: float) -> dict:
     }
 
 
+def element_thresholds(bundle: Bundle, X: np.ndarray) -> np.ndarray:
+    """``(inputs, elements)``: the thresholds an element model applies to each input, those of
+    the input's signal-to-noise bin where the model chose them per bin on degraded held-out
+    minerals (:func:`ramanid.deploy.element_thresholds_by_quality`), its own elsewhere.
+    """
+    from ramanid.training.identifier import input_snr_bins
+
+    base = np.asarray(bundle.estimator.thresholds_, dtype=np.float64)
+    thresholds = np.tile(base, (len(X), 1))
+    by_bin = bundle.info.element_thresholds_by_quality
+    if by_bin and len(X):
+        for i, b in enumerate(input_snr_bins(X)):
+            if by_bin[b] is not None:
+                thresholds[i] = by_bin[b]
+    return thresholds
+
+
+def element_answer(names: list[str], scores: np.ndarray, thresholds: np.ndarray) -> dict[str, dict]:
+    """An element model's answer for one spectrum: each element's probability and whether it
+    reaches its threshold (:func:`element_thresholds`).
+    """
+    return {
+        e: {"probability": float(scores[j]), "present": bool(scores[j] >= thresholds[j])} for j, e in enumerate(names)
+    }
+
+
 def elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[str, dict]:
     """Each element of the listed classes' formulas with the share of their probabilities whose
     formula contains it (present at a share of one half or more); empty without formulas.
@@ -282,6 +316,8 @@ def as_table(predictions: list[Prediction]) -> pd.DataFrame:
         for element, d in p.elements.items():
             row[element] = round(d["probability"], 4)
             row[f"{element}_present"] = d["present"]
+        for element, share in (p.formula_shares or {}).items():
+            row[f"{element}_formula"] = share
         for k, hit in enumerate(p.nearest, 1):
             row[f"nearest{k}"] = reference_label(hit)
         if p.components is not None:

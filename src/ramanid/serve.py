@@ -516,7 +516,11 @@ def _answer_spectra(bundle, spectra, skipped, details: bool, confidence: float, 
             result["read_as"] = _read_as(kept[i])
             if prediction.top:  # the table's answer is the same as predict's: its top five, their elements
                 result["top"] = result["top"][:TOP]
-                result["elements"] = json_ready(elements_of(prediction.top[:TOP], bundle.references.formulas))
+                shares = elements_of(prediction.top[:TOP], bundle.references.formulas)
+                if prediction.formula_shares is None:
+                    result["elements"] = json_ready(shares)
+                else:  # the folder's element model answers; the formulas of the top five beside it
+                    result["formula_shares"] = {e: d["probability"] for e, d in shares.items()}
         results.append(result)
     return results, [{"file": str(s.file), "reason": str(s.reason)} for s in skipped + refused]
 
@@ -591,6 +595,7 @@ def _plot(bundle, x: np.ndarray, prediction) -> dict:
         answer = prediction.top[0][0] if prediction.top else None
         e = explain_prepared(bundle, x, prediction.file, answer, prediction.nearest[0]["library_index"])
         plot["attribution"], plot["target"] = np.round(e.attribution, 5).tolist(), e.target
+        plot["votes"] = e.votes
     except RamanIdError:
         pass  # a transductive model, or a classical one not linear in the spectrum, has no attribution
     return plot

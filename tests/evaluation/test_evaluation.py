@@ -388,9 +388,24 @@ def test_formula_vote_reads_the_nearest_references_formulas():
     assert (vote.predict(query) == [[1, 0], [1, 1], [0, 1], [0, 0]]).all()
 
 
+def test_the_votes_power_weights_its_neighbours_by_their_similarity():
+    from ramanid.training.baselines import FormulaVote
+
+    references = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])  # unit rows: cosine = dot product
+    presence = np.array([[1], [0], [0]])
+    query = np.array([[0.96, 0.28]])  # similarity 0.96 to the first, 0.936 to the second, 0.28 to the third
+    for power in (1, 16):
+        vote = FormulaVote(elements=["Fe"], k=3, power=power, val_fraction=0).fit(references, presence)
+        weights = np.array([0.96, 0.936, 0.28]) ** power
+        assert vote.predict_proba(query)[0, 0] == pytest.approx(weights[0] / weights.sum())
+    for bad in (0, -1, True, "16"):
+        with pytest.raises(ModelError, match="power"):
+            FormulaVote(elements=["Fe"], power=bad, val_fraction=0).fit(references, presence)
+
+
 def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
     from ramanid.training.baselines import FormulaVote
-    from ramanid.training.blend import NEIGHBOURS, WEIGHTS
+    from ramanid.training.blend import NEIGHBOURS, POWERS, WEIGHTS
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(12, 64))
@@ -410,7 +425,7 @@ def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
     val = blend.validation_index_
     held_out = {row.tobytes() for row in X[val]}
     assert len(val) and not set(minerals[val]) & set(np.delete(minerals, val))  # whole minerals held out
-    assert len(fitted_on) == len(NEIGHBOURS) + 1 and not any(held_out & rows for rows in fitted_on[:-1])
+    assert len(fitted_on) == len(NEIGHBOURS) * len(POWERS) + 1 and not any(held_out & rows for rows in fitted_on[:-1])
     assert len(fitted_on[-1]) == len(X)  # the vote keeps every training spectrum as a reference
     assert blend.weight_ in WEIGHTS and blend.chosen_.startswith(f"network weight {blend.weight_}, vote k=")
     w = blend.weight_
@@ -552,7 +567,7 @@ def test_tune_refuses_what_it_cannot_vary():
     for model, tune, message in [
         ("lr", {"lr": (0.1,)}, "lr is not a network and has no training options"),
         ("lr", {"model.C": (1, 2)}, "lr has no parameter 'C'"),
-        ("formula_vote", {"model.q": (1, 2)}, r"formula_vote has no parameter 'q': it takes \['k'\]"),
+        ("formula_vote", {"model.q": (1, 2)}, r"formula_vote has no parameter 'q': it takes \['k', 'power'\]"),
     ]:
         with pytest.raises(ModelError, match=message):
             run_cv(toy(), models=[model], folds=3, options=Options(tune=tune), log=lambda _: None)

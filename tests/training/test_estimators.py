@@ -135,7 +135,7 @@ def test_element_thresholds_come_from_validation_only():
     scores = model.predict_proba(X)
     val = model.validation_index_
     train = np.setdiff1d(np.arange(len(X)), val)
-    # the thresholds are Youden's on the validation rows ...
+    # the thresholds are the default rule's on the validation rows ...
     np.testing.assert_array_equal(model.thresholds_, choose_thresholds(Y[val], scores[val]))
     # ... and would be other numbers had they been chosen on the training rows, so the line above can fail
     assert not np.allclose(choose_thresholds(Y[train], scores[train]), model.thresholds_)
@@ -162,7 +162,7 @@ def test_a_score_threshold_is_clipped_to_the_score_range_not_to_one():
     # regression scores (seed_attention's) can exceed 1; scikit-learn's first ROC threshold is infinite
     Y = np.array([[0], [0], [1], [1]])
     scores = np.array([[2.0], [3.0], [1.0], [1.5]])  # inverted: the best cut predicts nothing positive
-    assert choose_thresholds(Y, scores)[0] == 3.0
+    assert choose_thresholds(Y, scores, "youden")[0] == 3.0
 
 
 def test_seed_attention_trains_one_model_per_element():

@@ -92,6 +92,13 @@ def check_header(header: dict, source) -> None:
         isinstance(by_quality, list) and len(by_quality) == bins and all(v is None or is_finite(v) for v in by_quality)
     ):
         fail("ood", f"'by_quality': {bins} thresholds (finite or null), one per signal-to-noise bin")
+    element_thresholds = header.get("element_thresholds_by_quality")
+    if element_thresholds is not None and not (
+        isinstance(element_thresholds, list)
+        and len(element_thresholds) == bins
+        and all(t is None or finite_list(t, sum(header["outputs"])) for t in element_thresholds)
+    ):
+        fail("element_thresholds_by_quality", f"{bins} lists of one threshold per element (or null), one per bin")
     quality_calibration = (calibration or {}).get("by_quality")
     if quality_calibration is not None and not (
         isinstance(quality_calibration, list)
@@ -208,6 +215,8 @@ class ModelInfo:
     #: the mixture stopping rule and fit space chosen on validation mixtures (library identifiers)
     mixture_min_gain: float | None = None
     mixture_representation: str = "intensity"
+    #: an element model's thresholds per signal-to-noise bin of its inputs (None: one set for all)
+    element_thresholds_by_quality: tuple | None = None
 
     @classmethod
     def from_header(cls, header: dict) -> ModelInfo:
@@ -239,6 +248,9 @@ class ModelInfo:
             ramanid_version=header.get("ramanid_version"),
             mixture_min_gain=(header.get("mixture") or {}).get("min_gain"),
             mixture_representation=(header.get("mixture") or {}).get("representation", "intensity"),
+            element_thresholds_by_quality=tuple(header["element_thresholds_by_quality"])
+            if header.get("element_thresholds_by_quality")
+            else None,
         )
 
 

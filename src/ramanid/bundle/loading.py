@@ -20,12 +20,17 @@ from ramanid.search import References
 from ramanid.spectra import Spectrum
 from ramanid.training.registry import SAVED
 
+#: the subfolder of a class model's folder that may hold an element model of the same inputs,
+#: whose probabilities ``predict`` gives as the spectrum's elements
+ELEMENTS = "elements"
+
 
 @dataclass
 class Bundle:
     """A loaded model folder: ``estimator`` is the whole model (a classifier, an element model,
     a blend or a library identifier; see :mod:`ramanid.training.saved` for what each answers),
-    ``info`` the typed ``bundle.json``, ``references`` its library.
+    ``info`` the typed ``bundle.json``, ``references`` its library; ``elements`` the element
+    model a class model's folder holds in its ``elements/`` subfolder (:data:`ELEMENTS`), if any.
     """
 
     estimator: object
@@ -34,6 +39,7 @@ class Bundle:
     path: Path
     header: dict = field(repr=False)
     pipeline: Pipeline | None = field(default=None, repr=False)
+    elements: Bundle | None = field(default=None, repr=False)
 
     @property
     def shifts(self) -> np.ndarray:
@@ -114,4 +120,31 @@ def load_bundle(folder: str | Path) -> Bundle:
         pipeline = fitted_pipeline(info.preprocess, info.shifts)
     except RamanIdError as exc:
         raise BundleError(f"{source}: field 'preprocess' cannot run on {len(info.shifts)} points ({exc})") from exc
-    return Bundle(estimator, info, references, folder, header, pipeline)
+    bundle = Bundle(estimator, info, references, folder, header, pipeline)
+    if info.task.kind == "label" and (folder / ELEMENTS / HEADER).exists():
+        bundle.elements = _element_model(bundle, folder / ELEMENTS)
+    return bundle
+
+
+def _element_model(bundle: Bundle, folder: Path) -> Bundle:
+    """The element model in ``folder`` that answers a class model's inputs as they are, or a
+    :class:`BundleError` saying why it cannot.
+    """
+    companion = load_bundle(folder)
+    if companion.info.task.kind != "elements":
+        raise BundleError(
+            f"{folder} holds a {companion.info.task.kind} model: the '{ELEMENTS}' subfolder of a model "
+            "folder is for an element model ('ramanid train --task elements --out ...')"
+        )
+    same = (
+        np.array_equal(companion.shifts, bundle.shifts)
+        and companion.info.resampling == bundle.info.resampling
+        and companion.info.preprocess == bundle.info.preprocess
+    )
+    if not same:
+        raise BundleError(
+            f"{folder}: this element model reads other inputs than {bundle.path} (its axis, resampling or "
+            f"preprocessing {companion.info.preprocess} against {bundle.info.preprocess}); train it on a set "
+            "built with the same grid and preprocessing"
+        )
+    return companion

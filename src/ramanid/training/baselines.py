@@ -41,6 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.errors import ModelError
 from ramanid.holdout import (
+    DEFAULT_RULE,
     ThresholdedMixin,
     best_on_inner_folds,
     check_rule,
@@ -50,6 +51,7 @@ from ramanid.holdout import (
 )
 from ramanid.search import LibrarySearch
 from ramanid.targets import check_presence
+from ramanid.training.saved import is_finite
 
 #: the classical baselines :func:`classical_model` builds
 CLASSICAL = (
@@ -265,7 +267,9 @@ class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
     honest baselines: ``base`` is a name for :func:`classical_model` (``lr``, ``rf``, ...).
     """
 
-    def __init__(self, elements=DEFAULT_ELEMENTS, base="lr", threshold="youden", val_fraction=0.15, random_state=None):
+    def __init__(
+        self, elements=DEFAULT_ELEMENTS, base="lr", threshold=DEFAULT_RULE, val_fraction=0.15, random_state=None
+    ):
         self.elements = elements
         self.base = base
         self.threshold = threshold
@@ -305,14 +309,25 @@ class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
 
 class FormulaVote(ThresholdedMixin, BaseEstimator):
     """Elements by a vote of the nearest references' formulas: each element's score is the
-    similarity-weighted share of the ``k`` most similar training spectra (cosine) whose mineral
-    contains it. The library-search baseline for element identification; thresholds are chosen on
-    a validation split (whole groups where ``fit`` is given them), as for the other identifiers.
+    weighted share of the ``k`` most similar training spectra (cosine) whose mineral
+    contains it, each weighted by its similarity to the power ``power`` (a high power lets many
+    neighbours vote while the closest count most). The library-search baseline for element
+    identification; thresholds are chosen on a validation split (whole groups where ``fit`` is
+    given them), as for the other identifiers.
     """
 
-    def __init__(self, elements=DEFAULT_ELEMENTS, k=5, threshold="youden", val_fraction=0.15, random_state=None):
+    def __init__(
+        self,
+        elements=DEFAULT_ELEMENTS,
+        k=5,
+        threshold=DEFAULT_RULE,
+        val_fraction=0.15,
+        random_state=None,
+        power=1,
+    ):
         self.elements = elements
         self.k = k
+        self.power = power
         self.threshold = threshold
         self.val_fraction = val_fraction
         self.random_state = random_state
@@ -322,6 +337,8 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         check_rule(self.threshold)
         if not isinstance(self.k, (int, np.integer)) or self.k < 1:
             raise ModelError(f"k {self.k!r}: expected a whole number of neighbours >= 1")
+        if not (is_finite(self.power) and 0 < self.power <= 1000):
+            raise ModelError(f"power {self.power!r}: expected a number in (0, 1000]")
         X, Y = validate_data(self, X, Y, dtype=np.float64, multi_output=True)
         Y = check_presence(Y, self.elements)
         train, val = validation_split(len(X), self.val_fraction, self.random_state or 0, groups=groups)
@@ -336,11 +353,21 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         self.library_, self.presence_ = LibrarySearch("cosine").fit(X, np.arange(len(X))), Y
         return self
 
-    def _scores(self, X) -> np.ndarray:
+    def neighbours(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, weights)``, each ``(queries, k)``: the references that vote for each
+        spectrum, most similar first, and their weights (cosine similarity, clipped at 0, to the
+        power ``power``).
+        """
         similarity = np.clip(self.library_.similarity(X), 0, None)
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        weights = np.take_along_axis(similarity, nearest, axis=1)
+        power = getattr(self, "power", 1)  # a vote saved before it had one
+        weights = np.take_along_axis(similarity, nearest, axis=1) ** power
+        order = np.argsort(-weights, axis=1, kind="stable")
+        return np.take_along_axis(nearest, order, axis=1), np.take_along_axis(weights, order, axis=1)
+
+    def _scores(self, X) -> np.ndarray:
+        nearest, weights = self.neighbours(X)
         votes = np.einsum("qk,qke->qe", weights, self.presence_[nearest].astype(np.float64))
         return votes / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
 

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from ramanid.errors import DatasetError, ModelError
-from ramanid.holdout import ThresholdedMixin, choose_thresholds, macro_roc_auc
+from ramanid.holdout import DEFAULT_RULE, ThresholdedMixin, choose_thresholds, macro_roc_auc
 from ramanid.search import References
 from ramanid.spectra import SpectraSet
 from ramanid.targets import element_matrix
@@ -24,16 +24,18 @@ from ramanid.training.saved import ElementAnswers, finite_list, is_finite, is_wh
 #: the network's share of the blend, chosen among these on the validation split
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: the vote's neighbours, chosen among these with the weight
-NEIGHBOURS = (5, 20, 40)
+NEIGHBOURS = (5, 20, 80, 160)
+#: the power of the similarities that weight the vote's neighbours, chosen with them
+POWERS = (1, 4, 16)
 #: ``--model NETWORK+vote`` names a blend
 VOTE_SUFFIX = "+vote"
 
 
-def _vote(elements, k: int, references: np.ndarray, presence: np.ndarray) -> FormulaVote:
-    """The formula vote of ``k`` neighbours among ``references`` (no thresholds of its own: the
-    blend chooses them).
+def _vote(elements, k: int, power: float, references: np.ndarray, presence: np.ndarray) -> FormulaVote:
+    """The formula vote of ``k`` neighbours among ``references``, weighted by their similarities
+    to ``power`` (no thresholds of its own: the blend chooses them).
     """
-    return FormulaVote(elements, k=k, val_fraction=0).fit(references, presence)
+    return FormulaVote(elements, k=k, power=power, val_fraction=0).fit(references, presence)
 
 
 class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
@@ -41,18 +43,19 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
 
     The network is fitted once, with its own validation split (whole minerals when ``fit`` is
     given them); on that split, never trained on, the vote of the other training spectra is
-    scored, and the weight and ``k`` with the best macro ROC AUC are kept, then the thresholds of
-    the blend (its validation scores stay in ``validation_scores_``: once the vote holds every
-    training spectrum, the validation spectra would find themselves). The vote then takes every
+    scored, and the weight, ``k`` and ``power`` with the best macro ROC AUC are kept, then the
+    thresholds of the blend (its validation scores stay in ``validation_scores_``: once the vote
+    holds every training spectrum, the validation spectra would find themselves). The vote then takes every
     training spectrum as a reference. Without a validation split (fewer than 10 spectra) nothing
     can be chosen and the first candidate, the vote alone with the fewest neighbours, is kept.
     """
 
-    def __init__(self, network, weights=WEIGHTS, neighbours=NEIGHBOURS, threshold="youden"):
+    def __init__(self, network, weights=WEIGHTS, neighbours=NEIGHBOURS, threshold=DEFAULT_RULE, powers=POWERS):
         self.network = network
         self.weights = weights
         self.neighbours = neighbours
         self.threshold = threshold
+        self.powers = powers
 
     def fit(self, X, Y, groups=None):
         """Fit the network, choose the blend on its validation split, keep every reference."""
@@ -62,14 +65,19 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
         val = self.network_.validation_index_
         train = np.setdiff1d(np.arange(len(X)), val)
         network = self.network_.predict_proba(X[val])
-        votes = {k: _vote(self.elements_, k, X[train], Y[train]).predict_proba(X[val]) for k in self.neighbours}
-        blends = {(w, k): w * network + (1 - w) * votes[k] for k in self.neighbours for w in self.weights}
+        votes = {
+            (k, power): _vote(self.elements_, k, power, X[train], Y[train]).predict_proba(X[val])
+            for k in self.neighbours
+            for power in self.powers
+        }
+        blends = {(w, *vote): w * network + (1 - w) * votes[vote] for vote in votes for w in self.weights}
         scores = {choice: macro_roc_auc(Y[val], blend) for choice, blend in blends.items()}
-        self.weight_, self.k_ = max(scores, key=lambda choice: np.nan_to_num(scores[choice], nan=-np.inf))
-        self.chosen_ = f"network weight {self.weight_}, vote k={self.k_}"
-        self.validation_scores_ = blends[self.weight_, self.k_]
+        best = max(scores, key=lambda choice: np.nan_to_num(scores[choice], nan=-np.inf))
+        self.weight_, self.k_, self.power_ = best
+        self.chosen_ = f"network weight {self.weight_}, vote k={self.k_}, power {self.power_}"
+        self.validation_scores_ = blends[best]
         self.thresholds_ = choose_thresholds(Y[val], self.validation_scores_, self.threshold)
-        self.vote_ = _vote(self.elements_, self.k_, X, Y)
+        self.vote_ = _vote(self.elements_, self.k_, self.power_, X, Y)
         self.validation_index_ = val
         return self
 
@@ -78,7 +86,12 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
         references are the model folder's library, so :meth:`from_state` rebuilds the vote.
         """
         header, tensors = self.network_.get_state()
-        blend = {"weight": float(self.weight_), "k": int(self.k_), "thresholds": [float(t) for t in self.thresholds_]}
+        blend = {
+            "weight": float(self.weight_),
+            "k": int(self.k_),
+            "power": float(self.power_),
+            "thresholds": [float(t) for t in self.thresholds_],
+        }
         return {**header, "estimator": type(self).__name__, "blend": blend}, tensors
 
     @classmethod
@@ -90,10 +103,12 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
             and is_finite(blend.get("weight"))
             and 0 <= blend["weight"] <= 1
             and is_whole(blend.get("k"), 1, 10**6)
+            and (blend.get("power") is None or (is_finite(blend["power"]) and 0 < blend["power"] <= 1000))
             and finite_list(blend.get("thresholds"), sum(header["outputs"]))
             and isinstance(task.get("chemistry"), str)
         ):
-            return "blend", "{'weight': in [0, 1], 'k': neighbours >= 1, 'thresholds': one per element}"
+            expected = "{'weight': in [0, 1], 'k': neighbours >= 1, 'power': in (0, 1000], 'thresholds': "
+            return "blend", expected + "one per element}"
         return ElementIdentifier.check_state(header)
 
     @classmethod
@@ -114,9 +129,9 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
         self = cls(network)
         blend = header["blend"]
         self.network_, self.elements_ = network, network.elements_
-        self.weight_, self.k_ = blend["weight"], blend["k"]
+        self.weight_, self.k_, self.power_ = blend["weight"], blend["k"], blend.get("power", 1)  # older: no power
         self.thresholds_ = np.asarray(blend["thresholds"], dtype=np.float64)
-        self.vote_ = _vote(self.elements_, self.k_, references.intensities, presence)
+        self.vote_ = _vote(self.elements_, self.k_, self.power_, references.intensities, presence)
         return self.attach(references)
 
     @property

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.errors import ModelError
-from ramanid.holdout import ThresholdedMixin, check_rule, choose_thresholds, validation_split
+from ramanid.holdout import DEFAULT_RULE, ThresholdedMixin, check_rule, choose_thresholds, validation_split
 from ramanid.models import build_model, get_model_spec
 from ramanid.search import References
 from ramanid.targets import check_presence
@@ -444,8 +444,9 @@ class ElementIdentifier(ElementAnswers, ThresholdedMixin, _NeuralEstimator):
     per-element positive weights), except models registered ``per_element`` (``seed_attention``),
     which are trained as the reference did: one network per element, MSE on 0/1 labels, full
     batch. Per-element decision thresholds are chosen on the validation split
-    (``threshold="youden"`` maximises sensitivity + specificity - 1; ``"f1"`` maximises F1),
-    never on the data being scored.
+    (``threshold="share"`` reports as many validation spectra present as are; ``"youden"``
+    maximises sensitivity + specificity - 1; ``"f1"`` maximises F1; see
+    :func:`~ramanid.holdout.choose_thresholds`), never on the data being scored.
 
     Parameters
     ----------
@@ -453,7 +454,7 @@ class ElementIdentifier(ElementAnswers, ThresholdedMixin, _NeuralEstimator):
         Default Mg, Al, P, S, Fe, Cu.
     model : str
         Default ``"attention_resnet"``.
-    threshold : {"youden", "f1"} or float
+    threshold : {"share", "youden", "f1"} or float
     pos_weight : bool
         Weight each element's positives by its negative/positive ratio in the training data.
     Other parameters as :class:`SpectrumClassifier`.
@@ -472,7 +473,7 @@ class ElementIdentifier(ElementAnswers, ThresholdedMixin, _NeuralEstimator):
         scheduler=None,
         clip_grad=None,
         val_fraction=0.15,
-        threshold="youden",
+        threshold=DEFAULT_RULE,
         pos_weight=True,
         augment=None,
         device=None,

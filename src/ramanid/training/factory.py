@@ -142,10 +142,10 @@ def make_estimator(name: str, task: Task, options: Options, seed: int, saved: bo
 
 def classical_params(name: str, options: Options) -> dict:
     """The parameters ``--tune model.PARAMETER`` sets on a classical baseline; a :class:`ModelError`
-    for one it does not take (only ``formula_vote`` takes any: its ``k``).
+    for one it does not take (only ``formula_vote`` takes any: its ``k`` and ``power``).
     """
     params = options.extra.get("model_params") or {}
-    allowed = {"formula_vote": {"k"}}.get(name, set())
+    allowed = {"formula_vote": {"k", "power"}}.get(name, set())
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ModelError(

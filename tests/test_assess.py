@@ -1,0 +1,131 @@
+"""The degradation protocol read through saved models (``ramanid.assess``), on real RRUFF spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ramanid.assess import degraded, element_truth, evaluate_elements_degraded
+from ramanid.bundle import load_bundle
+from ramanid.deploy import train_bundle
+from ramanid.evaluation.degradation import Condition, conditions
+from ramanid.evaluation.splits import Split
+from ramanid.holdout import choose_thresholds
+from ramanid.predict import element_thresholds
+from ramanid.targets import Task
+from ramanid.training.factory import Options
+
+
+@pytest.fixture(scope="module")
+def held_out_minerals(rruff_780, rruff_all, tmp_path_factory):
+    """A formula-vote element model saved from four folds of the 780 nm set grouped by mineral,
+    and the files of the fifth fold's minerals as read (their spectra as measured).
+    """
+    task = Task.parse("elements")
+    spectra, y = task.labelled(rruff_780.spectra, lambda *_: None)
+    train, test = Split.parse("grouped:mineral", 5, seed=0).indices(spectra, y)[0]
+    folder = tmp_path_factory.mktemp("vote") / "model"
+    train_bundle(
+        spectra.subset(train),
+        task=task,
+        model="formula_vote",
+        options=Options(),
+        seed=0,
+        folder=folder,
+        log=lambda *_: None,
+    )
+    files = set(spectra.meta["file"].iloc[test])
+    queries = [s for s in rruff_all[0] if s.meta["file"] in files]
+    return load_bundle(folder), queries
+
+
+def test_each_condition_degrades_the_same_way_every_time():
+    from ramanid.spectra import Spectrum
+
+    x = np.linspace(100, 1400, 500)
+    spectrum = Spectrum(x, np.exp(-0.5 * ((x - 700) / 5) ** 2), {})
+    custom = Condition("my noise", (("noise", 10),))  # not one of the protocol's: seeded by its name
+    for condition in (conditions()[3], custom):
+        first, again = degraded([spectrum] * 2, condition, seed=1), degraded([spectrum] * 2, condition, seed=1)
+        np.testing.assert_array_equal(first[0].intensities, again[0].intensities)
+        assert not np.array_equal(first[0].intensities, first[1].intensities)  # each spectrum its own draw
+
+
+def test_element_figures_are_those_of_the_model_on_the_same_spectra(held_out_minerals):
+    bundle, queries = held_out_minerals
+    assert len(queries) > 100
+    clean, noisy = (
+        evaluate_elements_degraded({"vote": bundle}, queries, condition, seed=0)
+        for condition in (Condition("clean"), Condition("SNR 5", (("noise", 5),)))
+    )
+    model = bundle.estimator
+    X, kept, _, _ = bundle.prepare(queries)
+    Y, readable = element_truth(kept, model.elements_)
+    scores = model.decision_scores(X[readable])
+    figures = clean["models"]["vote"]
+    assert figures["n"] == readable.sum()
+    for j, element in enumerate(model.elements_):
+        assert figures["auc"][element] == pytest.approx(roc_auc_score(Y[readable, j], scores[:, j]))
+        assert figures["true_share"][element] == pytest.approx(Y[readable, j].mean(), abs=1e-4)
+        reported = scores[:, j] >= element_thresholds(bundle, X)[readable, j]  # as predict applies them
+        assert figures["reported_share"][element] == pytest.approx(reported.mean(), abs=1e-4)
+    # unseen minerals, clean: the vote is well above chance on the anions, and noise costs it
+    assert figures["auc"]["P"] > 0.75 and figures["auc"]["S"] > 0.75
+    assert noisy["models"]["vote"]["macro"] < figures["macro"]
+
+
+def test_the_share_rule_reports_as_many_present_as_are():
+    rng = np.random.default_rng(0)
+    Y = (rng.uniform(size=(400, 3)) < [0.05, 0.2, 0.5]).astype(int)
+    scores = Y * rng.normal(1, 1, Y.shape) + rng.normal(0, 1, Y.shape)
+    thresholds = choose_thresholds(Y, scores, "share")
+    np.testing.assert_array_equal((scores >= thresholds).sum(0), Y.sum(0))
+    # tied scores (a vote's zeros) fall on one side together: the closest count, never everything
+    tied = np.array([0, 0, 0, 0, 0, 0.1, 0.5, 0.9])
+    assert choose_thresholds(np.array([[0, 0, 0, 0, 1, 1, 1, 1]]).T, tied[:, None], "share")[0] == 0.1
+    youden = choose_thresholds(Y, scores, "youden")
+    assert (scores >= youden).sum(0)[0] > Y.sum(0)[0]  # Youden's reports a rare element more often than it is
+
+
+def test_element_thresholds_are_chosen_per_quality_on_degraded_held_out_minerals(held_out_minerals):
+    from ramanid.predict import predict_prepared
+    from ramanid.quality import SNR_BINS
+    from ramanid.training.identifier import input_snr_bins
+
+    bundle, queries = held_out_minerals
+    by_bin = bundle.info.element_thresholds_by_quality
+    assert by_bin is not None and len(by_bin) == len(SNR_BINS)
+    assert all(t is None or len(t) == 6 for t in by_bin) and sum(t is not None for t in by_bin) >= 2
+    noisy = degraded(queries, Condition("SNR 10", (("noise", 10),)), seed=0)
+    X, kept, _, _ = bundle.prepare(noisy)
+    thresholds = element_thresholds(bundle, X)
+    for row, b in zip(thresholds, input_snr_bins(X), strict=True):
+        np.testing.assert_array_equal(row, by_bin[b] if by_bin[b] is not None else bundle.estimator.thresholds_)
+    answers = predict_prepared(bundle, X, [s.source for s in kept])
+    assert [a.elements["S"]["present"] for a in answers] == list(
+        bundle.estimator.decision_scores(X)[:, 3] >= thresholds[:, 3]
+    )
+    # the point: on noisy spectra of unseen minerals, the shares reported present follow the true
+    # shares more closely with the thresholds of their bin than with the clean ones
+    Y, readable = element_truth(kept, bundle.estimator.elements_)
+    scores = bundle.estimator.decision_scores(X)[readable]
+    true = Y[readable].mean(0)
+    by_quality = np.abs((scores >= thresholds[readable]).mean(0) - true).mean()
+    one_set = np.abs((scores >= bundle.estimator.thresholds_).mean(0) - true).mean()
+    assert by_quality < one_set
+
+
+def test_per_quality_thresholds_score_validation_spectra_against_the_training_part_only():
+    from ramanid.deploy import _voting_on
+    from ramanid.training.baselines import FormulaVote
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 16)), rng.integers(0, 2, size=(40, 2))
+    vote = FormulaVote(elements=["Fe", "S"], val_fraction=0).fit(X, Y)
+    library = vote.library_
+    assert vote.neighbours(X[30:])[1][:, 0] == pytest.approx(1.0)  # with every spectrum, each finds itself
+    with _voting_on(vote, X[:30], Y[:30]):
+        positions, weights = vote.neighbours(X[30:])
+        assert positions.max() < 30 and (weights[:, 0] < 0.99).all()
+    assert vote.library_ is library  # restored
