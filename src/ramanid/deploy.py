@@ -98,6 +98,7 @@ def train_bundle(
     # the validation spectra are queried against the training part only, as new spectra will be
     estimator.attach(References(X[train], meta.iloc[train]))
     similarity = estimator.reference_similarity(X[val])
+    preprocess = steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps)
     calibration = by_quality = None
     if task.kind == "elements":
         # a blend's vote keeps the validation spectra as references once fitted: its validation
@@ -106,7 +107,6 @@ def train_bundle(
         scores = estimator.decision_scores(X[val]) if scores is None else scores
         metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         unknown = np.zeros(len(val), dtype=bool)
-        preprocess = steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps)
         by_quality = element_thresholds_by_quality(estimator, spectra, preprocess, X, y, val, seed)
         if by_quality:
             bins = [f"{low:g}+" for low, t in zip(SNR_BINS, by_quality, strict=True) if t is not None]
@@ -131,7 +131,7 @@ def train_bundle(
         },
         "shifts": spectra.shifts.tolist(),
         "method": spectra.info.get("method", "linear"),
-        "preprocess": steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps),
+        "preprocess": preprocess,
         "data": {"n_spectra": len(X), "classes": int(meta["label"].nunique()), "built_with": spectra.info},
         "validation": _validation(val, grouped_by, metrics),
         "ood": ood,
@@ -271,6 +271,25 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
     return max(rates, key=lambda c: np.nan_to_num(rates[c], nan=-1.0)), {f"{r} {g}": v for (r, g), v in rates.items()}
 
 
+def degraded_validation(spectra, val: np.ndarray, preprocess: list, copies: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, rows)``: the spectra of rows ``val``, clean and degraded ``copies`` times each by
+    random conditions of the degradation protocol, read through ``preprocess`` as ``predict``
+    reads a file; ``rows`` names each input's row of ``spectra`` (inputs that could not be read
+    are left out).
+    """
+    from ramanid.bundle.inputs import fitted_pipeline, prepare
+    from ramanid.evaluation.degradation import degrade, random_condition
+    from ramanid.spectra import Spectrum
+
+    measured = []
+    for i in val:  # each copy's file names its validation row
+        clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
+        measured += [clean] + [degrade(clean, random_condition(rng), rng) for _ in range(copies)]
+    pipeline = fitted_pipeline(preprocess, spectra.shifts)
+    inputs, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
+    return inputs, np.array([int(s.meta["file"]) for s in kept], dtype=int)
+
+
 def _quality_calibration(identifier, spectra, val, train, labels, copies: int, seed: int):
     """``(calibration blocks, thresholds, figures)`` per signal-to-noise bin.
 
@@ -282,18 +301,8 @@ def _quality_calibration(identifier, spectra, val, train, labels, copies: int, s
     other half, scored with those choices, set each bin's temperature, conformal scores and
     unknown threshold, so that no calibration spectrum took part in a choice.
     """
-    from ramanid.bundle.inputs import fitted_pipeline, prepare
-    from ramanid.evaluation.degradation import degrade, random_condition
-    from ramanid.spectra import Spectrum
-
-    pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
     rng = np.random.default_rng(seed)
-    measured = []
-    for i in val:  # each copy's file names its validation row
-        clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
-        measured += [clean] + [degrade(clean, random_condition(rng), rng) for _ in range(copies)]
-    X, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
-    rows = np.array([int(s.meta["file"]) for s in kept])
+    X, rows = degraded_validation(spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng)
     groups = spectra.meta["rruff_id"].astype(str).to_numpy()[rows] if "rruff_id" in spectra.meta else rows.astype(str)
     specimens = np.unique(groups)
     choosing = np.isin(groups, rng.permutation(specimens)[: len(specimens) // 2])
@@ -333,19 +342,9 @@ def element_thresholds_by_quality(
     A bin with fewer than :data:`MIN_PER_BIN` spectra, or an element with one class in it, keeps
     the model's own threshold; None when no bin has enough.
     """
-    from ramanid.bundle.inputs import fitted_pipeline, prepare
-    from ramanid.evaluation.degradation import degrade, random_condition
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds
-    from ramanid.spectra import Spectrum
 
-    rng = np.random.default_rng(seed)
-    measured = []
-    for i in val:
-        clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
-        measured += [clean] + [degrade(clean, random_condition(rng), rng) for _ in range(copies)]
-    pipeline = fitted_pipeline(preprocess, spectra.shifts)
-    inputs, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
-    rows = np.array([int(s.meta["file"]) for s in kept], dtype=int)
+    inputs, rows = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
     with _voting_on(estimator, X[train], Y[train]):
         scores = estimator.decision_scores(inputs)

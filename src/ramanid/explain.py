@@ -119,8 +119,8 @@ def _votes(bundle, X: np.ndarray, element: str) -> list[dict]:
     """The references a blend's formula vote read for one spectrum, most similar first."""
     vote = bundle.estimator.vote_
     column = vote.elements_.index(element)
-    similarity = vote.library_.similarity(X[:1])
     positions, weights = vote.neighbours(X[:1])
+    similarity = weights[0] ** (1 / getattr(vote, "power", 1))  # the weights are the similarities to a power
     shares = weights[0] / max(float(weights[0].sum()), 1e-12)
     meta = bundle.library_meta
     return [
@@ -128,11 +128,11 @@ def _votes(bundle, X: np.ndarray, element: str) -> list[dict]:
             "mineral": str(meta["mineral"].iloc[i]) if "mineral" in meta else str(bundle.labels[i]),
             "rruff_id": str(meta["rruff_id"].iloc[i]) if "rruff_id" in meta else "",
             "chemistry": str(meta["chemistry"].iloc[i]) if "chemistry" in meta else "",
-            "similarity": round(float(similarity[0, i]), 4),
+            "similarity": round(float(sim), 4),
             "weight": round(float(share), 4),
             "holds_target": bool(vote.presence_[i, column]),
         }
-        for i, share in zip(positions[0], shares, strict=True)
+        for i, sim, share in zip(positions[0], similarity, shares, strict=True)
     ]
 
 
