@@ -12,7 +12,7 @@ from ramanid.deploy import train_bundle
 from ramanid.evaluation.degradation import Condition, conditions
 from ramanid.evaluation.splits import Split
 from ramanid.holdout import choose_thresholds
-from ramanid.predict import element_thresholds
+from ramanid.predict import element_inputs, element_thresholds
 from ramanid.targets import Task
 from ramanid.training.factory import Options
 
@@ -104,16 +104,56 @@ def test_element_thresholds_are_chosen_per_quality_on_degraded_held_out_minerals
         np.testing.assert_array_equal(row, by_bin[b] if by_bin[b] is not None else bundle.estimator.thresholds_)
     answers = predict_prepared(bundle, X, [s.source for s in kept])
     assert [a.elements["S"]["present"] for a in answers] == list(
-        bundle.estimator.decision_scores(X)[:, 3] >= thresholds[:, 3]
+        bundle.estimator.decision_scores(element_inputs(bundle, X))[:, 3] >= thresholds[:, 3]
     )
     # the point: on noisy spectra of unseen minerals, the shares reported present follow the true
     # shares more closely with the thresholds of their bin than with the clean ones
     Y, readable = element_truth(kept, bundle.estimator.elements_)
-    scores = bundle.estimator.decision_scores(X)[readable]
+    scores = bundle.estimator.decision_scores(element_inputs(bundle, X))[readable]
     true = Y[readable].mean(0)
     by_quality = np.abs((scores >= thresholds[readable]).mean(0) - true).mean()
     one_set = np.abs((scores >= bundle.estimator.thresholds_).mean(0) - true).mean()
     assert by_quality < one_set
+
+
+def test_noisy_inputs_are_smoothed_by_the_window_their_bin_chose(held_out_minerals):
+    from ramanid.preprocessing.smooth import smoothed_in_range
+    from ramanid.quality import SNR_BINS
+    from ramanid.training.identifier import input_snr_bins
+
+    bundle, queries = held_out_minerals
+    windows = bundle.info.element_smoothing_by_quality
+    assert windows is not None and len(windows) == len(SNR_BINS) and windows[-1] == 0  # clean inputs as they are
+    X, kept, _, _ = bundle.prepare(degraded(queries, Condition("SNR 10", (("noise", 10),)), seed=0))
+    bins, smoothed = input_snr_bins(X), element_inputs(bundle, X)
+    for b in np.unique(bins):
+        np.testing.assert_allclose(smoothed[bins == b], smoothed_in_range(X[bins == b], windows[b]), atol=1e-6)
+    assert np.allclose(smoothed.min(1), X.min(1), atol=1e-5) and np.allclose(smoothed.max(1), X.max(1), atol=1e-5)
+    # chosen on held-out minerals of the training part; checked here on minerals never seen
+    Y, readable = element_truth(kept, bundle.estimator.elements_)
+    model = bundle.estimator
+
+    def macro(inputs):
+        scores = model.decision_scores(inputs[readable])
+        return np.mean([roc_auc_score(Y[readable, j], scores[:, j]) for j in range(Y.shape[1])])
+
+    assert macro(smoothed) >= macro(X) - 0.01
+
+
+def test_a_malformed_smoothing_window_is_refused_at_load(held_out_minerals, tmp_path):
+    import json
+    import shutil
+
+    from ramanid.bundle import BundleError
+
+    bundle, _ = held_out_minerals
+    folder = tmp_path / "model"
+    shutil.copytree(bundle.path, folder)
+    header = json.loads((folder / "bundle.json").read_text())
+    header["element_smoothing_by_quality"] = [0, 0, 4, 0, 0]
+    (folder / "bundle.json").write_text(json.dumps(header))
+    with pytest.raises(BundleError, match="element_smoothing_by_quality.*odd number of points"):
+        load_bundle(folder)
 
 
 def test_per_quality_thresholds_score_validation_spectra_against_the_training_part_only():
@@ -129,3 +169,32 @@ def test_per_quality_thresholds_score_validation_spectra_against_the_training_pa
         positions, weights = vote.neighbours(X[30:])
         assert positions.max() < 30 and (weights[:, 0] < 0.99).all()
     assert vote.library_ is library  # restored
+
+
+def test_validation_copies_are_degraded_as_their_files_would_be(rruff_780, rruff_all):
+    """Noise added on the grid a file was measured on, then resampled, is the noise of that file
+    degraded alike and read as `predict` reads it; on the model's grid it is not."""
+    from ramanid.bundle.inputs import fitted_pipeline, prepare
+    from ramanid.deploy import as_measured
+    from ramanid.evaluation.degradation import degrade
+    from ramanid.preprocessing import steps_of
+    from ramanid.quality import noise_sd
+    from ramanid.spectra import Spectrum
+
+    spectra = rruff_780.spectra
+    by_file = {s.meta["file"]: s for s in rruff_all[0]}
+    rows = np.arange(0, len(spectra), max(1, len(spectra) // 60))
+    noise = Condition("SNR 5", (("noise", 5),))
+    copies = {"file": [], "native grid": [], "model grid": []}
+    for i in rows:
+        library = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {})
+        copies["file"].append(degrade(by_file[spectra.meta["file"].iloc[i]], noise, np.random.default_rng(i)))
+        native = as_measured(library, spectra.meta.iloc[i])
+        copies["native grid"].append(degrade(native, noise, np.random.default_rng(i)))
+        copies["model grid"].append(degrade(library, noise, np.random.default_rng(i)))
+    pipeline = fitted_pipeline(steps_of(spectra.info["preprocess"]), spectra.shifts)
+    snr = {k: np.median(1 / noise_sd(prepare(v, spectra.shifts, "linear", pipeline)[0])) for k, v in copies.items()}
+    assert abs(snr["native grid"] / snr["file"] - 1) < 0.15
+    assert abs(snr["model grid"] / snr["file"] - 1) > 2 * abs(snr["native grid"] / snr["file"] - 1)
+    unchanged = as_measured(library, {"mineral": "no grid recorded"})
+    assert unchanged is library

@@ -13,7 +13,7 @@ from ramanid import confidence as conf
 from ramanid.chemistry import parse_elements
 from ramanid.errors import ChemistryError
 from ramanid.evaluation.degradation import Condition, conditions, degrade
-from ramanid.predict import element_thresholds, predict_prepared
+from ramanid.predict import element_inputs, element_thresholds, predict_prepared
 from ramanid.spectra import Spectrum
 from ramanid.targets import CHEMISTRY_COLUMNS
 
@@ -116,7 +116,7 @@ def evaluate_elements_degraded(bundles: dict, spectra: list[Spectrum], condition
         X, kept, _, _ = bundle.prepare(queries)
         chemistry = bundle.info.task.chemistry
         Y, readable = element_truth(kept, model.elements_, CHEMISTRY_COLUMNS.get(chemistry, chemistry))
-        scores = model.decision_scores(X[readable]) if len(X) else np.zeros((0, len(model.elements_)))
+        scores = model.decision_scores(element_inputs(bundle, X)[readable]) if len(X) else np.zeros(Y.shape)
         Y = Y[readable]
         auc = {
             e: float(roc_auc_score(Y[:, j], scores[:, j])) if 0 < Y[:, j].sum() < len(Y) else float("nan")

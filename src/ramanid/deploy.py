@@ -27,6 +27,7 @@ from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
 from ramanid.quality import SNR_BINS
 from ramanid.search import References
+from ramanid.spectra import Spectrum
 from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL
 from ramanid.training.blend import VOTE_SUFFIX
@@ -99,7 +100,7 @@ def train_bundle(
     estimator.attach(References(X[train], meta.iloc[train]))
     similarity = estimator.reference_similarity(X[val])
     preprocess = steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps)
-    calibration = by_quality = None
+    calibration = by_quality = smoothing = None
     if task.kind == "elements":
         # a blend's vote keeps the validation spectra as references once fitted: its validation
         # scores are those of the choice, made with the other spectra as references
@@ -107,10 +108,13 @@ def train_bundle(
         scores = estimator.decision_scores(X[val]) if scores is None else scores
         metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         unknown = np.zeros(len(val), dtype=bool)
-        by_quality = element_thresholds_by_quality(estimator, spectra, preprocess, X, y, val, seed)
+        by_quality, smoothing = element_choices_by_quality(estimator, spectra, preprocess, X, y, val, seed)
         if by_quality:
             bins = [f"{low:g}+" for low, t in zip(SNR_BINS, by_quality, strict=True) if t is not None]
             log(f"element thresholds chosen per signal-to-noise bin ({', '.join(bins)}) on degraded held-out minerals")
+        if smoothing:
+            bins = [f"{w} points (SNR {low:g}+)" for low, w in zip(SNR_BINS, smoothing, strict=True) if w]
+            log(f"noisier inputs smoothed over {', '.join(bins)}, chosen on degraded held-out minerals")
     else:
         scores = estimator.decision_scores(X[val])
         codes = np.searchsorted(estimator.classes_, y[val])
@@ -137,6 +141,7 @@ def train_bundle(
         "ood": ood,
         **({"calibration": calibration} if calibration else {}),
         **({"element_thresholds_by_quality": by_quality} if by_quality else {}),
+        **({"element_smoothing_by_quality": smoothing} if smoothing else {}),
         **({"tuned": recipe.choices["tune_scores"]} if "tune_scores" in recipe.choices else {}),
     }
     save_bundle(folder, estimator, info, References(X, meta))
@@ -144,7 +149,7 @@ def train_bundle(
 
 
 def train_identifier(
-    spectra, *, folder: str | Path, epochs: int = 60, seed: int = 0, quality_copies: int = 4, log=print
+    spectra, *, folder: str | Path, epochs: int = 60, seed: int = 0, quality_copies: int = 12, log=print
 ) -> Bundle:
     """Train a :class:`~ramanid.training.identifier.LibraryIdentifier` on every spectrum of
     ``spectra`` (labels from ``mineral``; validation held out by specimen, ``rruff_id``, where the
@@ -164,15 +169,13 @@ def train_identifier(
     identifier = LibraryIdentifier(epochs=epochs, random_state=seed).fit(spectra.intensities, labels, groups=groups)
     val = identifier.validation_index_
     train = np.setdiff1d(np.arange(len(spectra)), val)
-    similarity = identifier.similarity(spectra.intensities[val], references=train)
-    scores = identifier.best_per_class(similarity, identifier.reference_class_[train])
-    scores[~np.isfinite(scores)] = -1.0  # minerals with no training reference
-    known = np.isin(labels[val], labels[train])
+    specimens = np.unique(groups if groups is not None else np.arange(len(spectra)), return_inverse=True)[1]
+    scores, known = held_out_scores(identifier, spectra.intensities[val], val, specimens)
     calibration, metrics = calibrate(scores, identifier.reference_class_[val], known)
     evidence = conf.Evidence(best_score=scores.max(axis=1))
     ood = _unknown_flag(evidence, ~known, log=lambda _: None, only="best identifier score")
     if quality_copies and len(val) >= 2 * MIN_PER_BIN:
-        by_quality = _quality_calibration(identifier, spectra, val, train, labels, quality_copies, seed)
+        by_quality = _quality_calibration(identifier, spectra, val, train, specimens, quality_copies, seed)
         calibration["by_quality"], ood["by_quality"], metrics["by_quality"] = by_quality
         log(
             "calibrated per signal-to-noise bin on degraded validation spectra: "
@@ -224,7 +227,6 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.mixtures import make_mix
     from ramanid.mixture import REPRESENTATIONS, library_path, represent, represented_background, settle
-    from ramanid.spectra import Spectrum
 
     rng = np.random.default_rng(seed)
     labels = identifier.labels_
@@ -279,40 +281,73 @@ def degraded_validation(spectra, val: np.ndarray, preprocess: list, copies: int,
     """
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.degradation import degrade, random_condition
-    from ramanid.spectra import Spectrum
 
     measured = []
     for i in val:  # each copy's file names its validation row
         clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
-        measured += [clean] + [degrade(clean, random_condition(rng), rng) for _ in range(copies)]
+        native = as_measured(clean, spectra.meta.iloc[i])
+        measured += [clean] + [degrade(native, random_condition(rng), rng) for _ in range(copies)]
     pipeline = fitted_pipeline(preprocess, spectra.shifts)
     inputs, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
     return inputs, np.array([int(s.meta["file"]) for s in kept], dtype=int)
 
 
-def _quality_calibration(identifier, spectra, val, train, labels, copies: int, seed: int):
+def as_measured(spectrum, meta) -> Spectrum:
+    """``spectrum`` (on the model's grid) on the grid its file was measured on, where ``meta``
+    gives it (``n_points`` evenly over ``shift_min``-``shift_max``, as a RRUFF build records):
+    noise added point by point there, then resampled, is the noise a measured file brings.
+    """
+    try:
+        n, low, high = int(meta["n_points"]), float(meta["shift_min"]), float(meta["shift_max"])
+    except (KeyError, TypeError, ValueError):
+        return spectrum
+    inside = max(low, spectrum.shifts[0]), min(high, spectrum.shifts[-1])
+    if not (n >= 2 and high > low and inside[1] > inside[0]):
+        return spectrum
+    shifts = np.linspace(*inside, max(2, round(n * (inside[1] - inside[0]) / (high - low))))
+    return Spectrum(shifts, np.interp(shifts, spectrum.shifts, spectrum.intensities), spectrum.meta)
+
+
+def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """``(class scores, known)`` of validation inputs ``X`` of library rows ``rows``, each against
+    the whole library but the references of its own specimen (``specimens``: a code per library
+    row), as a held-out specimen meets the saved library: against the training part alone, a
+    mineral also loses its other validation specimens, so the model would be calibrated on
+    queries harder than a user's. ``known``: its mineral has a reference elsewhere.
+    """
+    scores = np.empty((len(X), len(identifier.classes_)), dtype=np.float32)
+    for start in range(0, len(X), chunk):
+        part = slice(start, start + chunk)
+        similarity = identifier.similarity(X[part])
+        similarity[specimens[rows[part]][:, None] == specimens[None, :]] = -np.inf
+        scores[part] = identifier.best_per_class(similarity, identifier.reference_class_)
+    known = np.isfinite(scores[np.arange(len(X)), identifier.reference_class_[rows]])
+    scores[~np.isfinite(scores)] = -1.0  # minerals with no other reference
+    return scores, known
+
+
+def _quality_calibration(identifier, spectra, val, train, specimens, copies: int, seed: int):
     """``(calibration blocks, thresholds, figures)`` per signal-to-noise bin.
 
     Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
-    preprocessing and queried against the training references; its bin is that of its input's
+    preprocessing (:func:`degraded_validation`); its bin is that of its input's
     signal-to-noise ratio (:func:`~ramanid.training.identifier.input_snr_bins`), the bin the
     identifier scores it by. Half of the validation specimens
-    choose each bin's spectral score and alpha (:meth:`LibraryIdentifier.adapt_to_quality`); the
-    other half, scored with those choices, set each bin's temperature, conformal scores and
-    unknown threshold, so that no calibration spectrum took part in a choice.
+    choose each bin's spectral score and alpha (:meth:`LibraryIdentifier.adapt_to_quality`,
+    against the training references); the other half, scored with those choices against the
+    library but their own specimens (:func:`held_out_scores`), set each bin's temperature,
+    conformal scores and unknown threshold, so that no calibration spectrum took part in a choice.
     """
+    labels = identifier.labels_
     rng = np.random.default_rng(seed)
     X, rows = degraded_validation(spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng)
-    groups = spectra.meta["rruff_id"].astype(str).to_numpy()[rows] if "rruff_id" in spectra.meta else rows.astype(str)
-    specimens = np.unique(groups)
-    choosing = np.isin(groups, rng.permutation(specimens)[: len(specimens) // 2])
+    held = np.unique(specimens[rows])
+    choosing = np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
     adapted = identifier.adapt_to_quality(X[choosing], labels[rows[choosing]], train)
     X, rows = X[~choosing], rows[~choosing]
     bins = input_snr_bins(X)  # the bins the identifier scores by: so the thresholds fit its scores
-    scores = identifier.best_per_class(identifier.similarity(X, references=train), identifier.reference_class_[train])
-    scores[~np.isfinite(scores)] = -1.0
+    scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]
-    known = np.isin(labels[rows], labels[train])
     unknown_score = 1 - scores.max(axis=1)
     everything, _ = calibrate(scores, codes, known)
     blocks, thresholds, figures = [], [], []
@@ -330,37 +365,60 @@ def _quality_calibration(identifier, spectra, val, train, labels, copies: int, s
     return blocks, thresholds, figures
 
 
-def element_thresholds_by_quality(
+#: the smoothing windows (points; 0: none) an element model's noisier inputs may choose among
+SMOOTHING_WINDOWS = (0, 7, 11, 15, 21, 31)
+
+
+def element_choices_by_quality(
     estimator, spectra, preprocess: list, X: np.ndarray, Y: np.ndarray, val: np.ndarray, seed: int, copies: int = 4
-) -> list | None:
-    """Per signal-to-noise bin of the inputs (:data:`ramanid.quality.SNR_BINS`), an element
-    model's thresholds, chosen by its own rule on its validation spectra (whole minerals it never
-    trained on), clean and degraded ``copies`` times each by conditions of the degradation
-    protocol, read through the model's ``preprocess`` and scored against the training part's
-    references only. Noise moves an element model's scores, so one threshold for every quality
-    would report some elements far more often than they occur in noisy spectra, and others never.
-    A bin with fewer than :data:`MIN_PER_BIN` spectra, or an element with one class in it, keeps
-    the model's own threshold; None when no bin has enough.
+) -> tuple[list | None, list | None]:
+    """``(thresholds, windows)`` per signal-to-noise bin of the inputs
+    (:data:`ramanid.quality.SNR_BINS`) of an element model, chosen on its validation spectra
+    (whole minerals it never trained on), clean and degraded ``copies`` times each by conditions
+    of the degradation protocol, read through the model's ``preprocess`` and scored against the
+    training part's references only.
+
+    Each bin below the top one (where clean spectra fall) smooths its inputs by the window of
+    :data:`SMOOTHING_WINDOWS` whose macro ROC AUC is best there
+    (:func:`~ramanid.preprocessing.smooth.smoothed_in_range`): the model was trained on clean
+    spectra. Then each bin's thresholds are chosen by the model's own rule on its scores: noise
+    moves an element model's scores, so one threshold for every quality would report some
+    elements far more often than they occur in noisy spectra, and others never. A bin with fewer
+    than :data:`MIN_PER_BIN` spectra keeps the model's own thresholds and no smoothing, as does an
+    element with one class in a bin; None when no bin has enough.
     """
+    from sklearn.metrics import roc_auc_score
+
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds
+    from ramanid.preprocessing.smooth import smoothed_in_range
+
+    def macro_auc(truth, scores) -> float:
+        both = [j for j in range(truth.shape[1]) if 0 < truth[:, j].sum() < len(truth)]
+        return float(np.mean([roc_auc_score(truth[:, j], scores[:, j]) for j in both])) if both else float("nan")
 
     inputs, rows = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
-    with _voting_on(estimator, X[train], Y[train]):
-        scores = estimator.decision_scores(inputs)
     bins, base = input_snr_bins(inputs), np.asarray(estimator.thresholds_, dtype=np.float64)
     rule = getattr(estimator, "threshold", DEFAULT_RULE)
-    chosen = []
-    for b in range(len(SNR_BINS)):
-        inside = bins == b
-        if inside.sum() < MIN_PER_BIN:
-            chosen.append(None)
-            continue
-        truth = Y[rows[inside]]
-        two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)
-        thresholds = np.where(two_classes, choose_thresholds(truth, scores[inside], rule), base)
-        chosen.append([float(t) for t in thresholds])
-    return chosen if any(c is not None for c in chosen) else None
+    thresholds, windows = [], []
+    with _voting_on(estimator, X[train], Y[train]):
+        for b in range(len(SNR_BINS)):
+            inside = bins == b
+            if inside.sum() < MIN_PER_BIN:
+                thresholds.append(None)
+                windows.append(0)
+                continue
+            truth = Y[rows[inside]]
+            tried = SMOOTHING_WINDOWS if b < len(SNR_BINS) - 1 else (0,)
+            scored = {w: estimator.decision_scores(smoothed_in_range(inputs[inside], w)) for w in tried}
+            best = max(tried, key=lambda w: (np.nan_to_num(macro_auc(truth, scored[w]), nan=-1.0), -w))
+            two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)
+            chosen = np.where(two_classes, choose_thresholds(truth, scored[best], rule), base)
+            thresholds.append([float(t) for t in chosen])
+            windows.append(int(best))
+    if all(t is None for t in thresholds):
+        return None, None
+    return thresholds, (windows if any(windows) else None)
 
 
 @contextmanager

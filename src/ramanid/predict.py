@@ -108,7 +108,7 @@ def predict_prepared(
     companion = bundle.elements
     if companion is not None:
         companion_names = companion.estimator.output_names
-        companion_scores = scores_as_met(companion.estimator, X)[0]
+        companion_scores = scores_as_met(companion.estimator, element_inputs(companion, X))[0]
         companion_thresholds = element_thresholds(companion, X)
     thresholds = element_thresholds(bundle, X) if model.kind == "elements" else None
     results = []
@@ -165,7 +165,7 @@ def answer_arrays(
     """
     model, info = bundle.estimator, bundle.info
     bins = model.quality_bins(X)
-    scores, similarity = scores_as_met(model, X, bins)
+    scores, similarity = scores_as_met(model, element_inputs(bundle, X) if model.kind == "elements" else X, bins)
     unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
     flagged = info.ood.flags(unknown, bins)
     mixed = _mixtures(bundle, X, scores, similarity, mixture) if mixture else None
@@ -223,7 +223,7 @@ def nearest_reference(bundle: Bundle, index: int, similarity: float) -> dict:
 def element_thresholds(bundle: Bundle, X: np.ndarray) -> np.ndarray:
     """``(inputs, elements)``: the thresholds an element model applies to each input, those of
     the input's signal-to-noise bin where the model chose them per bin on degraded held-out
-    minerals (:func:`ramanid.deploy.element_thresholds_by_quality`), its own elsewhere.
+    minerals (:func:`ramanid.deploy.element_choices_by_quality`), its own elsewhere.
     """
     from ramanid.training.identifier import input_snr_bins
 
@@ -235,6 +235,24 @@ def element_thresholds(bundle: Bundle, X: np.ndarray) -> np.ndarray:
             if by_bin[b] is not None:
                 thresholds[i] = by_bin[b]
     return thresholds
+
+
+def element_inputs(bundle: Bundle, X: np.ndarray) -> np.ndarray:
+    """The inputs an element model scores: each smoothed by the window its signal-to-noise bin
+    chose on degraded held-out minerals (:func:`ramanid.deploy.element_choices_by_quality`),
+    where the model chose any; ``X`` itself otherwise.
+    """
+    from ramanid.preprocessing.smooth import smoothed_in_range
+    from ramanid.training.identifier import input_snr_bins
+
+    windows = bundle.info.element_smoothing_by_quality
+    if not windows or not len(X):
+        return X
+    bins, smoothed = input_snr_bins(X), np.array(X, dtype=np.float32)
+    for b in np.unique(bins):
+        if windows[b]:
+            smoothed[bins == b] = smoothed_in_range(X[bins == b], windows[b])
+    return smoothed
 
 
 def element_answer(names: list[str], scores: np.ndarray, thresholds: np.ndarray) -> dict[str, dict]:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from ramanid import confidence as conf
 from ramanid.bundle import BundleError, load_bundle
 from ramanid.cli import main
 from ramanid.deploy import train_identifier
@@ -231,6 +232,23 @@ def test_library_build_from_a_folder_of_rruff_files(rruff_780, tmp_path):
     assert isinstance(bundle.estimator, LibraryIdentifier) and len(bundle.library) == 40
 
 
+def test_calibration_queries_meet_the_library_without_their_own_specimen(saved):
+    from ramanid.deploy import held_out_scores
+
+    estimator = saved.estimator
+    specimens = np.unique(saved.library_meta["rruff_id"].astype(str), return_inverse=True)[1]
+    rows = np.arange(0, len(saved.library), 7)[:40]
+    scores, known = held_out_scores(estimator, saved.library[rows], rows, specimens, chunk=16)
+    similarity = estimator.similarity(saved.library[rows])
+    for query, row in enumerate(rows):
+        mineral = estimator.reference_class_[row]
+        elsewhere = (specimens != specimens[row]) & (estimator.reference_class_ == mineral)
+        assert known[query] == elsewhere.any()
+        if elsewhere.any():
+            assert scores[query, mineral] == pytest.approx(similarity[query, elsewhere].max(), abs=1e-6)
+        assert scores[query, mineral] < similarity[query, row]  # never itself
+
+
 def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_specimen):
     from ramanid.evaluation.degradation import Condition, degrade
     from ramanid.predict import predict_spectra
@@ -245,6 +263,18 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
         if "top1" in adapted:  # a bin with enough spectra chose its score on them: never worse than the fitted one
             assert adapted["top1"] >= adapted["fitted_top1"]
     assert saved.estimator.quality_choices_ is not None
+    # clean spectra fall in the top bin: it keeps the choice made on clean validation spectra
+    estimator = saved.estimator
+    assert estimator.quality_choices_[-1] == (estimator.spectral_, estimator.alpha_)
+    # the loaded model applies each bin's temperature and conformal scores, not the whole set's
+    loaded = saved.info.calibration
+    blocks = header["calibration"]["by_quality"]
+    assert [t for t, _ in loaded.by_quality] == [b["temperature"] for b in blocks]
+    scores = np.random.default_rng(0).uniform(size=(len(blocks), 5))
+    bins = np.arange(len(blocks))
+    for b, block in enumerate(blocks):
+        expected = conf.calibrated(scores[b : b + 1], block["temperature"])
+        np.testing.assert_allclose(loaded.probabilities(scores, bins)[b : b + 1], expected, rtol=1e-6)
     _, queries = by_specimen
     rng = np.random.default_rng(0)
     spectra = [

@@ -99,6 +99,13 @@ def check_header(header: dict, source) -> None:
         and all(t is None or finite_list(t, sum(header["outputs"])) for t in element_thresholds)
     ):
         fail("element_thresholds_by_quality", f"{bins} lists of one threshold per element (or null), one per bin")
+    windows = header.get("element_smoothing_by_quality")
+    if windows is not None and not (
+        isinstance(windows, list)
+        and len(windows) == bins
+        and all(is_whole(w, 0, len(header["shifts"])) and (w == 0 or (w >= 3 and w % 2 == 1)) for w in windows)
+    ):
+        fail("element_smoothing_by_quality", f"{bins} smoothing windows (0, or an odd number of points from 3)")
     quality_calibration = (calibration or {}).get("by_quality")
     if quality_calibration is not None and not (
         isinstance(quality_calibration, list)
@@ -217,6 +224,8 @@ class ModelInfo:
     mixture_representation: str = "intensity"
     #: an element model's thresholds per signal-to-noise bin of its inputs (None: one set for all)
     element_thresholds_by_quality: tuple | None = None
+    #: an element model's smoothing window per signal-to-noise bin of its inputs (0: none)
+    element_smoothing_by_quality: tuple | None = None
 
     @classmethod
     def from_header(cls, header: dict) -> ModelInfo:
@@ -240,9 +249,7 @@ class ModelInfo:
                 validation_auroc=ood.get("validation_auroc") or {},
                 by_quality=tuple(ood["by_quality"]) if ood.get("by_quality") else None,
             ),
-            calibration=Calibration(calibration["temperature"], tuple(calibration["conformal_scores"]))
-            if calibration
-            else Calibration(),
+            calibration=_calibration(calibration),
             data=header.get("data") if isinstance(header.get("data"), dict) else {},
             validation=header.get("validation") if isinstance(header.get("validation"), dict) else {},
             ramanid_version=header.get("ramanid_version"),
@@ -250,6 +257,9 @@ class ModelInfo:
             mixture_representation=(header.get("mixture") or {}).get("representation", "intensity"),
             element_thresholds_by_quality=tuple(header["element_thresholds_by_quality"])
             if header.get("element_thresholds_by_quality")
+            else None,
+            element_smoothing_by_quality=tuple(header["element_smoothing_by_quality"])
+            if header.get("element_smoothing_by_quality")
             else None,
         )
 

@@ -67,3 +67,18 @@ def check_savgol(window_length, polyorder, deriv) -> None:
             f"Savitzky-Golay window_length={window_length!r}, polyorder={polyorder!r}, "
             f"deriv={deriv!r}: expected whole numbers with 0 <= deriv <= polyorder < window_length"
         )
+
+
+def smoothed_in_range(X: np.ndarray, window: int) -> np.ndarray:
+    """Each row smoothed by a quadratic Savitzky-Golay filter over ``window`` points (0: as it
+    is), then mapped back onto its own minimum and maximum, so that a min-max scaled input
+    stays one: the denoising a noisy input gets before a model trained on clean ones.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if not window:
+        return X
+    smooth = SavitzkyGolay(window, 2)._transform_rows(X)
+    low, high = smooth.min(axis=1, keepdims=True), smooth.max(axis=1, keepdims=True)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (smooth - low) / span * (X.max(axis=1, keepdims=True) - X.min(axis=1, keepdims=True))
+    return (scaled + X.min(axis=1, keepdims=True)).astype(np.float32)

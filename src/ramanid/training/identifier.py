@@ -326,7 +326,10 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         score (among :data:`QUALITY_SCORES` and the fitted one) and alpha (:data:`ALPHAS`) whose
         top-1 is best on ``X``, ``y``: degraded validation spectra, queried against the reference
         positions ``references`` (the training part). Bins with fewer than
-        :data:`MIN_ADAPT` such spectra keep the fitted choice. Returns each bin's figures.
+        :data:`MIN_ADAPT` such spectra keep the fitted choice, and so does the top bin, where
+        clean spectra fall: the fitted choice was made on them, and choices made on the mildly
+        degraded spectra that share the bin cost clean validation spectra 1-2 points. Returns
+        each bin's figures.
         """
         from ramanid.quality import SNR_BINS
 
@@ -342,7 +345,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         for b, low in enumerate(SNR_BINS):
             rows = np.flatnonzero((bins == b) & known)
             fitted = (self.spectral_, self.alpha_)
-            if len(rows) < MIN_ADAPT:
+            if len(rows) < MIN_ADAPT or b == len(SNR_BINS) - 1:
                 choices.append(fitted)
                 figures.append({"snr_from": low, "n": int(len(rows)), "choice": _described(fitted)})
                 continue
