@@ -409,7 +409,7 @@ def element_choices_by_quality(
                 windows.append(0)
                 continue
             truth = Y[rows[inside]]
-            tried = SMOOTHING_WINDOWS if b < len(SNR_BINS) - 1 else (0,)
+            tried = [w for w in SMOOTHING_WINDOWS if w < inputs.shape[1]] if b < len(SNR_BINS) - 1 else [0]
             scored = {w: estimator.decision_scores(smoothed_in_range(inputs[inside], w)) for w in tried}
             best = max(tried, key=lambda w: (np.nan_to_num(macro_auc(truth, scored[w]), nan=-1.0), -w))
             two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)

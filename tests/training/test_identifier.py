@@ -249,6 +249,39 @@ def test_calibration_queries_meet_the_library_without_their_own_specimen(saved):
         assert scores[query, mineral] < similarity[query, row]  # never itself
 
 
+def test_per_bin_query_smoothing_is_stored_checked_and_optional_in_older_folders(saved, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved.path, folder)
+    header = json.loads((folder / "bundle.json").read_text())
+    stored = header["identifier"]["by_quality"]
+    assert all(c["smoothing"] in (0, 11, 21, 31) for c in stored) and stored[-1]["smoothing"] == 0
+    for choice in stored:  # a folder from before query smoothing
+        del choice["smoothing"]
+    (folder / "bundle.json").write_text(json.dumps(header))
+    assert all(smoothing == 0 for _, _, smoothing in load_bundle(folder).estimator.quality_choices_)
+    stored[0]["smoothing"] = 4
+    (folder / "bundle.json").write_text(json.dumps(header))
+    with pytest.raises(BundleError, match="'smoothing'"):
+        load_bundle(folder)
+
+
+def test_a_bin_that_chose_smoothing_scores_its_queries_smoothed(saved, by_specimen):
+    from ramanid.preprocessing.smooth import smoothed_in_range
+
+    estimator, (_, queries) = saved.estimator, by_specimen
+    X, kept = queries.intensities[:6], estimator.quality_choices_
+    spectral, alpha = estimator.spectral_, estimator.alpha_
+    try:
+        estimator.quality_choices_ = [(spectral, alpha, 21)] * len(kept)
+        smoothed = estimator.similarity(X, bins=np.ones(len(X), dtype=int))
+    finally:
+        estimator.quality_choices_ = kept
+    np.testing.assert_allclose(smoothed, estimator.similarity(smoothed_in_range(X, 21), alpha=alpha), atol=1e-5)
+    assert not np.allclose(smoothed, estimator.similarity(X, alpha=alpha), atol=1e-3)
+
+
 def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_specimen):
     from ramanid.evaluation.degradation import Condition, degrade
     from ramanid.predict import predict_spectra
@@ -265,7 +298,7 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     assert saved.estimator.quality_choices_ is not None
     # clean spectra fall in the top bin: it keeps the choice made on clean validation spectra
     estimator = saved.estimator
-    assert estimator.quality_choices_[-1] == (estimator.spectral_, estimator.alpha_)
+    assert estimator.quality_choices_[-1] == (estimator.spectral_, estimator.alpha_, 0)
     # the loaded model applies each bin's temperature and conformal scores, not the whole set's
     loaded = saved.info.calibration
     blocks = header["calibration"]["by_quality"]

@@ -18,6 +18,7 @@ from ramanid.errors import PreprocessingError
 from ramanid.mixture import REPRESENTATIONS
 from ramanid.preprocessing import steps_of
 from ramanid.preprocessing.grid import MAX_POINTS
+from ramanid.preprocessing.smooth import is_smoothing_window
 from ramanid.quality import SNR_BINS
 from ramanid.training.registry import SAVED
 from ramanid.training.saved import finite_list, is_finite, is_whole
@@ -103,7 +104,7 @@ def check_header(header: dict, source) -> None:
     if windows is not None and not (
         isinstance(windows, list)
         and len(windows) == bins
-        and all(is_whole(w, 0, len(header["shifts"])) and (w == 0 or (w >= 3 and w % 2 == 1)) for w in windows)
+        and all(is_smoothing_window(w, len(header["shifts"])) for w in windows)
     ):
         fail("element_smoothing_by_quality", f"{bins} smoothing windows (0, or an odd number of points from 3)")
     quality_calibration = (calibration or {}).get("by_quality")

@@ -82,3 +82,11 @@ def smoothed_in_range(X: np.ndarray, window: int) -> np.ndarray:
     span = np.where(high > low, high - low, 1.0)
     scaled = (smooth - low) / span * (X.max(axis=1, keepdims=True) - X.min(axis=1, keepdims=True))
     return (scaled + X.min(axis=1, keepdims=True)).astype(np.float32)
+
+
+def is_smoothing_window(value, points: int) -> bool:
+    """Whether ``value`` is a window :func:`smoothed_in_range` takes on ``points``-point inputs:
+    0 (none), or an odd whole number of points from 3, shorter than the inputs.
+    """
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return whole and (value == 0 or (3 <= value < points and value % 2 == 1))

@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ramanid.confidence import Evidence
 from ramanid.errors import ModelError
 from ramanid.holdout import validation_split
+from ramanid.preprocessing.smooth import is_smoothing_window, smoothed_in_range
 from ramanid.search import References, SpectralScore, best_per_class, first_derivative, normalised, unit_rows
 from ramanid.training.estimators import SpectrumClassifier
 from ramanid.training.saved import Attribution, SavedModel, is_finite, is_whole
@@ -56,6 +57,9 @@ SPECTRAL_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.2
 #: what a signal-to-noise bin may choose among for its spectral part (noise calls for less
 #: compression of weak intensities, which noise dominates, and a wider derivative)
 QUALITY_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.25) for window in (9, 15, 21, 31, 41))
+#: the smoothing windows (points; 0: none) a signal-to-noise bin may choose for its queries, before
+#: both the spectral score and the network read them (the network was trained on clean spectra)
+QUALITY_SMOOTHING = (0, 11, 21, 31)
 
 
 class SpectralScoreLayer(torch.nn.Module):
@@ -209,16 +213,20 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             isinstance(by_quality, list)
             and all(
                 isinstance(c, dict)
-                and set(c) == {"power", "window", "alpha"}
+                and {"power", "window", "alpha"} <= set(c) <= {"power", "window", "alpha", "smoothing"}
                 and is_finite(c["power"])
                 and is_finite(c["alpha"])
                 and 0 <= c["alpha"] <= 1
                 and is_whole(c["window"], 0, header["n_features"])
                 and _valid_score({"power": c["power"], "window": c["window"]})
+                and is_smoothing_window(c.get("smoothing", 0), header["n_features"])
                 for c in by_quality
             )
         ):
-            return "identifier", "{'by_quality': a list of {'power', 'window', 'alpha'}, one per signal-to-noise bin}"
+            return "identifier", (
+                "{'by_quality': a list of {'power', 'window', 'alpha'} and, in newer folders, 'smoothing' "
+                "(0 or an odd number of points), one per signal-to-noise bin}"
+            )
         return SpectrumClassifier.check_state(header)
 
     @classmethod
@@ -232,8 +240,9 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             network, references.intensities, references.labels, choices["alpha"], SpectralScore(**choices["spectral"])
         )
         if choices.get("by_quality"):
-            identifier.quality_choices_ = [
-                (SpectralScore(c["power"], c["window"]), float(c["alpha"])) for c in choices["by_quality"]
+            identifier.quality_choices_ = [  # folders from before query smoothing: none
+                (SpectralScore(c["power"], c["window"]), float(c["alpha"]), int(c.get("smoothing", 0)))
+                for c in choices["by_quality"]
             ]
         return identifier.attach(references)
 
@@ -281,7 +290,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         choices = getattr(self, "quality_choices_", None)
         if alpha is not None or choices is None:
             alpha = self.alpha_ if alpha is None else alpha
-            return self._mixed(X, self.spectral_, alpha, pick)
+            return self._mixed(X, self.spectral_, alpha, 0, pick)
         bins = input_snr_bins(X) if bins is None else bins
         present = np.unique(bins)
         if len(present) == 1:
@@ -294,11 +303,13 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             score[rows] = part
         return score
 
-    def _mixed(self, X, spectral: SpectralScore, alpha: float, pick) -> np.ndarray:
-        """``(1 - alpha) * cos(spectral scores) + alpha * cos(embeddings)`` against the references
-        ``pick``: one product of the queries' two weighted parts with the references' two parts
-        side by side (two products and the sum of their results took twice as long on a map).
+    def _mixed(self, X, spectral: SpectralScore, alpha: float, smoothing: int, pick) -> np.ndarray:
+        """``(1 - alpha) * cos(spectral scores) + alpha * cos(embeddings)`` of the queries, smoothed
+        over ``smoothing`` points first where it is not 0, against the references ``pick``: one
+        product of the queries' two weighted parts with the references' two parts side by side
+        (two products and the sum of their results took twice as long on a map).
         """
+        X = smoothed_in_range(X, smoothing) if smoothing else X
         joint, points = self._joint_references(spectral)[pick], X.shape[1]
         if alpha == 0:
             return spectral(X) @ joint[:, :points].T
@@ -323,7 +334,8 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
 
     def adapt_to_quality(self, X, y, references: np.ndarray) -> dict:
         """Choose, per signal-to-noise bin of the inputs (:func:`input_snr_bins`), the spectral
-        score (among :data:`QUALITY_SCORES` and the fitted one) and alpha (:data:`ALPHAS`) whose
+        score (among :data:`QUALITY_SCORES` and the fitted one), alpha (:data:`ALPHAS`) and the
+        queries' smoothing (:data:`QUALITY_SMOOTHING`) whose
         top-1 is best on ``X``, ``y``: degraded validation spectra, queried against the reference
         positions ``references`` (the training part). Bins with fewer than
         :data:`MIN_ADAPT` such spectra keep the fitted choice, and so does the top bin, where
@@ -344,18 +356,20 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         choices, figures = [], []
         for b, low in enumerate(SNR_BINS):
             rows = np.flatnonzero((bins == b) & known)
-            fitted = (self.spectral_, self.alpha_)
+            fitted = (self.spectral_, self.alpha_, 0)
             if len(rows) < MIN_ADAPT or b == len(SNR_BINS) - 1:
                 choices.append(fitted)
                 figures.append({"snr_from": low, "n": int(len(rows)), "choice": _described(fitted)})
                 continue
-            embedded = self.embed(X[rows]) @ self.unit_embeddings_[references].T
             accuracy = {}
-            for spectral in candidates:
-                part = spectral(X[rows]) @ self._unit_spectra(spectral)[references].T
-                for alpha in ALPHAS:
-                    mixed = (1 - alpha) * part + alpha * embedded
-                    accuracy[spectral, alpha] = _top1(mixed, reference_class, n_classes, codes[rows])
+            for smoothing in (w for w in QUALITY_SMOOTHING if w < X.shape[1]):
+                queries = smoothed_in_range(X[rows], smoothing) if smoothing else X[rows]
+                embedded = self.embed(queries) @ self.unit_embeddings_[references].T
+                for spectral in candidates:
+                    part = spectral(queries) @ self._unit_spectra(spectral)[references].T
+                    for alpha in ALPHAS:
+                        mixed = (1 - alpha) * part + alpha * embedded
+                        accuracy[spectral, alpha, smoothing] = _top1(mixed, reference_class, n_classes, codes[rows])
             best = max(accuracy, key=lambda c: (accuracy[c], c == fitted))
             choices.append(best)
             figures.append(
@@ -473,9 +487,9 @@ def input_snr_bins(X: np.ndarray) -> np.ndarray:
     return np.array([snr_bin(v) for v in snr], dtype=int)
 
 
-def _described(choice: tuple[SpectralScore, float]) -> dict:
-    spectral, alpha = choice
-    return {"power": spectral.power, "window": spectral.window, "alpha": float(alpha)}
+def _described(choice: tuple[SpectralScore, float, int]) -> dict:
+    spectral, alpha, smoothing = choice
+    return {"power": spectral.power, "window": spectral.window, "alpha": float(alpha), "smoothing": int(smoothing)}
 
 
 def _top1(similarity: np.ndarray, reference_class: np.ndarray, n_classes: int, truth: np.ndarray) -> float:
