@@ -309,7 +309,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         product of the queries' two weighted parts with the references' two parts side by side
         (two products and the sum of their results took twice as long on a map).
         """
-        X = smoothed_in_range(X, smoothing) if smoothing else X
+        X = smoothed_in_range(X, smoothing)
         joint, points = self._joint_references(spectral)[pick], X.shape[1]
         if alpha == 0:
             return spectral(X) @ joint[:, :points].T
@@ -363,7 +363,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
                 continue
             accuracy = {}
             for smoothing in (w for w in QUALITY_SMOOTHING if w < X.shape[1]):
-                queries = smoothed_in_range(X[rows], smoothing) if smoothing else X[rows]
+                queries = smoothed_in_range(X[rows], smoothing)
                 embedded = self.embed(queries) @ self.unit_embeddings_[references].T
                 for spectral in candidates:
                     part = spectral(queries) @ self._unit_spectra(spectral)[references].T
