@@ -387,14 +387,8 @@ def element_choices_by_quality(
     than :data:`MIN_PER_BIN` spectra keeps the model's own thresholds and no smoothing, as does an
     element with one class in a bin; None when no bin has enough.
     """
-    from sklearn.metrics import roc_auc_score
-
-    from ramanid.holdout import DEFAULT_RULE, choose_thresholds
+    from ramanid.holdout import DEFAULT_RULE, choose_thresholds, macro_roc_auc
     from ramanid.preprocessing.smooth import smoothed_in_range
-
-    def macro_auc(truth, scores) -> float:
-        both = [j for j in range(truth.shape[1]) if 0 < truth[:, j].sum() < len(truth)]
-        return float(np.mean([roc_auc_score(truth[:, j], scores[:, j]) for j in both])) if both else float("nan")
 
     inputs, rows = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
@@ -411,7 +405,7 @@ def element_choices_by_quality(
             truth = Y[rows[inside]]
             tried = [w for w in SMOOTHING_WINDOWS if w < inputs.shape[1]] if b < len(SNR_BINS) - 1 else [0]
             scored = {w: estimator.decision_scores(smoothed_in_range(inputs[inside], w)) for w in tried}
-            best = max(tried, key=lambda w: (np.nan_to_num(macro_auc(truth, scored[w]), nan=-1.0), -w))
+            best = max(tried, key=lambda w: (np.nan_to_num(macro_roc_auc(truth, scored[w]), nan=-1.0), -w))
             two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)
             chosen = np.where(two_classes, choose_thresholds(truth, scored[best], rule), base)
             thresholds.append([float(t) for t in chosen])

@@ -250,8 +250,7 @@ def element_inputs(bundle: Bundle, X: np.ndarray) -> np.ndarray:
         return X
     bins, smoothed = input_snr_bins(X), np.array(X, dtype=np.float32)
     for b in np.unique(bins):
-        if windows[b]:
-            smoothed[bins == b] = smoothed_in_range(X[bins == b], windows[b])
+        smoothed[bins == b] = smoothed_in_range(X[bins == b], windows[b])
     return smoothed
 
 
