@@ -25,7 +25,7 @@ from ramanid.evaluation.metrics import element_metrics, multiclass_metrics
 from ramanid.jsonable import json_ready
 from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
-from ramanid.quality import SNR_BINS
+from ramanid.quality import SNR_BINS, calibration_keys
 from ramanid.search import References
 from ramanid.spectra import Spectrum
 from ramanid.targets import Task
@@ -179,7 +179,11 @@ def train_identifier(
         calibration["by_quality"], ood["by_quality"], metrics["by_quality"] = by_quality
         log(
             "calibrated per signal-to-noise bin on degraded validation spectra: "
-            + ", ".join(f"SNR {m['snr_from']:g}+ top-1 {m['top1']:.2f} (n {m['n_known']})" for m in by_quality[2])
+            + ", ".join(
+                f"SNR {m['snr_from']:g}+{', strong background' if m['strong_background'] else ''} "
+                f"top-1 {m['top1']:.2f} (n {m['n_known']})"
+                for m in by_quality[2]
+            )
         )
     rule, rules = choose_stopping_rule(identifier, spectra, val, seed) if len(val) >= 2 * MIN_PER_BIN else (None, {})
     meta = spectra.meta.copy()
@@ -273,11 +277,13 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
     return max(rates, key=lambda c: np.nan_to_num(rates[c], nan=-1.0)), {f"{r} {g}": v for (r, g), v in rates.items()}
 
 
-def degraded_validation(spectra, val: np.ndarray, preprocess: list, copies: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs, rows)``: the spectra of rows ``val``, clean and degraded ``copies`` times each by
-    random conditions of the degradation protocol, read through ``preprocess`` as ``predict``
-    reads a file; ``rows`` names each input's row of ``spectra`` (inputs that could not be read
-    are left out).
+def degraded_validation(
+    spectra, val: np.ndarray, preprocess: list, copies: int, rng
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """``(inputs, rows, quality)``: the spectra of rows ``val``, clean and degraded ``copies``
+    times each by random conditions of the degradation protocol, read through ``preprocess`` as
+    ``predict`` reads a file; ``rows`` names each input's row of ``spectra`` (inputs that could
+    not be read are left out), ``quality`` its quality estimate as read.
     """
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.degradation import degrade, random_condition
@@ -288,8 +294,8 @@ def degraded_validation(spectra, val: np.ndarray, preprocess: list, copies: int,
         native = as_measured(clean, spectra.meta.iloc[i])
         measured += [clean] + [degrade(native, random_condition(rng), rng) for _ in range(copies)]
     pipeline = fitted_pipeline(preprocess, spectra.shifts)
-    inputs, kept, _, _ = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
-    return inputs, np.array([int(s.meta["file"]) for s in kept], dtype=int)
+    inputs, kept, _, quality = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
+    return inputs, np.array([int(s.meta["file"]) for s in kept], dtype=int), quality
 
 
 def as_measured(spectrum, meta) -> Spectrum:
@@ -327,7 +333,8 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
 
 
 def _quality_calibration(identifier, spectra, val, train, specimens, copies: int, seed: int):
-    """``(calibration blocks, thresholds, figures)`` per signal-to-noise bin.
+    """``(calibration blocks, thresholds, figures)`` per calibration block: each signal-to-noise
+    bin, then each again for spectra with a strong background (:func:`ramanid.quality.calibration_keys`).
 
     Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
     preprocessing (:func:`degraded_validation`); its bin is that of its input's
@@ -335,33 +342,54 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     identifier scores it by. Half of the validation specimens
     choose each bin's spectral score and alpha (:meth:`LibraryIdentifier.adapt_to_quality`,
     against the training references); the other half, scored with those choices against the
-    library but their own specimens (:func:`held_out_scores`), set each bin's temperature,
+    library but their own specimens (:func:`held_out_scores`), set each block's temperature,
     conformal scores and unknown threshold, so that no calibration spectrum took part in a choice.
+    A fluorescence background distorts what baseline removal leaves, so such spectra of one
+    signal-to-noise ratio score lower and are right less often than noisy ones; calibrated
+    together, the noisy ones were under-confident and their unknown threshold loose. A block with
+    too few spectra takes its signal-to-noise bin's, and a bin with too few the whole set's.
     """
     labels = identifier.labels_
     rng = np.random.default_rng(seed)
-    X, rows = degraded_validation(spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng)
+    X, rows, quality = degraded_validation(
+        spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng
+    )
     held = np.unique(specimens[rows])
     choosing = np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
     adapted = identifier.adapt_to_quality(X[choosing], labels[rows[choosing]], train)
     X, rows = X[~choosing], rows[~choosing]
     bins = input_snr_bins(X)  # the bins the identifier scores by: so the thresholds fit its scores
+    keys = calibration_keys(bins, [q for q, c in zip(quality, choosing, strict=True) if not c])
     scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]
     unknown_score = 1 - scores.max(axis=1)
-    everything, _ = calibrate(scores, codes, known)
+
+    def fitted(inside: np.ndarray, least: int = MIN_PER_BIN):
+        """The block and unknown threshold of the calibration spectra ``inside``, or None if too few."""
+        if (inside & known).sum() < least:
+            return None
+        block, _ = calibrate(scores[inside], codes[inside], known[inside])
+        return block, float(np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN))
+
+    everything = fitted(np.ones(len(X), dtype=bool), least=1)
+    per_bin = [fitted(bins == b) or everything for b in range(len(SNR_BINS))]
     blocks, thresholds, figures = [], [], []
-    for b, low in enumerate(SNR_BINS):
-        inside = (bins == b) & known
-        if inside.sum() >= MIN_PER_BIN:
-            block, _ = calibrate(scores[bins == b], codes[bins == b], known[bins == b])
-            threshold = float(np.quantile(unknown_score[inside], conf.ACCEPT_KNOWN))
-        else:
-            block, threshold = everything, float(np.quantile(unknown_score[known], conf.ACCEPT_KNOWN))
+    for key in range(2 * len(SNR_BINS)):
+        b, inside = key % len(SNR_BINS), keys == key
+        block, threshold = fitted(inside) or per_bin[b]
         blocks.append(block)
         thresholds.append(threshold)
-        top1 = float(np.mean(np.argmax(scores[inside], axis=1) == codes[inside])) if inside.any() else float("nan")
-        figures.append({"snr_from": low, "n_known": int(inside.sum()), "top1": top1, "adapted": adapted[b]})
+        right = inside & known
+        top1 = np.mean(np.argmax(scores[right], axis=1) == codes[right]) if right.any() else np.nan
+        figures.append(
+            {
+                "snr_from": SNR_BINS[b],
+                "strong_background": key >= len(SNR_BINS),
+                "n_known": int(right.sum()),
+                "top1": float(top1),
+                "adapted": adapted[b],
+            }
+        )
     return blocks, thresholds, figures
 
 
@@ -390,7 +418,7 @@ def element_choices_by_quality(
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds, macro_roc_auc
     from ramanid.preprocessing.smooth import smoothed_in_range
 
-    inputs, rows = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
+    inputs, rows, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
     bins, base = input_snr_bins(inputs), np.asarray(estimator.thresholds_, dtype=np.float64)
     rule = getattr(estimator, "threshold", DEFAULT_RULE)

@@ -228,7 +228,7 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
     if options.confidence is not None:
         answer["answer_set"] = [""] * n
     if len(inputs.X):
-        a = answer_arrays(bundle, inputs.X, options.confidence, options.mixture)
+        a = answer_arrays(bundle, inputs.X, options.confidence, options.mixture, inputs.quality)
         names = bundle.estimator.output_names
         values = a.proba if a.proba is not None else a.scores
         top = _largest(values, 3)
@@ -463,7 +463,7 @@ def segment_phases(bundle, data: MapData, table: pd.DataFrame, options: MapOptio
     inputs = bundle.prepare_rows(data.shifts, sums / pixels[:, None], options.fast_baseline)
     if not len(inputs.X):
         return phases
-    a = answer_arrays(bundle, inputs.X, None, None)
+    a = answer_arrays(bundle, inputs.X, None, None, inputs.quality)
     numbers, first = np.unique(region, return_index=True)
     answer = phases[first[numbers >= 0]].copy()  # each region's phase as it was
     output = np.array(bundle.estimator.output_names, dtype=object)

@@ -103,7 +103,7 @@ def predict_prepared(
     if not len(X):
         return []
     model = bundle.estimator
-    a = answer_arrays(bundle, X, confidence, mixture)
+    a = answer_arrays(bundle, X, confidence, mixture, quality)
     scores, similarity, proba, sets, names = a.scores, a.similarity, a.proba, a.sets, model.output_names
     companion = bundle.elements
     if companion is not None:
@@ -157,22 +157,29 @@ class Answers(NamedTuple):
 
 
 def answer_arrays(
-    bundle: Bundle, X: np.ndarray, confidence: float | None = 0.95, mixture: int | None = None
+    bundle: Bundle,
+    X: np.ndarray,
+    confidence: float | None = 0.95,
+    mixture: int | None = None,
+    quality: list | None = None,
 ) -> Answers:
-    """The model's answers for inputs ``X`` (:meth:`Bundle.prepare`), calibrated by each input's
-    signal-to-noise bin where the model was (:meth:`~ramanid.training.saved.SavedModel.quality_bins`);
-    no answer sets where ``confidence`` is None.
+    """The model's answers for inputs ``X`` (:meth:`Bundle.prepare`), scored by each input's
+    signal-to-noise bin where the model was (:meth:`~ramanid.training.saved.SavedModel.quality_bins`)
+    and calibrated by that bin and, from ``quality`` (the inputs' estimates), whether its
+    background is strong (:meth:`~ramanid.bundle.header.ModelInfo.calibration_keys`); no answer
+    sets where ``confidence`` is None.
     """
     model, info = bundle.estimator, bundle.info
     bins = model.quality_bins(X)
+    keys = info.calibration_keys(bins, quality)
     scores, similarity = scores_as_met(model, element_inputs(bundle, X) if model.kind == "elements" else X, bins)
     unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
-    flagged = info.ood.flags(unknown, bins)
+    flagged = info.ood.flags(unknown, keys)
     mixed = _mixtures(bundle, X, scores, similarity, mixture) if mixture else None
     proba = sets = None
     if model.kind == "label":
-        proba = info.calibration.probabilities(scores, bins)
-        sets = info.calibration.answer_sets(proba, confidence, bins) if confidence is not None else None
+        proba = info.calibration.probabilities(scores, keys)
+        sets = info.calibration.answer_sets(proba, confidence, keys) if confidence is not None else None
     return Answers(scores, similarity, unknown, flagged, proba, sets, mixed)
 
 

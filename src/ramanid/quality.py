@@ -38,6 +38,11 @@ SNR_SHOWN = 1e6
 MIN_SIGNAL = 1e-30
 #: the bins of the signal-to-noise ratio that calibration conditions on (lower edges)
 SNR_BINS = (0.0, 5.0, 10.0, 20.0, 50.0)
+#: a background above this share of the signal is strong (fluorescence): calibration gives such
+#: spectra blocks of their own in each signal-to-noise bin. On a library identifier's validation
+#: copies, the degradation protocol's conditions without fluorescence measure 0.63 or less (90th
+#: percentile), those with it 0.84 or more (10th); ``benchmarks/bench_calibration_keys.py``
+STRONG_BACKGROUND = 0.8
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,15 @@ def without_signal(y: np.ndarray) -> np.ndarray:
 def snr_bin(snr: float) -> int:
     """The bin of :data:`SNR_BINS` a signal-to-noise ratio falls in."""
     return int(np.searchsorted(SNR_BINS, snr, side="right") - 1)
+
+
+def calibration_keys(snr_bins: np.ndarray, quality: list[Quality] | None) -> np.ndarray:
+    """The calibration block of each input: its signal-to-noise bin, moved past all of
+    :data:`SNR_BINS` where its background is strong (:data:`STRONG_BACKGROUND`). Without quality
+    estimates, the bins themselves (the blocks of spectra without a strong background).
+    """
+    snr_bins = np.asarray(snr_bins, dtype=int)
+    if quality is None:
+        return snr_bins
+    strong = np.array([q.background_share > STRONG_BACKGROUND for q in quality], dtype=bool)
+    return snr_bins + len(SNR_BINS) * strong

@@ -289,7 +289,8 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     from ramanid.spectra import Spectrum
 
     header = saved.header
-    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == len(SNR_BINS)
+    # a block per signal-to-noise bin, then one per bin for a strong background; scoring: per bin
+    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == 2 * len(SNR_BINS)
     assert len(header["identifier"]["by_quality"]) == len(SNR_BINS)
     for figure in header["validation"]["metrics"]["by_quality"]:
         adapted = figure["adapted"]
@@ -318,6 +319,48 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     assert len(results) == 40 and all(r.quality["snr"] < 20 for r in results)
     clean, _ = predict_spectra(saved, [Spectrum(queries.shifts, queries.intensities[0], {"file": "clean"})])
     assert clean[0].quality["snr"] > 50 and not clean[0].quality["poor"]
+
+
+def test_a_strong_background_is_calibrated_by_blocks_of_its_own(saved, by_specimen, tmp_path):
+    import shutil
+
+    from ramanid.evaluation.degradation import Condition, degrade
+    from ramanid.predict import answer_arrays
+    from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
+    from ramanid.spectra import Spectrum
+
+    _, queries = by_specimen
+    rng = np.random.default_rng(1)
+    spectra = [
+        degrade(Spectrum(queries.shifts, row, {"file": str(i)}), Condition(name, factors), rng)
+        for i, row in enumerate(queries.intensities[:6].astype(np.float64))
+        for name, factors in (("fluorescent", (("fluorescence", 20),)), ("noisy", (("noise", 20),)))
+    ]
+    inputs = saved.prepare(spectra)
+    strong = np.array([q.background_share > STRONG_BACKGROUND for q in inputs.quality])
+    assert strong[::2].all() and not strong[1::2].any()  # fluorescence 20x is strong; noise alone is not
+    bins = saved.estimator.quality_bins(inputs.X)
+    keys = saved.info.calibration_keys(bins, inputs.quality)
+    np.testing.assert_array_equal(keys, bins + len(SNR_BINS) * strong)
+    np.testing.assert_array_equal(saved.info.calibration_keys(bins, None), bins)  # no estimates: the plain bins
+    a = answer_arrays(saved, inputs.X, quality=inputs.quality)
+    blocks = saved.header["calibration"]["by_quality"]
+    for i, key in enumerate(keys):
+        expected = conf.calibrated(a.scores[i : i + 1], blocks[key]["temperature"])
+        np.testing.assert_allclose(a.proba[i : i + 1], expected, rtol=1e-5)
+        assert a.flagged[i] == (a.unknown[i] > saved.header["ood"]["by_quality"][key])
+    # a folder from before the background blocks: one block per bin, whatever the quality
+    folder = tmp_path / "model"
+    shutil.copytree(saved.path, folder)
+    header = json.loads((folder / "bundle.json").read_text())
+    for block in (header["calibration"], header["ood"]):
+        block["by_quality"] = block["by_quality"][: len(SNR_BINS)]
+    (folder / "bundle.json").write_text(json.dumps(header))
+    np.testing.assert_array_equal(load_bundle(folder).info.calibration_keys(bins, inputs.quality), bins)
+    header["ood"]["by_quality"] = header["ood"]["by_quality"][:3]
+    (folder / "bundle.json").write_text(json.dumps(header))
+    with pytest.raises(BundleError, match="by_quality"):
+        load_bundle(folder)
 
 
 def test_predict_mixture_names_both_minerals_of_held_out_specimens(saved, by_specimen, tmp_path):

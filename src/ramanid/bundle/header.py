@@ -19,7 +19,7 @@ from ramanid.mixture import REPRESENTATIONS
 from ramanid.preprocessing import steps_of
 from ramanid.preprocessing.grid import MAX_POINTS
 from ramanid.preprocessing.smooth import is_smoothing_window
-from ramanid.quality import SNR_BINS
+from ramanid.quality import SNR_BINS, calibration_keys
 from ramanid.training.registry import SAVED
 from ramanid.training.saved import finite_list, is_finite, is_whole
 
@@ -88,11 +88,14 @@ def check_header(header: dict, source) -> None:
     ):
         fail("calibration", "{'temperature': a positive number, 'conformal_scores': a list of numbers}")
     bins = len(SNR_BINS)
+    blocks = (bins, 2 * bins)  # one per signal-to-noise bin; newer folders: again for a strong background
     by_quality = ood.get("by_quality")
     if by_quality is not None and not (
-        isinstance(by_quality, list) and len(by_quality) == bins and all(v is None or is_finite(v) for v in by_quality)
+        isinstance(by_quality, list)
+        and len(by_quality) in blocks
+        and all(v is None or is_finite(v) for v in by_quality)
     ):
-        fail("ood", f"'by_quality': {bins} thresholds (finite or null), one per signal-to-noise bin")
+        fail("ood", f"'by_quality': {bins} or {2 * bins} thresholds (finite or null), one per calibration block")
     element_thresholds = header.get("element_thresholds_by_quality")
     if element_thresholds is not None and not (
         isinstance(element_thresholds, list)
@@ -110,7 +113,8 @@ def check_header(header: dict, source) -> None:
     quality_calibration = (calibration or {}).get("by_quality")
     if quality_calibration is not None and not (
         isinstance(quality_calibration, list)
-        and len(quality_calibration) == bins
+        and len(quality_calibration) in blocks
+        and (by_quality is None or len(by_quality) == len(quality_calibration))
         and all(
             isinstance(b, dict)
             and is_finite(b.get("temperature"))
@@ -120,7 +124,11 @@ def check_header(header: dict, source) -> None:
             for b in quality_calibration
         )
     ):
-        fail("calibration", f"'by_quality': {bins} blocks of a positive temperature and conformal scores")
+        fail(
+            "calibration",
+            f"'by_quality': {bins} or {2 * bins} blocks (as many as the unknown thresholds) of a positive "
+            "temperature and conformal scores",
+        )
     mixture = header.get("mixture")
     if mixture is not None and not (
         isinstance(mixture, dict)
@@ -153,7 +161,8 @@ class TaskInfo:
 class UnknownFlag:
     """The unknown score a model uses and the threshold above which a spectrum is flagged
     (None: no known validation spectrum set one, and the flag never fires); with
-    ``by_quality``, one threshold per signal-to-noise bin of :data:`ramanid.quality.SNR_BINS`,
+    ``by_quality``, one threshold per calibration block (:meth:`ModelInfo.calibration_keys`: a
+    signal-to-noise bin of :data:`ramanid.quality.SNR_BINS`, with or without a strong background),
     each set on degraded validation spectra of that quality (Mondrian calibration).
     """
 
@@ -176,7 +185,7 @@ class UnknownFlag:
 class Calibration:
     """The temperature of the class scores (Guo et al. 2017) and the conformal scores of the
     validation spectra (Sadinle et al. 2019), both fitted on held-out spectra of known classes;
-    with ``by_quality``, a temperature and conformal scores per signal-to-noise bin, fitted on
+    with ``by_quality``, a temperature and conformal scores per calibration block, fitted on
     degraded validation spectra of that quality (Mondrian conformal prediction: Vovk et al. 2005).
     """
 
@@ -263,6 +272,16 @@ class ModelInfo:
             if header.get("element_smoothing_by_quality")
             else None,
         )
+
+    def calibration_keys(self, bins: np.ndarray | None, quality: list | None) -> np.ndarray | None:
+        """The calibration block of each input of signal-to-noise ``bins``: past the bins where the
+        folder has blocks for a strong background and ``quality`` says so
+        (:func:`ramanid.quality.calibration_keys`).
+        """
+        blocks = self.ood.by_quality or self.calibration.by_quality
+        if bins is None or blocks is None or len(blocks) == len(SNR_BINS):
+            return bins
+        return calibration_keys(bins, quality)
 
 
 def _calibration(block: dict | None) -> Calibration:

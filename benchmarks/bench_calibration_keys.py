@@ -1,0 +1,135 @@
+"""How a library identifier's calibration blocks should be keyed, judged on its own validation
+specimens only (issue 24): by signal-to-noise bin alone, or also by the strength of the background.
+
+    python benchmarks/bench_calibration_keys.py --model DIR
+
+``--model`` is an identifier saved by ``bench_degradation.py --save DIR`` (same ``--fold`` and
+``--seed``). Its validation spectra are degraded as ``train_identifier`` degrades them (the same
+generator, so the same copies), the half that chose the per-bin spectral scores is set aside, and
+the calibration half is split again by specimen: each half fits every key's temperatures,
+conformal scores and unknown thresholds, the other is judged on them, per condition of the
+degradation protocol (averaged over the two directions). Copies of minerals with no reference on
+another specimen play the unknown minerals. No test query of the degradation protocol is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import RRUFF_ZIP, cpu_flags, machine
+
+from ramanid import confidence as conf
+from ramanid.bundle import load_bundle
+from ramanid.bundle.inputs import fitted_pipeline, prepare
+from ramanid.cli import IDENTIFIER_PREPROCESS
+from ramanid.datasets.rruff import build_rruff
+from ramanid.deploy import MIN_PER_BIN, as_measured, calibrate, held_out_scores
+from ramanid.evaluation.degradation import degrade, random_condition
+from ramanid.evaluation.splits import specimen_holdout
+from ramanid.preprocessing import steps_of
+from ramanid.quality import SNR_BINS
+from ramanid.spectra import Spectrum
+from ramanid.training.identifier import input_snr_bins
+
+
+def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
+    """The calibration half of ``train_identifier``'s degraded validation copies, with each copy's condition."""
+    rng = np.random.default_rng(seed)
+    measured = []
+    for i in val:  # the order of draws of deploy.degraded_validation
+        clean = Spectrum(
+            spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i), "condition": "clean"}
+        )
+        native = as_measured(clean, spectra.meta.iloc[i])
+        measured.append(clean)
+        for _ in range(copies):
+            condition = random_condition(rng)
+            copy = degrade(native, condition, rng)
+            measured.append(Spectrum(copy.shifts, copy.intensities, {"file": str(i), "condition": condition.name}))
+    pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
+    X, kept, _, quality = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
+    rows = np.array([int(s.meta["file"]) for s in kept])
+    specimens = np.unique(spectra.meta["rruff_id"].astype(str), return_inverse=True)[1]
+    held = np.unique(specimens[rows])
+    calibrating = ~np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
+    conditions = np.array([s.meta["condition"] for s in kept])
+    background = np.array([q.background_share for q in quality])
+    return X[calibrating], rows[calibrating], conditions[calibrating], background[calibrating], specimens
+
+
+def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
+    """Per condition of the ``test`` rows: (coverage of the 95% sets, false alarms, unknown caught)."""
+    unknown_score = 1 - scores.max(axis=1)
+    whole, _ = calibrate(scores[fit], codes[fit], known[fit])
+    whole_threshold = np.quantile(unknown_score[fit & known], conf.ACCEPT_KNOWN)
+    covered = np.zeros(len(scores), dtype=bool)
+    flagged = np.zeros(len(scores), dtype=bool)
+    for key in np.unique(keys):
+        inside = fit & (keys == key)
+        enough = (inside & known).sum() >= MIN_PER_BIN
+        block = calibrate(scores[inside], codes[inside], known[inside])[0] if enough else whole
+        threshold = np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN) if enough else whole_threshold
+        rows = np.flatnonzero(test & (keys == key))
+        sets = conf.answer_sets(
+            conf.calibrated(scores[rows], block["temperature"]),
+            conf.conformal_quantile(block["conformal_scores"], 0.95),
+        )
+        covered[rows] = [codes[r] in s for r, s in zip(rows, sets, strict=True)]
+        flagged[rows] = unknown_score[rows] > threshold
+    return {
+        c: (covered[m & known].mean(), flagged[m & known].mean(), flagged[m & ~known].mean())
+        for c in sorted(set(conditions))
+        if ((m := test & (conditions == c)) & known).sum() and (m & ~known).sum()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
+    built = build_rruff(
+        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
+    ).spectra
+    refs, _, _ = specimen_holdout(built.meta, args.fold, seed=args.seed)
+    spectra, bundle = built.subset(refs), load_bundle(args.model)
+    assert len(bundle.library) == len(refs), "--model was built on another split"
+    identifier = bundle.estimator
+    X, rows, conditions, background, specimens = calibration_copies(
+        spectra, np.asarray(bundle.info.validation["index"]), seed=args.seed
+    )
+    scores, known = held_out_scores(identifier, X, rows, specimens)
+    codes = identifier.reference_class_[rows]
+    bins = input_snr_bins(X)
+    keysets = {"signal-to-noise bin": bins}
+    for cut in (0.5, 0.8, 0.9, 0.95):
+        keysets[f"bin x background > {cut}"] = bins + len(SNR_BINS) * (background > cut)
+    for high in (0.95, 0.98, 0.99):
+        keysets[f"bin x background 0.8 / {high}"] = bins + len(SNR_BINS) * (
+            (background > 0.8).astype(int) + (background > high)
+        )
+    owners = np.unique(specimens[rows])
+    half = np.isin(specimens[rows], np.random.default_rng(args.seed + 5).permutation(owners)[: len(owners) // 2])
+    print(f"{len(X)} calibration copies, {int(known.sum())} of minerals with another reference")
+    for name, keys in keysets.items():
+        one = judged(keys, half, ~half, scores, codes, known, conditions)
+        other = judged(keys, ~half, half, scores, codes, known, conditions)
+        mean = np.array([(np.array(one[c]) + np.array(other[c])) / 2 for c in one if c in other])
+        off = np.abs(mean[:, 0] - 0.95)
+        print(
+            f"{name:32s} coverage off 95%: mean {off.mean():.3f}, max {off.max():.3f} | false alarms: mean"
+            f" {mean[:, 1].mean():.3f}, max {mean[:, 1].max():.3f} | unknown caught: mean {mean[:, 2].mean():.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
