@@ -345,8 +345,9 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     library but their own specimens (:func:`held_out_scores`), set each block's temperature,
     conformal scores and unknown threshold, so that no calibration spectrum took part in a choice.
     A fluorescence background distorts what baseline removal leaves, so such spectra of one
-    signal-to-noise ratio score lower and are right less often than noisy ones; calibrated
-    together, the noisy ones were under-confident and their unknown threshold loose. A block with
+    signal-to-noise ratio score lower and are right less often than noisy ones: calibrated
+    together, each kind's answer sets and unknown threshold were set by spectra unlike it
+    (``benchmarks/bench_calibration_keys.py``). A block with
     too few spectra takes its signal-to-noise bin's, and a bin with too few the whole set's.
     """
     labels = identifier.labels_

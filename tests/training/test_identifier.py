@@ -345,6 +345,7 @@ def test_a_strong_background_is_calibrated_by_blocks_of_its_own(saved, by_specim
     np.testing.assert_array_equal(saved.info.calibration_keys(bins, None), bins)  # no estimates: the plain bins
     a = answer_arrays(saved, inputs.X, quality=inputs.quality)
     blocks = saved.header["calibration"]["by_quality"]
+    assert any(blocks[b]["temperature"] != blocks[b + len(SNR_BINS)]["temperature"] for b in set(bins))
     for i, key in enumerate(keys):
         expected = conf.calibrated(a.scores[i : i + 1], blocks[key]["temperature"])
         np.testing.assert_allclose(a.proba[i : i + 1], expected, rtol=1e-5)
