@@ -9,7 +9,9 @@ generator, so the same copies), the half that chose the per-bin spectral scores 
 the calibration half is split again by specimen: each half fits every key's temperatures,
 conformal scores and unknown thresholds, the other is judged on them, per condition of the
 degradation protocol (averaged over the two directions). Copies of minerals with no reference on
-another specimen play the unknown minerals. No test query of the degradation protocol is read.
+another specimen play the unknown minerals. Then what each block holds, keyed by the input's
+signal-to-noise bin and by the file's (``ramanid.quality.calibration_keys``, kept), each with
+the background cut. No test query of the degradation protocol is read.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ramanid.deploy import MIN_PER_BIN, as_measured, calibrate, held_out_scores
 from ramanid.evaluation.degradation import degrade, random_condition
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.preprocessing import steps_of
-from ramanid.quality import SNR_BINS
+from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
 from ramanid.spectra import Spectrum
 from ramanid.training.identifier import input_snr_bins
 
@@ -60,7 +62,15 @@ def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
     calibrating = ~np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
     conditions = np.array([s.meta["condition"] for s in kept])
     background = np.array([q.background_share for q in quality])
-    return X[calibrating], rows[calibrating], conditions[calibrating], background[calibrating], specimens
+    raw_bins = np.array([q.bin for q in quality])
+    return (
+        X[calibrating],
+        rows[calibrating],
+        conditions[calibrating],
+        background[calibrating],
+        raw_bins[calibrating],
+        specimens,
+    )
 
 
 def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
@@ -103,7 +113,7 @@ def main() -> None:
     spectra, bundle = built.subset(refs), load_bundle(args.model)
     assert len(bundle.library) == len(refs), "--model was built on another split"
     identifier = bundle.estimator
-    X, rows, conditions, background, specimens = calibration_copies(
+    X, rows, conditions, background, raw_bins, specimens = calibration_copies(
         spectra, np.asarray(bundle.info.validation["index"]), seed=args.seed
     )
     scores, known = held_out_scores(identifier, X, rows, specimens)
@@ -116,6 +126,8 @@ def main() -> None:
         keysets[f"bin x background 0.8 / {high}"] = bins + len(SNR_BINS) * (
             (background > 0.8).astype(int) + (background > high)
         )
+    keysets["signal-to-noise bin of the file as read"] = raw_bins
+    keysets["bin of the file as read x background > 0.8"] = raw_bins + len(SNR_BINS) * (background > 0.8)
     owners = np.unique(specimens[rows])
     half = np.isin(specimens[rows], np.random.default_rng(args.seed + 5).permutation(owners)[: len(owners) // 2])
     print(f"{len(X)} calibration copies, {int(known.sum())} of minerals with another reference")
@@ -128,6 +140,29 @@ def main() -> None:
             f"{name:32s} coverage off 95%: mean {off.mean():.3f}, max {off.max():.3f} | false alarms: mean"
             f" {mean[:, 1].mean():.3f}, max {mean[:, 1].max():.3f} | unknown caught: mean {mean[:, 2].mean():.3f}",
             flush=True,
+        )
+    strong = len(SNR_BINS) * (background > STRONG_BACKGROUND)
+    for name, keys in (("the input's bin", bins + strong), ("the bin of the file as read (kept)", raw_bins + strong)):
+        print(f"blocks of {name} x background > {STRONG_BACKGROUND}:")
+        describe_blocks(keys, scores, codes, known, conditions)
+
+
+def describe_blocks(keys, scores, codes, known, conditions) -> None:
+    """What each block of ``keys`` holds: its known copies, their top-1, and its commonest conditions."""
+    right = np.argmax(scores, axis=1) == codes
+    for key in np.unique(keys):
+        inside = (keys == key) & known
+        if not inside.any():
+            continue
+        names, counts = np.unique(conditions[inside], return_counts=True)
+        common = ", ".join(
+            f"{names[i]} {counts[i] / inside.sum():.0%} (top-1 {right[inside & (conditions == names[i])].mean():.2f})"
+            for i in np.argsort(-counts)[:5]
+        )
+        strong = " strong background" if key >= len(SNR_BINS) else ""
+        print(
+            f"block SNR {SNR_BINS[key % len(SNR_BINS)]:g}+{strong}: {int(inside.sum())} known,"
+            f" top-1 {right[inside].mean():.2f}; {common}"
         )
 
 

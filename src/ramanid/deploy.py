@@ -334,12 +334,11 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
 
 def _quality_calibration(identifier, spectra, val, train, specimens, copies: int, seed: int):
     """``(calibration blocks, thresholds, figures)`` per calibration block: each signal-to-noise
-    bin, then each again for spectra with a strong background (:func:`ramanid.quality.calibration_keys`).
+    bin, then each again for spectra with a strong background (:func:`ramanid.quality.calibration_keys`:
+    the spectrum's quality estimate as read).
 
     Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
-    preprocessing (:func:`degraded_validation`); its bin is that of its input's
-    signal-to-noise ratio (:func:`~ramanid.training.identifier.input_snr_bins`), the bin the
-    identifier scores it by. Half of the validation specimens
+    preprocessing (:func:`degraded_validation`). Half of the validation specimens
     choose each bin's spectral score and alpha (:meth:`LibraryIdentifier.adapt_to_quality`,
     against the training references); the other half, scored with those choices against the
     library but their own specimens (:func:`held_out_scores`), set each block's temperature,
@@ -359,8 +358,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     choosing = np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
     adapted = identifier.adapt_to_quality(X[choosing], labels[rows[choosing]], train)
     X, rows = X[~choosing], rows[~choosing]
-    bins = input_snr_bins(X)  # the bins the identifier scores by: so the thresholds fit its scores
-    keys = calibration_keys(bins, [q for q, c in zip(quality, choosing, strict=True) if not c])
+    keys = calibration_keys(input_snr_bins(X), [q for q, c in zip(quality, choosing, strict=True) if not c])
     scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]
     unknown_score = 1 - scores.max(axis=1)
@@ -373,6 +371,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
         return block, float(np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN))
 
     everything = fitted(np.ones(len(X), dtype=bool), least=1)
+    bins = keys % len(SNR_BINS)
     per_bin = [fitted(bins == b) or everything for b in range(len(SNR_BINS))]
     blocks, thresholds, figures = [], [], []
     for key in range(2 * len(SNR_BINS)):

@@ -274,9 +274,9 @@ class ModelInfo:
         )
 
     def calibration_keys(self, bins: np.ndarray | None, quality: list | None) -> np.ndarray | None:
-        """The calibration block of each input of signal-to-noise ``bins``: past the bins where the
-        folder has blocks for a strong background and ``quality`` says so
-        (:func:`ramanid.quality.calibration_keys`).
+        """The calibration block of each input: where the folder has blocks for a strong
+        background, that of its ``quality`` estimate (:func:`ramanid.quality.calibration_keys`);
+        in older folders, calibrated by the inputs' own signal-to-noise ``bins``, those.
         """
         blocks = self.ood.by_quality or self.calibration.by_quality
         if bins is None or blocks is None or len(blocks) == len(SNR_BINS):
