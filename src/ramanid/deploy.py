@@ -176,7 +176,7 @@ def train_identifier(
     ood = _unknown_flag(evidence, ~known, log=lambda _: None, only="best identifier score")
     if quality_copies and len(val) >= 2 * MIN_PER_BIN:
         by_quality = _quality_calibration(identifier, spectra, val, train, specimens, quality_copies, seed)
-        calibration["by_quality"], ood["by_quality"], metrics["by_quality"] = by_quality
+        calibration["by_quality"], ood["by_quality"], metrics["by_quality"], metrics["scoring_by_quality"] = by_quality
         log(
             "calibrated per signal-to-noise bin on degraded validation spectra: "
             + ", ".join(
@@ -333,9 +333,10 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
 
 
 def _quality_calibration(identifier, spectra, val, train, specimens, copies: int, seed: int):
-    """``(calibration blocks, thresholds, figures)`` per calibration block: each signal-to-noise
-    bin, then each again for spectra with a strong background (:func:`ramanid.quality.calibration_keys`:
-    the spectrum's quality estimate as read).
+    """``(calibration blocks, thresholds, figures, scoring figures)``: the first three per
+    calibration block, each signal-to-noise bin and then each again for spectra with a strong
+    background (:func:`ramanid.quality.calibration_keys`: the spectrum's quality estimate as
+    read); the last per signal-to-noise bin of the inputs, which the scoring choices are made for.
 
     Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
     preprocessing (:func:`degraded_validation`). Half of the validation specimens
@@ -387,10 +388,9 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
                 "strong_background": key >= len(SNR_BINS),
                 "n_known": int(right.sum()),
                 "top1": float(top1),
-                "adapted": adapted[b],
             }
         )
-    return blocks, thresholds, figures
+    return blocks, thresholds, figures, adapted
 
 
 #: the smoothing windows (points; 0: none) an element model's noisier inputs may choose among

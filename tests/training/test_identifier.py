@@ -292,8 +292,9 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     # a block per signal-to-noise bin, then one per bin for a strong background; scoring: per bin
     assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == 2 * len(SNR_BINS)
     assert len(header["identifier"]["by_quality"]) == len(SNR_BINS)
-    for figure in header["validation"]["metrics"]["by_quality"]:
-        adapted = figure["adapted"]
+    metrics = header["validation"]["metrics"]
+    assert len(metrics["by_quality"]) == 2 * len(SNR_BINS) and len(metrics["scoring_by_quality"]) == len(SNR_BINS)
+    for adapted in metrics["scoring_by_quality"]:
         if "top1" in adapted:  # a bin with enough spectra chose its score on them: never worse than the fitted one
             assert adapted["top1"] >= adapted["fitted_top1"]
     assert saved.estimator.quality_choices_ is not None
