@@ -28,39 +28,24 @@ from _common import RRUFF_ZIP, cpu_flags, machine
 
 from ramanid import confidence as conf
 from ramanid.bundle import load_bundle
-from ramanid.bundle.inputs import fitted_pipeline, prepare
 from ramanid.cli import IDENTIFIER_PREPROCESS
 from ramanid.datasets.rruff import build_rruff
-from ramanid.deploy import MIN_PER_BIN, as_measured, calibrate, held_out_scores
-from ramanid.evaluation.degradation import degrade, random_condition
+from ramanid.deploy import MIN_PER_BIN, calibrate, degraded_validation, held_out_scores
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.preprocessing import steps_of
 from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
-from ramanid.spectra import Spectrum
 from ramanid.training.identifier import input_snr_bins
 
 
 def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
     """The calibration half of ``train_identifier``'s degraded validation copies, with each copy's condition."""
-    rng = np.random.default_rng(seed)
-    measured = []
-    for i in val:  # the order of draws of deploy.degraded_validation
-        clean = Spectrum(
-            spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i), "condition": "clean"}
-        )
-        native = as_measured(clean, spectra.meta.iloc[i])
-        measured.append(clean)
-        for _ in range(copies):
-            condition = random_condition(rng)
-            copy = degrade(native, condition, rng)
-            measured.append(Spectrum(copy.shifts, copy.intensities, {"file": str(i), "condition": condition.name}))
-    pipeline = fitted_pipeline(steps_of(spectra.info.get("preprocess", "minmax")), spectra.shifts)
-    X, kept, _, quality = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
-    rows = np.array([int(s.meta["file"]) for s in kept])
+    rng = np.random.default_rng(seed)  # the draws of deploy._quality_calibration, in its order
+    X, rows, quality, conditions = degraded_validation(
+        spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng
+    )
     specimens = np.unique(spectra.meta["rruff_id"].astype(str), return_inverse=True)[1]
     held = np.unique(specimens[rows])
     calibrating = ~np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
-    conditions = np.array([s.meta["condition"] for s in kept])
     background = np.array([q.background_share for q in quality])
     raw_bins = np.array([q.bin for q in quality])
     return (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -277,25 +278,40 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
     return max(rates, key=lambda c: np.nan_to_num(rates[c], nan=-1.0)), {f"{r} {g}": v for (r, g), v in rates.items()}
 
 
-def degraded_validation(
-    spectra, val: np.ndarray, preprocess: list, copies: int, rng
-) -> tuple[np.ndarray, np.ndarray, list]:
-    """``(inputs, rows, quality)``: the spectra of rows ``val``, clean and degraded ``copies``
-    times each by random conditions of the degradation protocol, read through ``preprocess`` as
-    ``predict`` reads a file; ``rows`` names each input's row of ``spectra`` (inputs that could
-    not be read are left out), ``quality`` its quality estimate as read.
+class DegradedValidation(NamedTuple):
+    """Validation spectra read as files: the inputs, each input's row of the set, its quality
+    estimate as read and the name of the condition that degraded it ("clean" for none).
+    """
+
+    inputs: np.ndarray
+    rows: np.ndarray
+    quality: list
+    conditions: np.ndarray
+
+
+def degraded_validation(spectra, val: np.ndarray, preprocess: list, copies: int, rng) -> DegradedValidation:
+    """The spectra of rows ``val``, clean and degraded ``copies`` times each by random
+    conditions of the degradation protocol, read through ``preprocess`` as ``predict`` reads a
+    file (inputs that could not be read are left out).
     """
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.degradation import degrade, random_condition
 
     measured = []
     for i in val:  # each copy's file names its validation row
-        clean = Spectrum(spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i)})
+        clean = Spectrum(
+            spectra.shifts, spectra.intensities[i].astype(np.float64), {"file": str(i), "condition": "clean"}
+        )
         native = as_measured(clean, spectra.meta.iloc[i])
-        measured += [clean] + [degrade(native, random_condition(rng), rng) for _ in range(copies)]
+        measured.append(clean)
+        for _ in range(copies):
+            condition = random_condition(rng)
+            copy = degrade(native, condition, rng)
+            measured.append(Spectrum(copy.shifts, copy.intensities, {**copy.meta, "condition": condition.name}))
     pipeline = fitted_pipeline(preprocess, spectra.shifts)
     inputs, kept, _, quality = prepare(measured, spectra.shifts, spectra.info.get("method", "linear"), pipeline)
-    return inputs, np.array([int(s.meta["file"]) for s in kept], dtype=int), quality
+    rows = np.array([int(s.meta["file"]) for s in kept], dtype=int)
+    return DegradedValidation(inputs, rows, quality, np.array([s.meta["condition"] for s in kept], dtype=object))
 
 
 def as_measured(spectrum, meta) -> Spectrum:
@@ -352,7 +368,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     """
     labels = identifier.labels_
     rng = np.random.default_rng(seed)
-    X, rows, quality = degraded_validation(
+    X, rows, quality, _ = degraded_validation(
         spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng
     )
     held = np.unique(specimens[rows])
@@ -418,7 +434,7 @@ def element_choices_by_quality(
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds, macro_roc_auc
     from ramanid.preprocessing.smooth import smoothed_in_range
 
-    inputs, rows, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
+    inputs, rows, _, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
     bins, base = input_snr_bins(inputs), np.asarray(estimator.thresholds_, dtype=np.float64)
     rule = getattr(estimator, "threshold", DEFAULT_RULE)
