@@ -1,7 +1,9 @@
 """Raman maps: reading with coordinates, chunked answers in process and on a dask cluster,
 resuming, the neighbourhood step, outputs, and bad maps."""
 
+import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,8 @@ def test_the_map_command_writes_every_output_and_says_what_is_missing(tmp_path):
     assert (pixels["top2"] != pixels["mineral"]).all()
     report = (out / "report.html").read_text()
     assert "data:image/png;base64," in report and "http" not in report.replace("http-equiv", "")  # self-contained
+    cards = re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", report)  # each phase's spectrum, as SVG
+    assert cards and all(base64.b64decode(c).lstrip().startswith(b"<?xml") for c in cards)
     summary = pd.read_csv(out / "summary.csv")
     assert summary["pixels"].sum() == 12 and summary["area_share"].sum() == pytest.approx(1, abs=1e-3)  # rounded shares
     assert not list(tmp_path.glob(".map.chunks"))  # the chunks of a finished run are cleared

@@ -562,7 +562,7 @@ def _phase_cards(bundle, data: MapData, table: pd.DataFrame, shown: list[str]) -
         title = f"{phase}: pixel x={table['x'][best]:g}, y={table['y'][best]:g}"
         plots.spectrum_over_reference(bundle.shifts, inputs.X[k], bundle.library[reference], title, buffer)
         picture = base64.b64encode(buffer.getvalue()).decode()
-        cards.append(f"<h3>{_html(phase)}</h3><img alt='{_html(phase)}' src='data:image/png;base64,{picture}'>")
+        cards.append(f"<h3>{_html(phase)}</h3><img alt='{_html(phase)}' src='data:image/svg+xml;base64,{picture}'>")
     return cards
 
 

@@ -255,16 +255,18 @@ def _grid_values(values, rows, columns, ny, nx) -> np.ndarray:
 
 
 def spectrum_over_reference(shifts, spectrum, reference, title: str, out) -> None:
-    """A preprocessed spectrum over a reference, into ``out`` (a path or a file object)."""
-    fig = Figure(figsize=(7, 2.6), layout="constrained")
-    ax = fig.subplots()
+    """A preprocessed spectrum over a reference, as SVG into ``out`` (a path or a file object): it
+    draws in about a third of a PNG's time, and scales.
+    """
+    fig = Figure(figsize=(7, 2.6))
+    ax = fig.add_axes((0.02, 0.19, 0.96, 0.71))  # fixed margins: a layout engine would double the time
     ax.plot(shifts, spectrum, color="#111", lw=0.9, label="pixel (preprocessed)")
     ax.plot(shifts, reference, color="#2a9d3a", lw=0.9, alpha=0.8, label="reference")
     ax.set_xlabel("Raman shift (cm⁻¹)")
     ax.set_yticks([])
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")  # "best" searches every point: slow
     ax.set_title(_short(title, 90), fontsize=8)
-    fig.savefig(out, format="png", dpi=100)
+    fig.savefig(out, format="svg")
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from pybaselines import Baseline as _Fitter
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 from scipy.spatial import QhullError
 
@@ -131,8 +130,10 @@ class BaselineCorrection(SpectrumTransformer):
 
 
 def _fit_chunk(X: np.ndarray, x, method: str, options: dict) -> np.ndarray:
+    from pybaselines import Baseline  # imported when used: it loads numba, which the fast baseline does not need
+
     x = x if x is not None else np.arange(X.shape[1], dtype=np.float64)
-    fit = getattr(_Fitter(x_data=x), method)
+    fit = getattr(Baseline(x_data=x), method)
     return np.stack([_fit_row(fit, row, x, options) for row in X])
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import zipfile
 
 import numpy as np
-import skops.io as sio
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.decomposition import PCA
@@ -79,6 +78,8 @@ class _Stored(BaseEstimator, SavedModel):
 
     def get_state(self) -> tuple[dict, dict]:
         """``(header, tensors)``: the parameters in the header, the fitted model as skops bytes."""
+        import skops.io as sio  # imported when used: it costs every command half a second
+
         check_is_fitted(self, "model_")
         data = np.frombuffer(sio.dumps(self.model_), dtype=np.uint8).copy()
         header = {
@@ -104,6 +105,8 @@ class _Stored(BaseEstimator, SavedModel):
         if SKOPS_TENSOR not in tensors or tensors[SKOPS_TENSOR].dtype != torch.uint8:
             raise ModelError(f"{source}: the classical model's bytes ({SKOPS_TENSOR!r}) are missing")
         data = tensors[SKOPS_TENSOR].numpy().tobytes()
+        import skops.io as sio
+
         try:
             untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED))
             fitted = None if untrusted else sio.loads(data, trusted=list(TRUSTED))  # nothing untrusted is built
