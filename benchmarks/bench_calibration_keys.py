@@ -30,7 +30,7 @@ from ramanid import confidence as conf
 from ramanid.bundle import load_bundle
 from ramanid.cli import IDENTIFIER_PREPROCESS
 from ramanid.datasets.rruff import build_rruff
-from ramanid.deploy import MIN_PER_BIN, calibrate, degraded_validation, held_out_scores
+from ramanid.deploy import IDENTIFIER_TEMPERATURE, MIN_PER_BIN, calibrate, degraded_validation, held_out_scores
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.preprocessing import steps_of
 from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
@@ -61,14 +61,14 @@ def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
 def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
     """Per condition of the ``test`` rows: (coverage of the 95% sets, false alarms, unknown caught)."""
     unknown_score = 1 - scores.max(axis=1)
-    whole, _ = calibrate(scores[fit], codes[fit], known[fit])
+    whole, _ = calibrate(scores[fit], codes[fit], known[fit], IDENTIFIER_TEMPERATURE)
     whole_threshold = np.quantile(unknown_score[fit & known], conf.ACCEPT_KNOWN)
     covered = np.zeros(len(scores), dtype=bool)
     flagged = np.zeros(len(scores), dtype=bool)
     for key in np.unique(keys):
         inside = fit & (keys == key)
         enough = (inside & known).sum() >= MIN_PER_BIN
-        block = calibrate(scores[inside], codes[inside], known[inside])[0] if enough else whole
+        block = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)[0] if enough else whole
         threshold = np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN) if enough else whole_threshold
         rows = np.flatnonzero(test & (keys == key))
         sets = conf.answer_sets(

@@ -1,7 +1,8 @@
 """The degradation protocol (issue 24): the library identifier on held-out specimens' spectra
 degraded as real measurements degrade them, beside first-derivative correlation and Pearson search.
 
-    python benchmarks/bench_degradation.py [--epochs 60] [--model DIR] [--log degradation.json]
+    python benchmarks/bench_degradation.py [--epochs 60] [--fold F] [--model DIR] [--log degradation.json]
+    python benchmarks/bench_degradation.py --summarise fold0.json fold1.json ...  # across folds
 
 Data: every spectrum of the shared RRUFF zip, split by ``ramanid.evaluation.splits.specimen_holdout``:
 a seeded 8% of the minerals are held out whole (their spectra are the unknown queries), and fold
@@ -50,7 +51,11 @@ def main() -> None:
     parser.add_argument("--max-queries", type=int, default=None, help="Queries of each kind, for a quick look.")
     parser.add_argument("--only", nargs="*", default=None, help="Condition names to run.")
     parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument("--summarise", nargs="+", type=Path, default=None, help="Logs of runs on several folds.")
     args = parser.parse_args()
+    if args.summarise:
+        summarise([json.loads(p.read_text())["rows"] for p in args.summarise])
+        return
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
     start = time.perf_counter()
     built = build_rruff(
@@ -98,6 +103,30 @@ def main() -> None:
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.log:
         args.log.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+
+
+SUMMARISED = ("top1", "derivative top1", "false_alarms", "caught", "auroc", "coverage", "ece")
+
+
+def summarise(runs: list[list[dict]]) -> None:
+    """Each condition's figures as the mean (min-max) over runs on several folds, and the targets'
+    counts over conditions for each run.
+    """
+    print("| condition | " + " | ".join(SUMMARISED) + " |\n|---|" + "---:|" * len(SUMMARISED))
+    for rows in zip(*runs, strict=True):
+        cells = []
+        for key in SUMMARISED:
+            values = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+            cells.append(f"{np.mean(values):.3f} ({np.min(values):.3f}-{np.max(values):.3f})")
+        print(f"| {rows[0]['condition']} | " + " | ".join(cells) + " |")
+    for k, rows in enumerate(runs):
+        lead = [r["top1"] - r["derivative top1"] for r in rows]
+        print(
+            f"run {k}: coverage within 3 points at {sum(abs(r['coverage'] - 0.95) <= 0.03 for r in rows)},"
+            f" ECE <= 0.05 at {sum(r['ece'] <= 0.05 for r in rows)}, false alarms <= 10% at"
+            f" {sum(r['false_alarms'] <= 0.10 for r in rows)}, lead >= 10 points at {sum(x >= 0.10 for x in lead)}"
+            f" of {len(rows)}; mean ECE {np.mean([r['ece'] for r in rows]):.3f}"
+        )
 
 
 if __name__ == "__main__":

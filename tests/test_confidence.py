@@ -31,6 +31,18 @@ def test_temperature_scaling_recovers_a_known_temperature_and_lowers_the_ece():
     assert before > 0.05 and after < 0.03
 
 
+def test_the_brier_temperature_recovers_a_known_one_and_is_moved_less_by_answers_far_wrong():
+    logits, y = _sampled(temperature=2.5)
+    assert conf.fit_temperature_brier(logits, y) == pytest.approx(2.5, rel=0.1)
+    # 3% of spectra whose truth scores far below every other class (a poor sample's copies)
+    rng = np.random.default_rng(3)
+    wrong = rng.normal(scale=2.0, size=(120, 8))
+    wrong[:, 0] = wrong.min(axis=1) - 15
+    logits, y = np.vstack([logits, wrong]), np.concatenate([y, np.zeros(120, dtype=int)])
+    by_likelihood, by_brier = conf.fit_temperature(logits, y), conf.fit_temperature_brier(logits, y)
+    assert by_likelihood > 3.0 and abs(by_brier - 2.5) < abs(by_likelihood - 2.5) / 2
+
+
 @pytest.mark.parametrize("level", [0.8, 0.9, 0.95])
 def test_conformal_sets_cover_as_stated_on_exchangeable_data(level):
     logits, y = _sampled(n=6000, temperature=1.0, seed=1)

@@ -42,6 +42,21 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(minimize_scalar(nll, bounds=(-7.0, 5.0), method="bounded").x))
 
 
+def fit_temperature_brier(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the Brier score (Brier 1950) of ``softmax(logits / T)``:
+    bounded per spectrum, so a few answers that are far wrong move it less than the likelihood.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if not len(logits):
+        return 1.0
+
+    def brier(log_t: float) -> float:
+        p = softmax(logits / np.exp(log_t), axis=1)
+        return float(np.mean(np.sum(p**2, axis=1) - 2 * p[np.arange(len(y)), y]))
+
+    return float(np.exp(minimize_scalar(brier, bounds=(-7.0, 5.0), method="bounded").x))
+
+
 def calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(logits / temperature)``, row by row."""
     return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)

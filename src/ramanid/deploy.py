@@ -172,7 +172,7 @@ def train_identifier(
     train = np.setdiff1d(np.arange(len(spectra)), val)
     specimens = np.unique(groups if groups is not None else np.arange(len(spectra)), return_inverse=True)[1]
     scores, known = held_out_scores(identifier, spectra.intensities[val], val, specimens)
-    calibration, metrics = calibrate(scores, identifier.reference_class_[val], known)
+    calibration, metrics = calibrate(scores, identifier.reference_class_[val], known, IDENTIFIER_TEMPERATURE)
     evidence = conf.Evidence(best_score=scores.max(axis=1))
     ood = _unknown_flag(evidence, ~known, log=lambda _: None, only="best identifier score")
     if quality_copies and len(val) >= 2 * MIN_PER_BIN:
@@ -215,6 +215,10 @@ def train_identifier(
 
 #: the fewest known validation spectra a signal-to-noise bin is calibrated on; fewer: the whole set's
 MIN_PER_BIN = 30
+#: how a library identifier's temperatures are fitted: by the Brier score, which one spectrum far
+#: wrong moves less than the likelihood; on degraded validation copies judged across specimens the
+#: likelihood's left the answers underconfident (``benchmarks/bench_temperature.py``)
+IDENTIFIER_TEMPERATURE = conf.fit_temperature_brier
 #: the mixture stopping rules a library identifier chooses among on its validation mixtures
 MIN_GAINS = (0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25)
 #: validation mixtures of each number of minerals (1, 2, 3)
@@ -384,7 +388,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
         """The block and unknown threshold of the calibration spectra ``inside``, or None if too few."""
         if (inside & known).sum() < least:
             return None
-        block, _ = calibrate(scores[inside], codes[inside], known[inside])
+        block, _ = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)
         return block, float(np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN))
 
     everything = fitted(np.ones(len(X), dtype=bool), least=1)
@@ -480,14 +484,16 @@ def _voting_on(estimator, X, Y):
         vote.library_, vote.presence_ = saved
 
 
-def calibrate(scores: np.ndarray, codes: np.ndarray, known: np.ndarray) -> tuple[dict, dict]:
+def calibrate(
+    scores: np.ndarray, codes: np.ndarray, known: np.ndarray, fit_temperature=conf.fit_temperature
+) -> tuple[dict, dict]:
     """``(calibration, metrics)`` from validation class scores and true class indices ``codes``,
     fitted on the ``known`` rows (classes the model was trained on): the temperature (Guo et al.
-    2017), the sorted conformal scores of those spectra (Sadinle et al. 2019), and the expected
-    calibration error before and after.
+    2017; by the likelihood, or ``fit_temperature``), the sorted conformal scores of those spectra
+    (Sadinle et al. 2019), and the expected calibration error before and after.
     """
     scores, codes = scores[known], codes[known]
-    temperature = conf.fit_temperature(scores, codes)
+    temperature = fit_temperature(scores, codes)
     proba = conf.calibrated(scores, temperature)
     calibration = {
         "temperature": temperature,
