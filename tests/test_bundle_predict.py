@@ -180,7 +180,7 @@ def test_a_failed_save_keeps_the_old_model_whole(bundle, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(folder_module.np, "savez_compressed", disk_full)
+    monkeypatch.setattr(folder_module.np, "savez", disk_full)
     with pytest.raises(OSError, match="No space"):
         save_bundle(copy, bundle.estimator, {}, bundle.references)
     assert {name: (copy / name).read_bytes() for name in before} == before

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from safetensors.torch import load_file
 
 from ramanid import confidence as conf
 from ramanid.bundle import BundleError, load_bundle
@@ -15,7 +16,7 @@ from ramanid.deploy import train_identifier
 from ramanid.errors import ModelError
 from ramanid.search import LibrarySearch, SpectralScore
 from ramanid.training.augment import Augment
-from ramanid.training.identifier import SPECTRAL_SCORES, LibraryIdentifier
+from ramanid.training.identifier import LIBRARY_EMBEDDINGS, SPECTRAL_SCORES, LibraryIdentifier
 
 FAST = {"epochs": 4, "random_state": 0}
 
@@ -179,6 +180,7 @@ def test_library_add_from_the_command_line(saved, by_specimen, tmp_path):
     result = runner.invoke(main, ["library", "add", str(model), str(sample), "--mineral", "TESTÎTE"])
     assert result.exit_code == 0 and "merged with the library's 'Testite'" in result.output
     assert list(load_bundle(model).labels).count("Testite") == 2
+    assert len(load_file(str(model / "weights.safetensors"))[LIBRARY_EMBEDDINGS]) == len(load_bundle(model).labels)
     header = (model / "bundle.json").read_text()
     info = json.loads(header)
     info["identifier"]["spectral"]["window"] = 4  # a Savitzky-Golay window is odd
@@ -247,6 +249,26 @@ def test_calibration_queries_meet_the_library_without_their_own_specimen(saved):
         if elsewhere.any():
             assert scores[query, mineral] == pytest.approx(similarity[query, elsewhere].max(), abs=1e-6)
         assert scores[query, mineral] < similarity[query, row]  # never itself
+
+
+def test_the_library_embeddings_are_stored_and_recomputed_when_they_do_not_fit(saved):
+    """A saved identifier need not embed its references again at every load; stored embeddings of
+    other references (or none, from an older ramanid) are recomputed."""
+    header = json.loads((saved.path / "bundle.json").read_text())
+    tensors = load_file(str(saved.path / "weights.safetensors"))
+    stored = tensors[LIBRARY_EMBEDDINGS].numpy()
+    assert stored.shape == (len(saved.references.intensities), 256)
+    fresh = saved.estimator.embed(saved.references.intensities)
+    np.testing.assert_allclose(stored, fresh, atol=1e-4)
+    np.testing.assert_array_equal(saved.estimator.unit_embeddings_, stored)
+    nudged = tensors | {LIBRARY_EMBEDDINGS: tensors[LIBRARY_EMBEDDINGS] + 5e-5}  # within the check's tolerance
+    np.testing.assert_array_equal(
+        LibraryIdentifier.from_state(header, nudged, saved.references).unit_embeddings_, stored + 5e-5
+    )
+    for wrong in ({}, {LIBRARY_EMBEDDINGS: torch.roll(tensors[LIBRARY_EMBEDDINGS], 1, dims=0)}):
+        others = {k: v for k, v in tensors.items() if k != LIBRARY_EMBEDDINGS} | wrong
+        loaded = LibraryIdentifier.from_state(header, others, saved.references)
+        np.testing.assert_allclose(loaded.unit_embeddings_, fresh, atol=1e-5)
 
 
 def test_per_bin_query_smoothing_is_stored_checked_and_optional_in_older_folders(saved, tmp_path):

@@ -1,7 +1,8 @@
 """The model folder's format: which files, written whole, checked by their SHA-256.
 
 A folder holds ``bundle.json`` (the header: what the model is, its state and calibration),
-``weights.safetensors`` (the networks' weights, or a classical model's skops bytes) and
+``weights.safetensors`` (the networks' weights and a library identifier's reference embeddings,
+or a classical model's skops bytes) and
 ``library.npz`` (the reference spectra and their metadata). Nothing is pickled: weights go
 through safetensors, arrays through ``np.load(allow_pickle=False)``, a classical model through
 skops' secure format with a trusted-types check (:mod:`ramanid.training.classical`).
@@ -50,7 +51,7 @@ def write_folder(folder: str | Path, header: dict, tensors: dict, references: Re
         save_file(tensors, str(tmp / WEIGHTS))
         columns = [c for c in LIBRARY_COLUMNS if c in references.meta]
         with open(tmp / LIBRARY, "wb") as fh:
-            np.savez_compressed(
+            np.savez(  # not compressed: spectra hardly compress, and every load would inflate them
                 fh,
                 intensities=references.intensities,
                 meta=np.array(references.meta[columns].astype(str).to_json(orient="split")),

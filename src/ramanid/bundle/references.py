@@ -55,6 +55,8 @@ def add_references(bundle: Bundle, X: np.ndarray, meta: pd.DataFrame, log=print)
     )
     data = bundle.info.data
     header = {**bundle.header, "data": {**data, "added_references": int(data.get("added_references", 0) + len(X))}}
+    if hasattr(bundle.estimator, "add"):  # a library identifier: its stored embeddings grow with it
+        bundle.estimator.add(np.asarray(X, dtype=np.float32), np.asarray(names))
     save_bundle(bundle.path, bundle.estimator, header, references)
     return load_bundle(bundle.path)
 

@@ -49,6 +49,9 @@ INSTRUMENT_AUGMENT = {
     "broaden": 2.0,
     "truncate": 0.1,
 }
+#: the weights file's entry for the references' unit embeddings, stored so that a load need not
+#: embed the whole library again
+LIBRARY_EMBEDDINGS = "library.embeddings"
 #: the weights of the embedding similarity tried when ``alpha`` is not given
 ALPHAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 #: the spectral scores tried when ``spectral`` is not given: powers 1, 1/2, 1/4 by derivative
@@ -164,13 +167,21 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_parts(
-        cls, network: SpectrumClassifier, references, labels, alpha: float, spectral: SpectralScore
+        cls,
+        network: SpectrumClassifier,
+        references,
+        labels,
+        alpha: float,
+        spectral: SpectralScore,
+        embeddings: np.ndarray | None = None,
     ) -> LibraryIdentifier:
-        """An identifier from a fitted network, its spectral score, reference spectra and labels."""
+        """An identifier from a fitted network, its spectral score, reference spectra and labels
+        (and the references' stored embeddings, used where they are the network's).
+        """
         identifier = cls(model=network.model, alpha=alpha, spectral=(spectral.power, spectral.window))
         identifier.network_, identifier.alpha_, identifier.spectral_ = network, float(alpha), spectral
         identifier.n_features_in_ = network.n_features_in_
-        identifier._set_library(np.asarray(references, dtype=np.float32), np.asarray(labels))
+        identifier._set_library(np.asarray(references, dtype=np.float32), np.asarray(labels), embeddings)
         return identifier
 
     def get_state(self) -> tuple[dict, dict]:
@@ -178,6 +189,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         references are the model folder's library, which :meth:`from_state` takes.
         """
         header, tensors = self.network_.get_state()
+        tensors[LIBRARY_EMBEDDINGS] = torch.from_numpy(np.ascontiguousarray(self.unit_embeddings_))
         choices = {
             "alpha": float(self.alpha_),
             "alpha_validation": {str(k): v for k, v in getattr(self, "alpha_validation_", {}).items()},
@@ -236,8 +248,14 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         """The identifier :meth:`get_state` stored, with every one of ``references`` in its library."""
         network = SpectrumClassifier.from_state(header, tensors, source=source)
         choices = header["identifier"]
+        stored = tensors.get(LIBRARY_EMBEDDINGS)  # folders from before: none
         identifier = cls.from_parts(
-            network, references.intensities, references.labels, choices["alpha"], SpectralScore(**choices["spectral"])
+            network,
+            references.intensities,
+            references.labels,
+            choices["alpha"],
+            SpectralScore(**choices["spectral"]),
+            None if stored is None else stored.numpy(),
         )
         if choices.get("by_quality"):
             identifier.quality_choices_ = [  # folders from before query smoothing: none
@@ -250,15 +268,35 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         """Add reference spectra (and new minerals) to the library; the network is not retrained."""
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        self._set_library(np.vstack([self.reference_spectra_, X]), np.concatenate([self.labels_, np.asarray(y)]))
+        self._set_library(
+            np.vstack([self.reference_spectra_, X]),
+            np.concatenate([self.labels_, np.asarray(y)]),
+            np.vstack([self.unit_embeddings_, self.embed(X)]),
+        )
         return self
 
-    def _set_library(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _set_library(self, X: np.ndarray, y: np.ndarray, embeddings: np.ndarray | None = None) -> None:
+        """References ``X`` with labels ``y``; their ``embeddings`` are computed unless given and
+        the network's (:meth:`_embeds_as`).
+        """
         self.reference_spectra_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
         self.classes_, self.reference_class_ = np.unique(self.labels_, return_inverse=True)
         self.__dict__.pop("_scored_references", None)
-        joint = self._joint_references(self.spectral_, self.embed(X))
+        if embeddings is None or not self._embeds_as(X, embeddings):
+            embeddings = self.embed(X)
+        joint = self._joint_references(self.spectral_, embeddings)
         self.unit_spectra_, self.unit_embeddings_ = joint[:, : X.shape[1]], joint[:, X.shape[1] :]
+
+    def _embeds_as(self, X: np.ndarray, embeddings: np.ndarray, probes: int = 8) -> bool:
+        """Whether ``embeddings`` are the network's of ``X``: their shape, and ``probes`` rows spread
+        over the library embedded again (a stored library embedding of other references or weights
+        is not used).
+        """
+        if embeddings.ndim != 2 or len(embeddings) != len(X) or not len(X):
+            return False
+        rows = np.unique(np.linspace(0, len(X) - 1, probes).astype(int))
+        fresh = self.embed(X[rows])
+        return fresh.shape == embeddings[rows].shape and np.allclose(fresh, embeddings[rows], atol=1e-4)
 
     def network_input(self, X: np.ndarray) -> np.ndarray:
         """The spectral score scaled to a root mean square of 1 per point: what the network sees."""
