@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -84,8 +85,23 @@ def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+class ScoredCopies(NamedTuple):
+    """A saved identifier's calibration copies, scored against its library without their own specimen."""
+
+    X: np.ndarray
+    rows: np.ndarray
+    conditions: np.ndarray
+    background: np.ndarray
+    raw_bins: np.ndarray
+    specimens: np.ndarray
+    scores: np.ndarray
+    known: np.ndarray
+    codes: np.ndarray
+
+
+def scored_copies(description: str) -> tuple[argparse.Namespace, ScoredCopies]:
+    """The command line (``--model``, ``--fold``, ``--seed``) and the calibration copies of its model."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
@@ -103,6 +119,12 @@ def main() -> None:
     )
     scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]
+    return args, ScoredCopies(X, rows, conditions, background, raw_bins, specimens, scores, known, codes)
+
+
+def main() -> None:
+    args, copies = scored_copies(__doc__.split("\n\n")[0])
+    X, rows, conditions, background, raw_bins, specimens, scores, known, codes = copies
     bins = input_snr_bins(X)
     keysets = {"signal-to-noise bin": bins}
     for cut in (0.5, 0.8, 0.9, 0.95):

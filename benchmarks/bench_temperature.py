@@ -15,23 +15,16 @@ the whole half, per block and per condition of the degradation protocol with at 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import RRUFF_ZIP, cpu_flags, machine
-from bench_calibration_keys import calibration_copies
+from bench_calibration_keys import scored_copies
 
 from ramanid import confidence as conf
-from ramanid.bundle import load_bundle
-from ramanid.cli import IDENTIFIER_PREPROCESS
-from ramanid.datasets.rruff import build_rruff
-from ramanid.deploy import MIN_PER_BIN, held_out_scores
-from ramanid.evaluation.splits import specimen_holdout
+from ramanid.deploy import MIN_PER_BIN
 from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
 
 
@@ -47,25 +40,10 @@ OBJECTIVES = {"likelihood": conf.fit_temperature, "brier": conf.fit_temperature_
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
-    built = build_rruff(
-        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
-    ).spectra
-    refs, _, _ = specimen_holdout(built.meta, args.fold, seed=args.seed)
-    spectra, bundle = built.subset(refs), load_bundle(args.model)
-    assert len(bundle.library) == len(refs), "--model was built on another split"
-    identifier = bundle.estimator
-    X, rows, conditions, background, file_bins, specimens = calibration_copies(
-        spectra, np.asarray(bundle.info.validation["index"]), seed=args.seed
-    )
-    scores, known = held_out_scores(identifier, X, rows, specimens)
-    scores, codes, conditions = scores[known], identifier.reference_class_[rows][known], conditions[known]
-    keys = (file_bins + len(SNR_BINS) * (background > STRONG_BACKGROUND))[known]
+    args, copies = scored_copies(__doc__.split("\n\n")[0])
+    known, rows, specimens = copies.known, copies.rows, copies.specimens
+    scores, codes, conditions = copies.scores[known], copies.codes[known], copies.conditions[known]
+    keys = (copies.raw_bins + len(SNR_BINS) * (copies.background > STRONG_BACKGROUND))[known]
     owners = specimens[rows][known]
     people = np.unique(owners)
     half = np.isin(owners, np.random.default_rng(args.seed + 5).permutation(people)[: len(people) // 2])
