@@ -45,8 +45,8 @@ def main() -> None:
     scores, codes, conditions = copies.scores[known], copies.codes[known], copies.conditions[known]
     keys = (copies.raw_bins + len(SNR_BINS) * (copies.background > STRONG_BACKGROUND))[known]
     owners = specimens[rows][known]
-    people = np.unique(owners)
-    half = np.isin(owners, np.random.default_rng(args.seed + 5).permutation(people)[: len(people) // 2])
+    held = np.unique(owners)
+    half = np.isin(owners, np.random.default_rng(args.seed + 5).permutation(held)[: len(held) // 2])
     print(f"{len(scores)} calibration copies of minerals with another reference")
     for name, fit in OBJECTIVES.items():
         errors = [per_condition(fit, keys, a, ~a, scores, codes, conditions) for a in (half, ~half)]

@@ -181,7 +181,10 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         identifier = cls(model=network.model, alpha=alpha, spectral=(spectral.power, spectral.window))
         identifier.network_, identifier.alpha_, identifier.spectral_ = network, float(alpha), spectral
         identifier.n_features_in_ = network.n_features_in_
-        identifier._set_library(np.asarray(references, dtype=np.float32), np.asarray(labels), embeddings)
+        references = np.asarray(references, dtype=np.float32)
+        if embeddings is not None and not identifier._embeds_as(references, embeddings):
+            embeddings = None
+        identifier._set_library(references, np.asarray(labels), embeddings)
         return identifier
 
     def get_state(self) -> tuple[dict, dict]:
@@ -276,15 +279,11 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         return self
 
     def _set_library(self, X: np.ndarray, y: np.ndarray, embeddings: np.ndarray | None = None) -> None:
-        """References ``X`` with labels ``y``; their ``embeddings`` are computed unless given and
-        the network's (:meth:`_embeds_as`).
-        """
+        """References ``X`` with labels ``y`` and their unit ``embeddings`` (computed when not given)."""
         self.reference_spectra_, self.labels_ = X, y.astype(str) if y.dtype.kind in "OU" else y
         self.classes_, self.reference_class_ = np.unique(self.labels_, return_inverse=True)
         self.__dict__.pop("_scored_references", None)
-        if embeddings is None or not self._embeds_as(X, embeddings):
-            embeddings = self.embed(X)
-        joint = self._joint_references(self.spectral_, embeddings)
+        joint = self._joint_references(self.spectral_, self.embed(X) if embeddings is None else embeddings)
         self.unit_spectra_, self.unit_embeddings_ = joint[:, : X.shape[1]], joint[:, X.shape[1] :]
 
     def _embeds_as(self, X: np.ndarray, embeddings: np.ndarray, probes: int = 8) -> bool:
