@@ -6,9 +6,9 @@
 
 ``--model`` is an identifier trained on the references of the degradation protocol's split
 (``bench_degradation.py --save DIR``, same ``--fold`` and ``--seed``), so that no mixture shares a
-specimen with the references. The stopping rule is the model's own, or where its folder has none,
-chosen on its validation specimens (``ramanid.deploy.choose_stopping_rule``), never on these
-mixtures. Mixtures: pairs of different minerals drawn at random and from one chemical class
+specimen with the references. The stopping rule is the model's own, or where its folder has none
+(or one chosen for an older method), chosen on its validation specimens
+(``ramanid.deploy.choose_stopping_rule``), never on these mixtures. Mixtures: pairs of different minerals drawn at random and from one chemical class
 (carbonates, sulfates, phosphates, silicates, ...), at 50/50, 30/70 and 10/90; triples at equal
 shares and 20/30/50; single spectra (for spurious components). Each is degraded by
 ``--condition``. Baselines: the plain answer's top k (k the true number of minerals, which the
@@ -43,6 +43,7 @@ from ramanid.evaluation.degradation import COMBINATIONS, Condition, degrade
 from ramanid.evaluation.mixtures import make_mix, residual_subtraction, score_sets
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.io.rruff import read_rruff
+from ramanid.mixture import METHOD
 from ramanid.predict import predict_prepared
 
 FRACTIONS = {1: [(1.0,)], 2: [(0.5, 0.5), (0.3, 0.7), (0.1, 0.9)], 3: [(1 / 3, 1 / 3, 1 / 3), (0.2, 0.3, 0.5)]}
@@ -114,12 +115,12 @@ def main() -> None:
     ).spectra
     refs, held, _ = specimen_holdout(built.meta, args.fold, seed=args.seed)
     assert len(bundle.library) == len(refs), "--model was built on another split"
-    rule = (bundle.info.mixture_representation, bundle.info.mixture_min_gain)
-    if rule[1] is None or args.choose:
+    rule = bundle.info.mixture_min_gain
+    if rule is None or args.choose:
         validation = np.asarray(bundle.info.validation["index"])
-        rule, rates = choose_stopping_rule(bundle.estimator, built.subset(refs), validation, seed=args.seed)
-        print(f"fit space and stopping rule chosen on validation mixtures: {rule} (exact-set rate of each: {rates})")
-        bundle.header["mixture"] = {"representation": rule[0], "min_gain": rule[1], "validation_exact": rates}
+        rule, figures = choose_stopping_rule(bundle.estimator, built.subset(refs), validation, seed=args.seed)
+        print(f"stopping rule chosen on validation mixtures: {rule} (each rule's figures: {json.dumps(figures)})")
+        bundle.header["mixture"] = {"method": METHOD, "min_gain": rule, "validation": figures}
         bundle.info = type(bundle.info).from_header(bundle.header)
     held_files = set(built.meta["file"].iloc[held])
     spectra, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ramanid.cli import main
 from ramanid.evaluation.mixtures import make_mix, score_sets
-from ramanid.mixture import background_basis, forward_path, stop, unmix
+from ramanid.mixture import cone, forward_path, shifted, stop, unmix
 from ramanid.spectra import Spectrum
 
 OLD = Path(__file__).parent / "data" / "bundles_v2"
@@ -21,30 +21,51 @@ def _band(*centres):
 
 
 REFERENCES = np.stack([_band(300, 700), _band(450, 1100), _band(460, 1110), _band(900, 1300)])
-GROUPS = np.array(["A", "B", "B", "C"])  # rows 1 and 2: two references of one mineral
+CONES = {"A": cone(REFERENCES[0]), "B": cone(REFERENCES[1:3]), "C": cone(REFERENCES[3])}  # B: two references
 
 
 def test_a_two_mineral_mixture_is_unmixed_with_its_shares():
     query = 0.7 * REFERENCES[0] + 0.3 * REFERENCES[3] + 0.05 * np.linspace(0, 1, X.size)
-    fit, explained, residual = unmix(query, REFERENCES, GROUPS, max_components=3, min_gain=0.1)
-    assert sorted(GROUPS[j] for j, _ in fit) == ["A", "C"] and explained > 0.999 and residual < 1e-6
-    weights = {GROUPS[j]: w for j, w in fit}
-    assert weights["A"] == pytest.approx(0.7, abs=1e-3) and weights["C"] == pytest.approx(0.3, abs=1e-3)
+    fit, explained, residual = unmix(query, dict(CONES), max_components=3, min_gain=0.1)
+    assert sorted(m for m, _ in fit) == ["A", "C"] and explained > 0.999 and residual < 1e-6
+    shares = dict(fit)
+    area = REFERENCES.sum(axis=1)
+    truth = 0.7 * area[0] / (0.7 * area[0] + 0.3 * area[3])
+    assert shares["A"] == pytest.approx(truth, abs=1e-3) and shares["C"] == pytest.approx(1 - truth, abs=1e-3)
 
 
 def test_a_single_mineral_gets_one_component_and_a_mineral_is_one_component():
     query = REFERENCES[1] + 0.2 * REFERENCES[2]  # one mineral, measured between its two references
-    fit, _, _ = unmix(query, REFERENCES, GROUPS, max_components=3, min_gain=0.1)
-    assert [GROUPS[j] for j, _ in fit] == ["B"]
-    fit, _, _ = unmix(REFERENCES[0], REFERENCES, GROUPS, max_components=3, min_gain=0.1)
-    assert [GROUPS[j] for j, _ in fit] == ["A"]
+    fit, _, _ = unmix(query, dict(CONES), max_components=3, min_gain=0.1)
+    assert [m for m, _ in fit] == ["B"]
+    fit, _, _ = unmix(REFERENCES[0], dict(CONES), max_components=3, min_gain=0.1)
+    assert [m for m, _ in fit] == ["A"]
+
+
+def test_a_mineral_measured_a_little_off_is_still_one_component():
+    # two points off, as another specimen or calibration leaves it: the cone's shifted copies fit it
+    query = shifted(REFERENCES[0], 2) + 0.5 * REFERENCES[3]
+    fit, explained, _ = unmix(query, dict(CONES), max_components=3, min_gain=0.1)
+    assert sorted(m for m, _ in fit) == ["A", "C"] and explained > 0.99
 
 
 def test_the_stopping_rule_keeps_components_while_each_takes_enough_away():
     query = 0.5 * REFERENCES[0] + 0.3 * REFERENCES[3] + 0.2 * REFERENCES[1]
-    path, residuals = forward_path(query, REFERENCES, GROUPS, 3, background_basis(X.size))
-    assert len(path) == 3 and all(a >= b for a, b in zip(residuals, residuals[1:], strict=False))
+    path, residuals = forward_path(query, dict(CONES), 3)
+    assert sorted(path) == ["A", "B", "C"] and all(a >= b for a, b in zip(residuals, residuals[1:], strict=False))
     assert stop(residuals, 0.1) == 3 and stop(residuals, 1.0) == 1 and stop([1.0], 0.1) == 0
+
+
+def test_candidates_found_in_what_the_fit_leaves_are_considered():
+    query = 0.8 * REFERENCES[0] + 0.2 * REFERENCES[3]
+    asked = []
+
+    def more(chosen):
+        asked.append(list(chosen))
+        return {"C": CONES["C"]} if chosen == ["A"] else {}
+
+    path, _ = forward_path(query, {"A": CONES["A"], "B": CONES["B"]}, 2, more)
+    assert path == ["A", "C"] and asked == [["A"]]
 
 
 def _spectrum(y, mineral):

@@ -195,8 +195,7 @@ def _mixtures(bundle: Bundle, X, scores, similarity, max_components: int):
             f"{bundle.info.estimator}, whose classes are not reference spectra to unmix"
         )
     gain = bundle.info.mixture_min_gain if bundle.info.mixture_min_gain is not None else MIN_GAIN
-    representation = bundle.info.mixture_representation
-    return mixtures(bundle.estimator, X, scores, similarity, bundle.library_meta, max_components, gain, representation)
+    return mixtures(bundle.estimator, X, scores, similarity, bundle.library_meta, max_components, gain)
 
 
 def scores_as_met(model, X: np.ndarray, bins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,10 @@ PARAMETERS_1024_67 = {
     + 6 * (50_000 + 200 + 50_000 + 200)
     + 3_200 * 67
     + 67,
+    # stem 64@7 (512) + BN 128; six blocks of two separable convolutions (64*3+64 + 64*64+64, twice), two BNs
+    # and a gate; a strided 1x1 projection in blocks 3 and 5 (4,160 each); length 509 -> 255 -> 128, so
+    # 64*128 -> 32 (262,176) and 32 -> 67
+    "rezero_cnn": 640 + 6 * (2 * (256 + 4_160) + 256 + 1) + 2 * 4_160 + 262_176 + 2_211,
 }
 
 
@@ -44,6 +48,27 @@ def test_batched_blocks_equal_the_loop():
     x = torch.randn(16, 1024)
     torch.testing.assert_close(loop(x), batched(x), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(loop.embed(x), batched.embed(x), rtol=1e-5, atol=1e-5)
+
+
+def test_folded_weights_follow_the_parameters_and_keep_input_gradients():
+    torch.manual_seed(0)
+    model, other = ramannet(1024, 5), ramannet(1024, 5)
+    for net in (model, other):
+        net.train()
+        net(torch.randn(64, 1024))
+        net.eval()
+    x = torch.randn(3, 1024)
+    with torch.inference_mode():
+        model(x)  # folded (and kept) inside inference mode
+    model.load_state_dict(other.state_dict())  # in place: the kept weights are stale now
+    loop = ramannet_loop(1024, 5).load_batched(other).eval()
+    torch.testing.assert_close(model(x), loop(x), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        model.classifier.bias += 1.0
+    torch.testing.assert_close(model(x), loop(x) + 1.0, rtol=1e-5, atol=1e-5)
+    x.requires_grad_(True)
+    model(x)[:, 0].sum().backward()  # attributions reach the input through the kept weights
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_ramannet_embedding_is_unit_length():

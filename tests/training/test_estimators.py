@@ -221,6 +221,24 @@ def test_bfloat16_falls_back_to_float32_where_the_cpu_lacks_it(monkeypatch):
     )
 
 
+def test_warmup_cosine_rises_over_the_warmup_then_anneals():
+    model = torch.nn.Linear(4, 1)
+    X, y = np.zeros((8, 4), np.float32), np.zeros((8, 1), np.float32)
+    config = TrainConfig(epochs=20, lr=0.1, batch_size=8, patience=None, scheduler="warmup_cosine", warmup=5)
+    history = train(model, lambda m, xb, yb: ((m(xb) - yb) ** 2).mean(), X, y, config)
+    rates = [h["lr"] for h in history]  # the rate each epoch trained with
+    np.testing.assert_allclose(rates[:5], [0.02, 0.04, 0.06, 0.08, 0.1])
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:], strict=False)) and rates[-1] < 0.01 < rates[10] < 0.1
+
+
+def test_rezero_cnn_trains_with_its_published_recipe():
+    config = SpectrumClassifier(model="rezero_cnn")._config()
+    assert (config.scheduler, config.clip_grad, config.batch_size, config.patience) == ("warmup_cosine", 1.0, 128, 15)
+    X, y = blobs(90, 128)
+    model = SpectrumClassifier(model="rezero_cnn", epochs=15, random_state=0).fit(X, y)
+    assert model.score(X, y) > 0.9
+
+
 def test_estimators_read_the_registry(monkeypatch):
     from ramanid.models import registry
 

@@ -15,13 +15,16 @@ import numpy as np
 from ramanid import confidence as conf
 from ramanid.bundle.folder import LIBRARY, WEIGHTS, BundleError
 from ramanid.errors import PreprocessingError
-from ramanid.mixture import REPRESENTATIONS
+from ramanid.mixture import METHOD as MIXTURE_METHOD
 from ramanid.preprocessing import steps_of
 from ramanid.preprocessing.grid import MAX_POINTS
 from ramanid.preprocessing.smooth import is_smoothing_window
 from ramanid.quality import SNR_BINS, calibration_keys
 from ramanid.training.registry import SAVED
 from ramanid.training.saved import finite_list, is_finite, is_whole
+
+#: the fit spaces older folders' mixture rules were chosen for (one reference per mineral)
+OLDER_MIXTURE_FITS = ("intensity", "derivative")
 
 
 def upgraded(header: dict, source) -> dict:
@@ -134,9 +137,13 @@ def check_header(header: dict, source) -> None:
         isinstance(mixture, dict)
         and is_finite(mixture.get("min_gain"))
         and 0 <= mixture["min_gain"] <= 1
-        and mixture.get("representation", "intensity") in REPRESENTATIONS
+        and (mixture.get("method") == MIXTURE_METHOD or mixture.get("representation") in OLDER_MIXTURE_FITS)
     ):
-        fail("mixture", f"{{'min_gain': the stopping rule, in [0, 1], 'representation': one of {REPRESENTATIONS}}}")
+        fail(
+            "mixture",
+            f"{{'min_gain': the stopping rule, in [0, 1], 'method': {MIXTURE_METHOD!r}}} (or, in older folders, "
+            f"'representation': one of {OLDER_MIXTURE_FITS})",
+        )
     try:
         steps_of(header.get("preprocess"))
     except PreprocessingError as exc:
@@ -229,9 +236,9 @@ class ModelInfo:
     data: dict
     validation: dict
     ramanid_version: str | None
-    #: the mixture stopping rule and fit space chosen on validation mixtures (library identifiers)
+    #: the mixture stopping rule chosen on validation mixtures (library identifiers; None where the
+    #: folder has none, or one chosen for the single-reference fit of older folders)
     mixture_min_gain: float | None = None
-    mixture_representation: str = "intensity"
     #: an element model's thresholds per signal-to-noise bin of its inputs (None: one set for all)
     element_thresholds_by_quality: tuple | None = None
     #: an element model's smoothing window per signal-to-noise bin of its inputs (0: none)
@@ -263,8 +270,7 @@ class ModelInfo:
             data=header.get("data") if isinstance(header.get("data"), dict) else {},
             validation=header.get("validation") if isinstance(header.get("validation"), dict) else {},
             ramanid_version=header.get("ramanid_version"),
-            mixture_min_gain=(header.get("mixture") or {}).get("min_gain"),
-            mixture_representation=(header.get("mixture") or {}).get("representation", "intensity"),
+            mixture_min_gain=_mixture_min_gain(header.get("mixture")),
             element_thresholds_by_quality=tuple(header["element_thresholds_by_quality"])
             if header.get("element_thresholds_by_quality")
             else None,
@@ -282,6 +288,13 @@ class ModelInfo:
         if bins is None or blocks is None or len(blocks) == len(SNR_BINS):
             return bins
         return calibration_keys(bins, quality)
+
+
+def _mixture_min_gain(block: dict | None) -> float | None:
+    """The folder's mixture stopping rule, where it was chosen for :mod:`ramanid.mixture`'s method;
+    older folders' rules (fits of one reference per mineral) are not on its scale: None.
+    """
+    return block["min_gain"] if block and block.get("method") == MIXTURE_METHOD else None
 
 
 def _calibration(block: dict | None) -> Calibration:

@@ -64,6 +64,9 @@ def run_fold(
     if variants:
         extra["variants"] = {label: {"metrics": json_ready(m), **more} for label, (m, more) in variants.items()}
     sizes = {"train_size": int(len(train)), "test_size": int(len(test))}
+    history = getattr(estimator, "history_", None)
+    if isinstance(history, list) and history and isinstance(history[0], dict):  # a network: epochs it ran
+        sizes["epochs_run"] = len(history)
     if pretrain is not None:
         sizes["pretrain_size"] = int(len(pretrain))
     return {

@@ -109,7 +109,7 @@ class _NeuralEstimator(BaseEstimator):
             batch_size=self._setting("batch_size", 64),
             patience=self._setting("patience", 20),
             scheduler=self._setting("scheduler", "plateau"),
-            clip_grad=self.clip_grad,
+            clip_grad=self._setting("clip_grad", None),
             device=self.device,
             seed=self._seed(),
             progress=self.progress,

@@ -31,11 +31,12 @@ class TrainConfig:
     better validation loss, but not before ``min_steps`` optimizer steps (on a small set one
     epoch is one step, and BatchNorm's running statistics need many steps before the validation
     loss means anything), and the best weights are restored. ``scheduler`` is ``"plateau"``
-    (reduce-on-plateau on the validation loss), ``"cosine"`` or ``None``. ``precision="auto"``
-    trains with float16 mixed precision on CUDA and float32 elsewhere; ``"bfloat16"`` autocasts
-    to bfloat16 where the device has it natively (about 2.4x faster for the convolutional models
-    on CPUs with AVX-512 BF16) and warns and trains in float32 elsewhere; ``"float32"`` never
-    autocasts.
+    (reduce-on-plateau on the validation loss), ``"cosine"``, ``"warmup_cosine"`` (the rate
+    rising linearly over ``warmup`` epochs, then cosine annealing, as RamanBench trains) or
+    ``None``. ``precision="auto"`` trains with float16 mixed precision on CUDA and float32
+    elsewhere; ``"bfloat16"`` autocasts to bfloat16 where the device has it natively (about 2.4x
+    faster for the convolutional models on CPUs with AVX-512 BF16) and warns and trains in
+    float32 elsewhere; ``"float32"`` never autocasts.
     """
 
     epochs: int = 100
@@ -47,6 +48,7 @@ class TrainConfig:
     plateau_factor: float = 0.9
     plateau_patience: int = 10
     clip_grad: float | None = None
+    warmup: int = 10
     min_steps: int = 150
     device: str | None = None
     precision: str = "auto"
@@ -83,6 +85,7 @@ def check_device(device: str) -> torch.device:
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+SCHEDULERS = ("plateau", "cosine", "warmup_cosine", None)
 
 
 def check_precision(precision: str) -> None:
@@ -254,4 +257,13 @@ def _scheduler(optimizer, config: TrainConfig):
         )
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
-    raise ModelError(f"unknown scheduler {config.scheduler!r}: expected 'plateau', 'cosine' or None")
+    if config.scheduler == "warmup_cosine":
+        warmup, rest = max(config.warmup, 1), max(config.epochs - config.warmup, 1)
+
+        def factor(epoch: int) -> float:
+            if epoch < warmup:
+                return (epoch + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(epoch - warmup, rest) / rest))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    raise ModelError(f"unknown scheduler {config.scheduler!r}: expected one of {SCHEDULERS}")
