@@ -472,6 +472,10 @@ def test_auto_model_choices_see_the_training_rows_only(monkeypatch):
     assert sizes == [f["train_size"] for f in folds] and all(
         f["model_chosen"] in ("lr", "svm", "gbm_pca") for f in folds
     )
+    for fold in folds:  # the record says what each candidate scored on the inner folds and took
+        assert set(fold["model_scores"]) == set(fold["model_seconds"]) == set(AutoClassifier().candidates)
+        assert fold["model_scores"][fold["model_chosen"]] == max(fold["model_scores"].values())
+        assert all(seconds >= 0 for seconds in fold["model_seconds"].values())
 
 
 def test_tuned_options_are_chosen_on_inner_folds_of_the_training_rows(monkeypatch):

@@ -130,6 +130,7 @@ def markdown(result: dict) -> str:
 CHOICES = {
     "preprocess": "preprocessing",
     "model_chosen": "model",
+    "model_scores": "inner balanced accuracy",
     "model_untried": "left untried by the budget",
     "tuned": "options",
 }

@@ -27,6 +27,7 @@ import time
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.feature_selection import SelectPercentile, f_classif
@@ -97,7 +98,8 @@ def classical_model(name: str, random_state: int | None = 0, **params):
         "svm": lambda: make_pipeline(
             StandardScaler(),
             SelectPercentile(f_classif, percentile=params.get("percentile", 30)),
-            SVC(C=params.get("C", 10.0), probability=True, random_state=random_state),
+            # Platt scaling on 5 inner folds, as SVC(probability=True) did before scikit-learn 1.9
+            CalibratedClassifierCV(SVC(C=params.get("C", 10.0), random_state=random_state), ensemble=False),
         ),
         "knn": lambda: KNeighborsClassifier(n_neighbors=params.get("n_neighbors", 1), metric="cosine"),
         "rf": lambda: RandomForestClassifier(
@@ -174,7 +176,8 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
 
     With a ``budget`` (seconds), candidates are tried in order until it is spent: one not yet
     started then is left out (``untried_``), and the best of those tried wins. ``chosen_`` names
-    it and ``scores_`` holds every tried candidate's inner score.
+    it, ``scores_`` holds every tried candidate's inner score and ``seconds_`` what its inner
+    folds took.
     """
 
     def __init__(self, candidates=AUTO_CANDIDATES, folds: int = 3, budget=None, random_state=None):
@@ -197,11 +200,16 @@ class AutoClassifier(ClassifierMixin, BaseEstimator):
                     return
                 yield name
 
+        self.seconds_ = {}
+
         def score(name, train, test):
             if len(np.unique(y[train])) < 2:
                 return None
+            began = time.perf_counter()
             model = classical_model(name, self.random_state).fit(X[train], y[train])
-            return balanced_accuracy_score(y[test], model.predict(X[test]))
+            accuracy = balanced_accuracy_score(y[test], model.predict(X[test]))
+            self.seconds_[name] = self.seconds_.get(name, 0.0) + time.perf_counter() - began
+            return accuracy
 
         self.chosen_, self.scores_ = best_on_inner_folds(within_budget(), score, splits)
         self.untried_ = [name for name in self.candidates if name not in self.scores_]

@@ -51,6 +51,8 @@ TRUSTED = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils._bunch.Bunch",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "ramanid.training.baselines.RidgeSoftmax",
     "aeon.transformations.collection.convolution_based._minirocket.MiniRocket",
     "lightgbm.sklearn.LGBMClassifier",

@@ -90,6 +90,11 @@ def fit_recipe(
         fit(fitted)
     if hasattr(estimator, "chosen_"):
         choices["model_chosen"] = estimator.chosen_
+        if hasattr(estimator, "seconds_"):  # auto: each candidate's inner score and the seconds it took
+            choices["model_scores"] = {
+                name: round(score, 4) if np.isfinite(score) else None for name, score in estimator.scores_.items()
+            }
+            choices["model_seconds"] = {name: round(s, 1) for name, s in estimator.seconds_.items()}
     if getattr(estimator, "untried_", None):
         choices["model_untried"] = estimator.untried_  # the budget ran out before them
     return Recipe(estimator, X, steps, choices)
