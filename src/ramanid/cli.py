@@ -85,6 +85,10 @@ class _ModelOption(click.Option):
         lines = [f"{name}: {MODELS[name].description}." for name in user_models()]
         lines.append(f"Classical baselines: {', '.join(CLASSICAL)}.")
         lines.append("For elements, NETWORK+vote blends a network with formula_vote (weight chosen on validation).")
+        lines.append(
+            "For labels with groups: MODEL+epo projects out how each class differs between the training "
+            "groups; MODEL+by_group standardises each group on its own (cv only)."
+        )
         self.help = f"{self.help} " + " ".join(lines)
         return super().get_help_record(ctx)
 

@@ -34,6 +34,7 @@ from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL
 from ramanid.training.blend import VOTE_SUFFIX
 from ramanid.training.by_group import BY_GROUP
+from ramanid.training.epo import EPO
 from ramanid.training.factory import Options
 from ramanid.training.identifier import LibraryIdentifier, input_snr_bins
 from ramanid.training.recipe import fit_recipe
@@ -62,7 +63,12 @@ def train_bundle(
             f"model {model!r} cannot be saved: it standardises each batch as one group, and a saved model "
             "answers spectra one by one; use it with 'ramanid cv'"
         )
-    if model.removesuffix(VOTE_SUFFIX) not in user_models() and model not in CLASSICAL:
+    if model.endswith(EPO) and model.removesuffix(EPO) not in CLASSICAL:
+        raise RamanIdError(
+            f"model {model!r} cannot be saved: 'ramanid train' takes MODEL{EPO} for the classical models "
+            f"{list(CLASSICAL)}; use a network with it in 'ramanid cv'"
+        )
+    if model.removesuffix(VOTE_SUFFIX) not in user_models() and model.removesuffix(EPO) not in CLASSICAL:
         raise RamanIdError(
             f"model {model!r} cannot be saved: 'ramanid train' takes the neural models {user_models()} "
             f"(and NETWORK{VOTE_SUFFIX} for elements) and the classical ones {list(CLASSICAL)}"

@@ -24,7 +24,7 @@ from ramanid.predict import predict_prepared
 from ramanid.serve import Limits, create_app
 from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL, ELEMENTS_ONLY
-from ramanid.training.classical import SKOPS_TENSOR, SavedClassifier, SavedElements, linear_logits
+from ramanid.training.classical import SKOPS_TENSOR, SavedClassifier, SavedElements
 from ramanid.training.factory import Options
 
 LABEL_MODELS = [name for name in CLASSICAL if name not in ELEMENTS_ONLY]
@@ -106,14 +106,16 @@ def test_a_stored_model_with_an_untrusted_type_is_refused_not_built():
         SavedClassifier.from_state(header, tensors, source="m")
 
 
-@pytest.mark.parametrize("name, classes", [("lr", 3), ("lr", 2), ("pca_lr", 3)])
+@pytest.mark.parametrize("name, classes", [("lr", 3), ("lr", 2), ("pca_lr", 3), ("lr+epo", 3)])
 def test_linear_models_are_explained_by_their_exact_logits(name, classes):
     rng = np.random.default_rng(1)
     X = rng.random((90, 60))
     y = np.array(list("abc"[:classes]) * 90)[:90]
     X[y == "a", 10:14] += 1.0
-    model = SavedClassifier(name, val_fraction=0, random_state=0).fit(X, y)
-    module = linear_logits(model.model_)
+    groups = np.tile(["g1", "g2"], 45)
+    X[groups == "g2", 30:33] += 0.5  # a group offset for +epo to remove
+    model = SavedClassifier(name, val_fraction=0, random_state=0).fit(X, y, groups)
+    module = model.attribution(X[:1]).module
     with torch.no_grad():
         logits = module(torch.as_tensor(X, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(torch.softmax(torch.as_tensor(logits), 1).numpy(), model.predict_proba(X), atol=1e-4)

@@ -10,6 +10,7 @@ from ramanid.evaluation.protocol import ONE_AT_A_TIME, run_cv
 from ramanid.targets import Task
 from ramanid.training.baselines import AUTO_CANDIDATES, AutoClassifier, classical_model
 from ramanid.training.by_group import GroupStandardised, standardise_each
+from ramanid.training.epo import Orthogonalised, nuisance_directions
 from ramanid.training.factory import Options, make_estimator
 from ramanid.training.selection import choose_preprocessing
 
@@ -79,6 +80,59 @@ def test_per_group_standardisation_is_for_labels_in_cv_only(ecoli):
         make_estimator("lr+by_group", Task.parse("elements"), Options(), 0)
     with pytest.raises(RamanIdError, match="standardises each batch as one group"):
         train_bundle(ecoli, task=Task.parse("label:label"), model="lr+by_group", options=Options(), seed=0, folder="x")
+
+
+def test_nuisance_directions_span_how_each_class_differs_between_groups():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 12))
+    y, groups = np.tile(np.repeat(["a", "b"], 20), 2), np.repeat(["g1", "g2"], 40)
+    X[groups == "g2"] += 3.0 * np.eye(12)[4]  # the second culture is brighter at point 4
+    V = nuisance_directions(X, y, groups)
+    np.testing.assert_allclose(V @ V.T, np.eye(len(V)), atol=1e-10)  # orthonormal
+    assert len(V) == 2  # one difference per class (two groups): at most two directions
+    projected = X - X @ V.T @ V
+    for label in "ab":  # after projection, each class's group means agree
+        means = [projected[(y == label) & (groups == g)].mean(axis=0) for g in ("g1", "g2")]
+        np.testing.assert_allclose(means[0], means[1], atol=1e-10)
+    assert nuisance_directions(X, y, np.repeat("one", 80)).shape == (0, 12)  # one group: nothing to remove
+
+
+def test_epo_carries_to_a_culture_never_seen_one_spectrum_at_a_time(ecoli):
+    results = run_cv(
+        ecoli,
+        task="label:label",
+        models=["lr", "lr+epo"],
+        split="grouped:group",
+        folds=3,
+        options=Options(),
+        log=lambda _: None,
+    )["models"]
+    plain = results["lr"]["summary"]["balanced_accuracy"]["mean"]
+    projected = results["lr+epo"]["summary"]["balanced_accuracy"]["mean"]
+    assert projected > plain + 0.02  # what differs between the training cultures is not learnt
+    assert all("variants" not in fold for fold in results["lr+epo"]["folds"])  # not transductive
+    assert not make_estimator("lr+epo", Task.parse("label:label"), Options(), 0).transductive
+
+
+def test_epo_models_are_saved_classical_ones_and_refused_for_networks(ecoli, tmp_path):
+    from ramanid.bundle import load_bundle
+
+    model = make_estimator("svm+epo", Task.parse("label:label"), Options(), 0)
+    assert isinstance(model, Orthogonalised)
+    with pytest.raises(ModelError, match="it is for label tasks"):
+        make_estimator("lr+epo", Task.parse("elements"), Options(), 0)
+    with pytest.raises(RamanIdError, match="takes MODEL\\+epo for the classical models"):
+        train_bundle(ecoli, task=Task.parse("label:label"), model="ramannet+epo", options=Options(), seed=0, folder="x")
+    bundle = train_bundle(
+        ecoli, task=Task.parse("label:label"), model="lr+epo", options=Options(), seed=0, folder=tmp_path / "m",
+        log=lambda *_: None,
+    )  # fmt: skip
+    loaded = load_bundle(tmp_path / "m")
+    fitted = loaded.estimator.model_
+    assert isinstance(fitted, Orthogonalised) and len(fitted.directions_) > 0  # learnt from the training cultures
+    np.testing.assert_allclose(
+        loaded.estimator.predict_proba(ecoli.intensities[:20]), bundle.estimator.predict_proba(ecoli.intensities[:20])
+    )
 
 
 def test_the_preprocessing_stand_in_sees_the_spectra_as_by_group_does(ecoli, monkeypatch):

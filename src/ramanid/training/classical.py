@@ -37,12 +37,14 @@ from ramanid.training.baselines import (
     FormulaVote,
     classical_model,
 )
+from ramanid.training.epo import EPO, Orthogonalised
 from ramanid.training.saved import Attribution, ElementAnswers, SavedModel, class_target, finite_list
 
 #: the types beyond skops' own trusted ones that ramanid's classical models hold; a stored model
 #: with any other type is refused, never built
 TRUSTED = (
     "ramanid.training.baselines.AutoClassifier",
+    "ramanid.training.epo.Orthogonalised",
     "ramanid.training.baselines.StackedClassifier",
     "ramanid.training.baselines.ClassicalElementIdentifier",
     "ramanid.training.baselines.FormulaVote",
@@ -129,10 +131,16 @@ class _Stored(BaseEstimator, SavedModel):
         return self.model_.predict_proba(validate_data(self, X, dtype=np.float64, reset=False))
 
 
+def is_label_model(name) -> bool:
+    """Whether ``name`` is a classical label model, alone or as ``MODEL+epo``."""
+    base = name.removesuffix(EPO) if isinstance(name, str) else None
+    return base in CLASSICAL and base not in ELEMENTS_ONLY
+
+
 class SavedClassifier(ClassifierMixin, _Stored):
-    """A classical label model (``lr``, ``svm``, ``auto``, ...) as a saved model; its class scores
-    are log-probabilities, which the folder's temperature scales as it scales logits. ``budget``:
-    seconds that ``auto`` may take to choose.
+    """A classical label model (``lr``, ``svm``, ``auto``, ..., or one of them as ``MODEL+epo``) as
+    a saved model; its class scores are log-probabilities, which the folder's temperature scales as
+    it scales logits. ``budget``: seconds that ``auto`` may take to choose.
     """
 
     def __init__(self, model="lr", val_fraction=0.2, budget=None, random_state=None):
@@ -150,21 +158,23 @@ class SavedClassifier(ClassifierMixin, _Stored):
             isinstance(classes, list) and len(classes) == header["outputs"][0] and len(set(classes)) == len(classes)
         ):
             return "classes", f"{header['outputs'][0]} different class names"
-        if header["params"]["model"] not in CLASSICAL or header["params"]["model"] in ELEMENTS_ONLY:
+        if not is_label_model(header["params"]["model"]):
             return "params", "a classical label model's name"
         return None
 
     def fit(self, X, y, groups=None):
         """Fit :func:`classical_model` ``model`` on the training part of the internal split."""
-        if self.model not in CLASSICAL or self.model in ELEMENTS_ONLY:
+        if not is_label_model(self.model):
             labels = sorted(set(CLASSICAL) - set(ELEMENTS_ONLY))
-            raise ModelError(f"unknown classical model {self.model!r}: expected one of {labels}")
+            raise ModelError(f"unknown classical model {self.model!r}: expected one of {labels} (or MODEL{EPO})")
         from ramanid.training.factory import fit_estimator
 
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         train, self.validation_index_ = validation_split(len(X), self.val_fraction, self.random_state or 0, y, groups)
-        model = classical_model(self.model, random_state=self.random_state, budget=self.budget)
+        model = classical_model(self.model.removesuffix(EPO), random_state=self.random_state, budget=self.budget)
+        if self.model.endswith(EPO):
+            model = Orthogonalised(model)
         fit_estimator(model, X[train], y[train], None if groups is None else np.asarray(groups)[train])
         if isinstance(model, AutoClassifier):
             self.chosen_, self.untried_ = model.chosen_, model.untried_
@@ -187,11 +197,16 @@ class SavedClassifier(ClassifierMixin, _Stored):
 
     def attribution(self, X, target: str | None = None) -> Attribution:
         """Where the chosen model is linear in the spectrum (``lr``, ``pca_lr``, or ``auto`` that
-        chose ``lr``), a torch module of its exact logits, whose integrated gradients from a zero
-        spectrum are the coefficients times the spectrum.
+        chose ``lr``; any of them as ``MODEL+epo`` too), a torch module of its exact logits, whose
+        integrated gradients from a zero spectrum are the coefficients times the spectrum.
         """
-        fitted = self.model_.model_ if isinstance(self.model_, AutoClassifier) else self.model_
+        fitted, projection = self.model_, None
+        if isinstance(fitted, Orthogonalised):  # a linear map in front: x minus its nuisance directions
+            fitted, projection = fitted.base_, fitted.directions_
+        fitted = fitted.model_ if isinstance(fitted, AutoClassifier) else fitted
         module = linear_logits(fitted)
+        if module is not None and projection is not None and len(projection):
+            module = torch.nn.Sequential(_projection(projection), module).eval()
         if module is None:
             raise ModelError(
                 f"{self.model} is not linear in the spectrum: it has no attribution; explain lr or a network"
@@ -242,6 +257,15 @@ class SavedElements(ElementAnswers, _Stored):
 
     def attribution(self, X, target: str | None = None) -> Attribution:
         raise ModelError(f"{self.model} for elements has no attribution: explain a network")
+
+
+def _projection(directions: np.ndarray) -> torch.nn.Module:
+    """A float32 linear torch module of ``x - x V^T V`` (``V``: orthonormal rows)."""
+    points = directions.shape[1]
+    layer = torch.nn.Linear(points, points, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(np.eye(points) - directions.T @ directions, dtype=torch.float32))
+    return layer
 
 
 def linear_logits(model) -> torch.nn.Module | None:

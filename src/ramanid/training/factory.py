@@ -20,6 +20,7 @@ from ramanid.training.baselines import (
 from ramanid.training.blend import VOTE_SUFFIX, NetworkAndVote
 from ramanid.training.by_group import BY_GROUP, GroupStandardised
 from ramanid.training.classical import SavedClassifier, SavedElements
+from ramanid.training.epo import EPO, Orthogonalised
 from ramanid.training.estimators import ElementIdentifier, SpectrumClassifier
 
 
@@ -62,9 +63,10 @@ def model_names() -> list[str]:
 def check_model_name(name: str) -> None:
     """A :class:`ModelError` unless ``name`` is a registered network, a classical baseline, a
     network blended with the formula vote (``NETWORK+vote``), or either standardised group by
-    group (``MODEL+by_group``, :mod:`ramanid.training.by_group`).
+    group (``MODEL+by_group``, :mod:`ramanid.training.by_group`) or with the training groups'
+    differences projected out (``MODEL+epo``, :mod:`ramanid.training.epo`).
     """
-    name = name.removesuffix(BY_GROUP)
+    name = name.removesuffix(BY_GROUP).removesuffix(EPO)
     network = name.removesuffix(VOTE_SUFFIX)
     if name not in CLASSICAL and (network not in MODELS or MODELS[network].benchmark_only):
         raise ModelError(
@@ -89,6 +91,12 @@ def make_estimator(name: str, task: Task, options: Options, seed: int, saved: bo
         if task.kind == "elements":
             raise ModelError(f"{name} standardises each group's spectra: it is for label tasks")
         return GroupStandardised(make_estimator(name.removesuffix(BY_GROUP), task, options, seed))
+    if name.endswith(EPO):
+        if saved and name.removesuffix(EPO) in CLASSICAL and task.kind != "elements":
+            return SavedClassifier(name, budget=options.budget_s, random_state=seed)
+        if task.kind == "elements":
+            raise ModelError(f"{name} projects out how each class differs between groups: it is for label tasks")
+        return Orthogonalised(make_estimator(name.removesuffix(EPO), task, options, seed))
     if (name in ELEMENTS_ONLY or name.endswith(VOTE_SUFFIX)) and task.kind != "elements":
         raise ModelError(f"{name} votes the elements of the nearest references' formulas: use it with --task elements")
     if name.endswith(VOTE_SUFFIX):
