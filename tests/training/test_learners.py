@@ -135,6 +135,16 @@ def test_epo_models_are_saved_classical_ones_and_refused_for_networks(ecoli, tmp
     )
 
 
+def test_auto_inside_epo_still_says_what_it_chose():
+    from ramanid.training.classical import SavedClassifier
+
+    X, y = _bands()
+    groups = np.tile(["g1", "g2", "g3"], 30)
+    model = SavedClassifier("auto+epo", budget=1e-9, random_state=0).fit(X, y, groups)
+    assert isinstance(model.model_, Orthogonalised) and model.chosen_ == "lr"  # the budget leaves lr alone
+    assert "auto+epo (lr)" in model.attribution(X[:1]).label
+
+
 def test_the_preprocessing_stand_in_sees_the_spectra_as_by_group_does(ecoli, monkeypatch):
     from ramanid.training import selection
 

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
-from sklearn.feature_selection import SelectPercentile, f_classif
+from sklearn.feature_selection import SelectPercentile, VarianceThreshold, f_classif
 from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -97,6 +97,7 @@ def classical_model(name: str, random_state: int | None = 0, **params):
         ),
         "svm": lambda: make_pipeline(
             StandardScaler(),
+            VarianceThreshold(),  # constant points have no F statistic (scikit-learn warns on each fit)
             SelectPercentile(f_classif, percentile=params.get("percentile", 30)),
             # Platt scaling on 5 inner folds, as SVC(probability=True) did before scikit-learn 1.9
             CalibratedClassifierCV(SVC(C=params.get("C", 10.0), random_state=random_state), ensemble=False),

@@ -176,8 +176,9 @@ class SavedClassifier(ClassifierMixin, _Stored):
         if self.model.endswith(EPO):
             model = Orthogonalised(model)
         fit_estimator(model, X[train], y[train], None if groups is None else np.asarray(groups)[train])
-        if isinstance(model, AutoClassifier):
-            self.chosen_, self.untried_ = model.chosen_, model.untried_
+        auto = _auto(model)
+        if auto is not None:
+            self.chosen_, self.untried_ = auto.chosen_, auto.untried_
         self.model_, self.classes_ = model, model.classes_
         return self
 
@@ -200,11 +201,10 @@ class SavedClassifier(ClassifierMixin, _Stored):
         chose ``lr``; any of them as ``MODEL+epo`` too), a torch module of its exact logits, whose
         integrated gradients from a zero spectrum are the coefficients times the spectrum.
         """
-        fitted, projection = self.model_, None
+        fitted, projection, auto = self.model_, None, _auto(self.model_)
         if isinstance(fitted, Orthogonalised):  # a linear map in front: x minus its nuisance directions
             fitted, projection = fitted.base_, fitted.directions_
-        fitted = fitted.model_ if isinstance(fitted, AutoClassifier) else fitted
-        module = linear_logits(fitted)
+        module = linear_logits(fitted if auto is None else auto.model_)
         if module is not None and projection is not None and len(projection):
             module = torch.nn.Sequential(_projection(projection), module).eval()
         if module is None:
@@ -212,7 +212,7 @@ class SavedClassifier(ClassifierMixin, _Stored):
                 f"{self.model} is not linear in the spectrum: it has no attribution; explain lr or a network"
             )
         target, output, probability = class_target(self, X, target)
-        name = f"{self.model} ({self.model_.chosen_})" if isinstance(self.model_, AutoClassifier) else self.model
+        name = self.model if auto is None else f"{self.model} ({auto.chosen_})"
         return Attribution(module, output, target, f"class {target}: {name} probability {probability:.2f}")
 
 
@@ -257,6 +257,12 @@ class SavedElements(ElementAnswers, _Stored):
 
     def attribution(self, X, target: str | None = None) -> Attribution:
         raise ModelError(f"{self.model} for elements has no attribution: explain a network")
+
+
+def _auto(model) -> AutoClassifier | None:
+    """The :class:`AutoClassifier` a fitted model is, or holds inside ``+epo``, or None."""
+    model = model.base_ if isinstance(model, Orthogonalised) else model
+    return model if isinstance(model, AutoClassifier) else None
 
 
 def _projection(directions: np.ndarray) -> torch.nn.Module:

@@ -88,13 +88,15 @@ def fit_recipe(
         fit(train)
     else:
         fit(fitted)
-    if hasattr(estimator, "chosen_"):
-        choices["model_chosen"] = estimator.chosen_
-        if hasattr(estimator, "seconds_"):  # auto: each candidate's inner score and the seconds it took
+    # what chose, also inside +by_group and +epo (whose fitted model is base_)
+    chooser = estimator if hasattr(estimator, "chosen_") else getattr(estimator, "base_", estimator)
+    if hasattr(chooser, "chosen_"):
+        choices["model_chosen"] = chooser.chosen_
+        if hasattr(chooser, "seconds_"):  # auto: each candidate's inner score and the seconds it took
             choices["model_scores"] = {
-                name: round(score, 4) if np.isfinite(score) else None for name, score in estimator.scores_.items()
+                name: round(score, 4) if np.isfinite(score) else None for name, score in chooser.scores_.items()
             }
-            choices["model_seconds"] = {name: round(s, 1) for name, s in estimator.seconds_.items()}
-    if getattr(estimator, "untried_", None):
-        choices["model_untried"] = estimator.untried_  # the budget ran out before them
+            choices["model_seconds"] = {name: round(s, 1) for name, s in chooser.seconds_.items()}
+    if getattr(chooser, "untried_", None):
+        choices["model_untried"] = chooser.untried_  # the budget ran out before them
     return Recipe(estimator, X, steps, choices)
