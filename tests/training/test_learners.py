@@ -157,6 +157,18 @@ def test_the_preprocessing_stand_in_sees_the_spectra_as_by_group_does(ecoli, mon
     assert all(g is None or len(set(g)) == 2 for g in seen)  # training: the two other cultures, each its own
 
 
+def test_the_preprocessing_stand_in_sees_the_spectra_as_epo_does(ecoli, monkeypatch):
+    from ramanid.training import selection
+
+    seen = []
+    real = selection.nuisance_directions
+    monkeypatch.setattr(selection, "nuisance_directions", lambda X, y, g: seen.append(set(g)) or real(X, y, g))
+    X, y, groups = ecoli.intensities, ecoli.meta["label"].to_numpy(), ecoli.meta["group"].to_numpy()
+    spec, scores = choose_preprocessing(X, y, ecoli.shifts, groups, candidates=("none", "snv"), epo=True)
+    assert spec in scores and len(seen) == 2 * 3  # 2 candidates x 3 inner folds
+    assert all(len(g) == 2 for g in seen)  # learnt from the inner training part's two cultures
+
+
 def test_the_stack_learns_its_weights_on_held_out_groups(monkeypatch):
     from ramanid.training import baselines
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ramanid.targets import Task
 from ramanid.training.by_group import BY_GROUP
+from ramanid.training.epo import EPO
 from ramanid.training.factory import Options, fit_estimator, make_estimator
 from ramanid.training.selection import choose_options, choose_preprocessing, preprocess
 
@@ -63,6 +64,7 @@ def fit_recipe(
                 None if groups is None else groups[fitted],
                 seed=seed,
                 by_group=name.endswith(BY_GROUP),
+                epo=name.removesuffix(BY_GROUP).endswith(EPO),
             )
         choices["preprocess"] = steps
         rest = np.setdiff1d(np.arange(len(X)), fitted)

@@ -20,6 +20,7 @@ from ramanid.preprocessing.presets import number_or_text
 from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL
 from ramanid.training.by_group import standardise_each
+from ramanid.training.epo import nuisance_directions
 from ramanid.training.factory import Options, classical_params, fit_estimator, make_estimator
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
@@ -40,7 +41,15 @@ def preprocess(spec: str | None, X_fit: np.ndarray, shifts, *others: np.ndarray)
 
 
 def choose_preprocessing(
-    X, y, shifts, groups=None, candidates=CANDIDATES, folds: int = 3, seed: int = 0, by_group: bool = False
+    X,
+    y,
+    shifts,
+    groups=None,
+    candidates=CANDIDATES,
+    folds: int = 3,
+    seed: int = 0,
+    by_group: bool = False,
+    epo: bool = False,
 ):
     """``(spec, scores)``: the candidate with the best inner cross-validated balanced accuracy of a
     standardised ridge classifier (a fast linear stand-in for every model: closed form, so the
@@ -48,7 +57,8 @@ def choose_preprocessing(
 
     The inner folds keep ``groups`` together where given, as the outer split does. ``by_group``:
     the stand-in sees the spectra as ``MODEL+by_group`` does, each training group standardised on
-    its own and the held-out fold as one batch.
+    its own and the held-out fold as one batch; ``epo``: as ``MODEL+epo`` does, with the inner
+    training groups' within-class differences projected out.
     """
     if np.ndim(y) != 1:
         raise ModelError("--preprocess auto chooses for one label per spectrum: give the steps for elements")
@@ -62,6 +72,9 @@ def choose_preprocessing(
                 standardise_each(X_train, None if groups is None else groups[train]),
                 standardise_each(X_test),
             )
+        if epo and groups is not None:
+            directions = nuisance_directions(X_train, y[train], groups[train])
+            X_train, X_test = (Z - Z @ directions.T @ directions for Z in (X_train, X_test))
         model = sk_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)).fit(X_train, y[train])
         return balanced_accuracy_score(y[test], model.predict(X_test))
 
