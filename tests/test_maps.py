@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from ramanid.bundle import load_bundle
 from ramanid.cli import main
 from ramanid.errors import RamanIdError
-from ramanid.maps import MapData, MapOptions, majority_filter, map_answers, read_map, write_map
+from ramanid.maps import MapData, MapOptions, majority_filter, map_answers, read_map, summary, write_map
 from tests.conftest import SHARED
 
 OLD = Path(__file__).parent / "data" / "bundles_v2"
@@ -69,6 +69,22 @@ def test_the_map_command_writes_every_output_and_says_what_is_missing(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert summary["pixels"].sum() == 12 and summary["area_share"].sum() == pytest.approx(1, abs=1e-3)  # rounded shares
     assert not list(tmp_path.glob(".map.chunks"))  # the chunks of a finished run are cleared
+
+
+def test_pixels_too_poor_for_an_answer_are_their_own_phase(bundle):
+    data = _map(bundle)
+    rng = np.random.default_rng(1)
+    noisy = data.intensities.copy()
+    noisy[:12] = noisy[:12] / 1000 + rng.normal(0, 2.0, noisy[:12].shape)  # twelve pixels drowned in noise
+    table = map_answers(bundle, MapData(data.shifts, noisy, data.x, data.y, "noisy", data.facts), MapOptions())
+    poor = table["poor"].to_numpy(bool)
+    assert poor[:12].all() and not poor[12:].all()
+    assert ((table["phase"] == "too poor") == poor).all() and (table["mineral"][poor] != "too poor").all()  # kept
+    phases = summary(table).set_index("phase")
+    assert phases.loc["too poor", "pixels"] == poor.sum()
+    assert phases.loc["too poor", "area_share"] == pytest.approx(poor.mean(), abs=1e-4)
+    minerals = phases.drop("too poor")  # the others share the area that was answered
+    assert minerals["area_share"].sum() == pytest.approx(1, abs=1e-3)
 
 
 def test_a_local_dask_cluster_gives_the_in_process_answers(bundle):

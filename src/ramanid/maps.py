@@ -35,6 +35,10 @@ from ramanid.predict import answer_arrays
 
 #: an answer's label for a pixel that is flagged unknown, and for one that could not be answered
 UNKNOWN, UNANSWERED = "unknown", "not answered"
+#: the phase of a pixel too poor for a confident answer (its answer stays in ``mineral``)
+TOO_POOR = "too poor"
+#: the phases that are not a mineral
+NOT_MINERALS = (UNKNOWN, UNANSWERED, TOO_POOR)
 #: the neighbourhood steps offered (``majority``: the 3 x 3 probability-weighted majority;
 #: ``segments``: that, then each region of one phase answered by its mean spectrum)
 NEIGHBOURHOODS = ("off", "majority", "segments")
@@ -290,7 +294,7 @@ def map_answers(
     table = pd.concat([pd.DataFrame(done[s]) for s in starts], ignore_index=True)
     table.insert(0, "y", data.y)
     table.insert(0, "x", data.x)
-    table["phase"] = np.where(table["unknown"], UNKNOWN, table["mineral"])
+    table["phase"] = np.where(table["poor"], TOO_POOR, np.where(table["unknown"], UNKNOWN, table["mineral"]))
     if options.neighbourhood in ("majority", "segments"):
         table["phase"] = majority_filter(data, table)
     if options.neighbourhood == "segments":
@@ -440,7 +444,7 @@ def segment_phases(bundle, data: MapData, table: pd.DataFrame, options: MapOptio
     region = np.full(len(phases), -1)
     count = 0
     for code, name in enumerate(names):
-        if name in (UNKNOWN, UNANSWERED):
+        if name in NOT_MINERALS:
             continue
         labels = np.zeros((len(ys), len(xs)), dtype=int)
         labels[rows, columns] = codes == code
@@ -474,15 +478,16 @@ def segment_phases(bundle, data: MapData, table: pd.DataFrame, options: MapOptio
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Each phase's pixels, share of the answered area (for the pixels not answered, their share of
-    the whole map), and mean probability, largest first.
+    """Each phase's pixels, share of the answered area (for the pixels not answered and those too
+    poor for an answer, their share of the whole map), and mean probability, largest first.
     """
-    answered = table[table["phase"] != UNANSWERED]
+    unanswered = (UNANSWERED, TOO_POOR)
+    answered = table[~table["phase"].isin(unanswered)]
     rows = [
         {
             "phase": phase,
             "pixels": int(len(part)),
-            "area_share": round(len(part) / max(len(table) if phase == UNANSWERED else len(answered), 1), 4),
+            "area_share": round(len(part) / max(len(table) if phase in unanswered else len(answered), 1), 4),
             "mean_probability": round(float(np.nanmean(part["probability"])), 4) if len(part) else float("nan"),
         }
         for phase, part in table.groupby("phase")
@@ -512,9 +517,9 @@ def _report(bundle, data: MapData, table: pd.DataFrame, phases: pd.DataFrame, fo
     def image(path: Path) -> str:
         return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
-    shown = [p for p in phases["phase"] if p not in (UNKNOWN, UNANSWERED)][:REPORT_SPECTRA]
+    shown = [p for p in phases["phase"] if p not in NOT_MINERALS][:REPORT_SPECTRA]
     cards = _phase_cards(bundle, data, table, shown)
-    more = len(phases) - len(shown) - int(phases["phase"].isin([UNKNOWN, UNANSWERED]).sum())
+    more = len(phases) - len(shown) - int(phases["phase"].isin(NOT_MINERALS).sum())
     if more > 0:
         cards.append(f"<p>{more} smaller phases are in the table only.</p>")
     rows = "".join(
@@ -537,7 +542,8 @@ td,th{{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}}img{{ma
 <h1>Phase map of {_html(data.source)}</h1>
 <p>{len(data)} pixels; model {_html(str(bundle.path))} ({_html(bundle.estimator.model)},
 {len(bundle.library)} references).
-Unknown pixels (the unknown flag) are grey; pixels too poor for a confident answer are hatched.</p><ul>{notes}</ul>
+Unknown pixels (the unknown flag) are grey; pixels too poor for a confident answer are pale and
+crossed (their answers are in pixels.csv).</p><ul>{notes}</ul>
 {maps}
 <h2>Phases</h2><table><tr><th>phase</th><th>pixels</th><th>area</th><th>mean probability</th></tr>{rows}</table>
 <h2>A representative spectrum of each phase, over its best reference</h2>{"".join(cards)}</body></html>"""

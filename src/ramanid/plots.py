@@ -171,24 +171,31 @@ def embedding_maps(
 #: the colours of a phase map's phases (matplotlib's tab20, then tab20b), unknown and unanswered pixels
 PHASE_COLOURS = [mpl.colormaps["tab20"](i) for i in range(20)] + [mpl.colormaps["tab20b"](i) for i in range(20)]
 UNKNOWN_COLOUR, UNANSWERED_COLOUR = (0.55, 0.55, 0.55, 1.0), (1.0, 1.0, 1.0, 1.0)
+#: pixels too poor for a confident answer: pale, so that no colour claims a mineral there
+TOO_POOR_COLOUR = (0.9, 0.9, 0.86, 1.0)
 
 
 def phase_colours(phases) -> dict:
-    """Each phase's colour (RGBA), in the order given, largest first: unknown grey, not answered white."""
-    names = [p for p in phases if p not in ("unknown", "not answered")]
+    """Each phase's colour (RGBA), in the order given, largest first: unknown grey, not answered
+    white, too poor pale.
+    """
+    special = {"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR, "too poor": TOO_POOR_COLOUR}
+    names = [p for p in phases if p not in special]
     colour = {name: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, name in enumerate(names)}
-    colour.update({"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR})
+    colour.update(special)
     return colour
 
 
 def phase_map(data, table, phases, path: Path) -> Path:
     """The categorical map of phases: a legend with each phase's area share, axes in the map's
-    units (µm where the file says so), unknown pixels grey, too-poor pixels hatched.
+    units (µm where the file says so), unknown pixels grey, pixels too poor for an answer pale,
+    and every pixel whose own spectrum is too poor crossed (a neighbourhood step may have given it
+    its neighbours' phase).
     """
     from matplotlib.patches import Patch
 
     colour = phase_colours(phases["phase"])
-    names = [p for p in phases["phase"] if p not in ("unknown", "not answered")]
+    names = [p for p in phases["phase"] if p not in ("unknown", "not answered", "too poor")]
     rgba = np.array([colour[p] for p in table["phase"]])
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.subplots()
@@ -198,7 +205,9 @@ def phase_map(data, table, phases, path: Path) -> Path:
         ax.scatter(data.x[poor], data.y[poor], marker="x", s=6, c="k", linewidths=0.5, label="too poor")
     shares = dict(zip(phases["phase"], phases["area_share"], strict=True))
     handles = [
-        Patch(color=colour[p], label=f"{_short(p)} ({shares[p]:.1%})") for p in [*names[:24], "unknown"] if p in shares
+        Patch(color=colour[p], label=f"{_short(p)} ({shares[p]:.1%})")
+        for p in [*names[:24], "unknown", "too poor"]
+        if p in shares
     ]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
     ax.set_title(f"phases of {_short(str(data.source), 60)}", fontsize=9)
