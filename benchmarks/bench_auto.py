@@ -44,25 +44,18 @@ def stand_in_set(path: Path, seed: int = 0) -> None:
         rng.choice(np.flatnonzero(labels == name), size, replace=False)
         for name, size in zip(CLASSES, sizes, strict=True)
     ]
-    subset = spectra.subset(np.sort(np.concatenate(keep)))
-    subset.meta["label"] = [chemical_class(str(formula)) for formula in subset.meta["chemistry"]]
-    subset.meta["group"] = subset.meta["rruff_id"]
+    rows = np.sort(np.concatenate(keep))
+    subset = spectra.subset(rows)
+    subset.meta["label"] = labels[rows]
+    subset.meta["group"] = subset.meta["rruff_id"]  # specimens, for a grouped split by hand
     subset.save(path)
     counts = subset.meta["label"].value_counts().to_dict()
     print(f"set: {len(subset)} spectra x {len(subset.shifts)} points, {counts}")
 
 
 def run(data: Path, model: str, folds: int, budget: float | None, out: Path) -> float:
-    command = [
-        str(Path(sys.executable).parent / "ramanid"),
-        "cv",
-        "--data",
-        str(data),
-        "--model",
-        model,
-        "--task",
-        "label:label",
-    ]
+    ramanid = str(Path(sys.executable).parent / "ramanid")
+    command = [ramanid, "cv", "--data", str(data), "--model", model, "--task", "label:label"]
     command += ["--folds", str(folds), "--out", str(out)]
     if budget is not None and model == "auto":
         command += ["--budget", str(budget)]
