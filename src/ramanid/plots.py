@@ -173,16 +173,17 @@ PHASE_COLOURS = [mpl.colormaps["tab20"](i) for i in range(20)] + [mpl.colormaps[
 UNKNOWN_COLOUR, UNANSWERED_COLOUR = (0.55, 0.55, 0.55, 1.0), (1.0, 1.0, 1.0, 1.0)
 #: pixels too poor for a confident answer: pale, so that no colour claims a mineral there
 TOO_POOR_COLOUR = (0.9, 0.9, 0.86, 1.0)
+#: the phases that are not a mineral, each with its own colour
+SPECIAL_COLOURS = {"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR, "too poor": TOO_POOR_COLOUR}
 
 
 def phase_colours(phases) -> dict:
     """Each phase's colour (RGBA), in the order given, largest first: unknown grey, not answered
     white, too poor pale.
     """
-    special = {"unknown": UNKNOWN_COLOUR, "not answered": UNANSWERED_COLOUR, "too poor": TOO_POOR_COLOUR}
-    names = [p for p in phases if p not in special]
+    names = [p for p in phases if p not in SPECIAL_COLOURS]
     colour = {name: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, name in enumerate(names)}
-    colour.update(special)
+    colour.update(SPECIAL_COLOURS)
     return colour
 
 
@@ -195,7 +196,7 @@ def phase_map(data, table, phases, path: Path) -> Path:
     from matplotlib.patches import Patch
 
     colour = phase_colours(phases["phase"])
-    names = [p for p in phases["phase"] if p not in ("unknown", "not answered", "too poor")]
+    names = [p for p in phases["phase"] if p not in SPECIAL_COLOURS]
     rgba = np.array([colour[p] for p in table["phase"]])
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.subplots()

@@ -37,7 +37,7 @@ from ramanid.training.baselines import (
     FormulaVote,
     classical_model,
 )
-from ramanid.training.epo import EPO, Orthogonalised
+from ramanid.training.epo import EPO, Orthogonalised, project_out
 from ramanid.training.saved import Attribution, ElementAnswers, SavedModel, class_target, finite_list
 
 #: the types beyond skops' own trusted ones that ramanid's classical models hold; a stored model
@@ -266,11 +266,11 @@ def _auto(model) -> AutoClassifier | None:
 
 
 def _projection(directions: np.ndarray) -> torch.nn.Module:
-    """A float32 linear torch module of ``x - x V^T V`` (``V``: orthonormal rows)."""
+    """A float32 linear torch module of :func:`~ramanid.training.epo.project_out` (a symmetric map)."""
     points = directions.shape[1]
     layer = torch.nn.Linear(points, points, bias=False)
     with torch.no_grad():
-        layer.weight.copy_(torch.as_tensor(np.eye(points) - directions.T @ directions, dtype=torch.float32))
+        layer.weight.copy_(torch.as_tensor(project_out(np.eye(points), directions), dtype=torch.float32))
     return layer
 
 

@@ -37,6 +37,11 @@ def nuisance_directions(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.
     return directions[singular > RANK_TOLERANCE * max(singular.max(), np.finfo(float).tiny)]
 
 
+def project_out(X: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """``X`` minus its components along ``directions`` (orthonormal rows): ``X - X V^T V``."""
+    return X - (X @ directions.T) @ directions
+
+
 class Orthogonalised(ClassifierMixin, BaseEstimator):
     """``base`` fitted on, and asked about, spectra with the training groups' within-class
     differences projected out (:func:`nuisance_directions`); without ``groups`` nothing is removed.
@@ -60,8 +65,7 @@ class Orthogonalised(ClassifierMixin, BaseEstimator):
         return self
 
     def _projected(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        return (X - (X @ self.directions_.T) @ self.directions_).astype(np.float32)
+        return project_out(np.asarray(X, dtype=np.float64), self.directions_).astype(np.float32)
 
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self, "base_")

@@ -20,7 +20,7 @@ from ramanid.preprocessing.presets import number_or_text
 from ramanid.targets import Task
 from ramanid.training.baselines import CLASSICAL
 from ramanid.training.by_group import standardise_each
-from ramanid.training.epo import nuisance_directions
+from ramanid.training.epo import nuisance_directions, project_out
 from ramanid.training.factory import Options, classical_params, fit_estimator, make_estimator
 
 #: the presets ``--preprocess auto`` chooses among ("none": the spectra as built)
@@ -74,7 +74,7 @@ def choose_preprocessing(
             )
         if epo and groups is not None:
             directions = nuisance_directions(X_train, y[train], groups[train])
-            X_train, X_test = (Z - Z @ directions.T @ directions for Z in (X_train, X_test))
+            X_train, X_test = project_out(X_train, directions), project_out(X_test, directions)
         model = sk_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)).fit(X_train, y[train])
         return balanced_accuracy_score(y[test], model.predict(X_test))
 
