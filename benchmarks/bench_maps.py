@@ -9,9 +9,10 @@ memory of ``ramanid map``.
 (``bench_degradation.py --save DIR``). A synthetic map has 3-6 regions (the Voronoi cells of
 random centres), each one held-out mineral; every pixel is a spectrum of a held-out specimen of
 its region's mineral, pixels on a boundary are 50/50 mixtures of the two minerals, and every
-pixel is degraded by ``--condition``. Half of the held-out specimens make validation maps, on
-which the neighbourhood step is chosen; the other half make the test maps reported. A pixel is
-right when its phase is its region's mineral (either one on a boundary).
+pixel is degraded by ``--condition`` (any condition of the degradation protocol). Half of the
+held-out specimens make validation maps, on which the neighbourhood step is chosen; the other half
+make the test maps reported. A pixel is right when its phase is its region's mineral (either one
+on a boundary).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from _common import RRUFF_ZIP, cpu_flags, machine
 from ramanid.bundle import load_bundle
 from ramanid.cli import IDENTIFIER_PREPROCESS
 from ramanid.datasets.rruff import build_rruff
-from ramanid.evaluation.degradation import COMBINATIONS, Condition, degrade
+from ramanid.evaluation.degradation import Condition, conditions, degrade
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.io.rruff import read_rruff
 from ramanid.maps import NEIGHBOURHOODS, MapData, MapOptions, majority_filter, map_answers, segment_phases, summary
@@ -109,11 +110,10 @@ def accuracy(args, bundle) -> None:
     specimens = sorted({s.meta["rruff_id"] for s in spectra})
     rng = np.random.default_rng(args.seed)
     validation_specimens = set(rng.permutation(specimens)[: len(specimens) // 2])
-    condition = (
-        Condition(args.condition, tuple(COMBINATIONS[args.condition].items()))
-        if args.condition != "clean"
-        else Condition("clean")
-    )
+    by_name = {c.name: c for c in conditions()}
+    if args.condition not in by_name:
+        raise SystemExit(f"--condition {args.condition!r}: expected one of {sorted(by_name)}")
+    condition = by_name[args.condition]
     results = {}
     for part in ("validation", "test"):
         by_mineral = {}

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ramanid.bundle import load_bundle
+from ramanid.bundle.inputs import FAST_BASELINE_MAX_BACKGROUND, prepare_rows
 from ramanid.cli import main
 from ramanid.errors import RamanIdError
 from ramanid.maps import MapData, MapOptions, majority_filter, map_answers, read_map, summary, write_map
@@ -85,6 +86,22 @@ def test_pixels_too_poor_for_an_answer_are_their_own_phase(bundle):
     assert phases.loc["too poor", "area_share"] == pytest.approx(poor.mean(), abs=1e-4)
     minerals = phases.drop("too poor")  # the others share the area that was answered
     assert minerals["area_share"].sum() == pytest.approx(1, abs=1e-3)
+
+
+def test_the_fast_baseline_leaves_pixels_under_a_strong_background_to_the_models_own(bundle):
+    """The one-pass opening cannot follow a background many times the bands' height (measured in
+    benchmarks/bench_baselines.py): such pixels get the model's arPLS, the others the opening."""
+    data = _map(bundle)
+    t = (data.shifts - data.shifts[0]) / np.ptp(data.shifts)
+    Y = data.intensities.copy()
+    Y[:10] += 20 * Y[:10].max(axis=1, keepdims=True) * (0.3 + (t - 0.6) ** 2) / 0.46  # curved, 20x the bands
+    fast = bundle.prepare_rows(data.shifts, Y, fast_baseline=True)
+    model = bundle.prepare_rows(data.shifts, Y, fast_baseline=False)
+    opening = prepare_rows(data.shifts, Y, bundle.shifts, bundle.info.resampling, bundle.fast_pipeline)
+    strong = np.array([q.background_share > FAST_BASELINE_MAX_BACKGROUND for q in fast.quality])
+    assert strong[:10].all() and not strong[10:].any()
+    np.testing.assert_allclose(fast.X[strong], model.X[strong])
+    np.testing.assert_allclose(fast.X[~strong], opening.X[~strong])
 
 
 def test_a_local_dask_cluster_gives_the_in_process_answers(bundle):

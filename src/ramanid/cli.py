@@ -861,7 +861,8 @@ def serve_command(model_dir, host, port, max_upload_mb, max_files, timeout, work
     type=click.Choice(["fast", "model"]),
     default="fast",
     show_default=True,
-    help="fast: the one-pass morphological baseline (map speed); model: the model's own (arPLS, a quarter as fast).",
+    help="fast: the one-pass morphological baseline (map speed), and the model's own for pixels whose background "
+    "is over 98% of their signal; model: the model's own (arPLS) for every pixel, a tenth as fast.",
 )
 @click.option(
     "--neighbourhood",

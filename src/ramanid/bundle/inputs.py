@@ -77,6 +77,13 @@ def prepare(spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline
     return Inputs(X[keep], [kept[i] for i in keep], skipped, [quality[i] for i in keep])
 
 
+#: above this background share (the quality estimate's) a map's one-pass ``opening`` baseline no
+#: longer follows the background (from about 5 times the strongest band), and the model's own
+#: baseline is used: the highest share at which the opening stays within 0.01 of arPLS on the
+#: spectra it keeps (``benchmarks/bench_baselines.py``, on reference spectra of the protocol's split)
+FAST_BASELINE_MAX_BACKGROUND = 0.98
+
+
 class RowInputs(NamedTuple):
     """Rows of one block (a map, a series) as a model's inputs: ``X`` for the ``rows`` kept (their
     positions in the block), each kept row's quality, and the reason for each row left out.
@@ -88,9 +95,13 @@ class RowInputs(NamedTuple):
     problems: dict[int, str]
 
 
-def prepare_rows(shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling: str, pipeline) -> RowInputs:
+def prepare_rows(
+    shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling: str, pipeline, strong_pipeline=None
+) -> RowInputs:
     """:func:`prepare` for the rows of a block, which share one axis: resampled, measured and
-    preprocessed as one batch (a map's chunk at a time), with no object per row.
+    preprocessed as one batch (a map's chunk at a time), with no object per row. With
+    ``strong_pipeline``, the rows whose background is stronger than
+    :data:`FAST_BASELINE_MAX_BACKGROUND` go through it instead of ``pipeline``.
     """
     shifts, Y = np.asarray(shifts, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     problems = {}
@@ -107,7 +118,15 @@ def prepare_rows(shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling
     X = resample_spectrum(shifts, Y[rows], grid, resampling).astype(np.float32).reshape(len(rows), len(grid))
     good = np.ones(len(X), dtype=bool)
     if pipeline is not None and len(X):
-        X, good, failed = _transformed(pipeline, X)
+        resampled = X
+        X, good, failed = _transformed(pipeline, resampled)
+        if strong_pipeline is not None:
+            strong = np.flatnonzero(
+                good & np.array([q.background_share > FAST_BASELINE_MAX_BACKGROUND for q in quality])
+            )
+            if len(strong):
+                X[strong], good[strong], failed_strong = _transformed(strong_pipeline, resampled[strong])
+                failed += [(strong[i], reason) for i, reason in failed_strong]
         problems.update({int(rows[i]): f"preprocessing failed ({reason})" for i, reason in failed})
     finite = np.isfinite(X).all(axis=1)
     problems.update(dict.fromkeys(rows[good & ~finite].tolist(), "preprocessing gave values that are not finite"))
