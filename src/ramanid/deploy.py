@@ -384,15 +384,17 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     (``benchmarks/bench_calibration_keys.py``). A block with
     too few spectra takes its signal-to-noise bin's, and a bin with too few the whole set's.
     """
+    from ramanid.evaluation.degradation import measurable
+
     labels = identifier.labels_
     rng = np.random.default_rng(seed)
-    X, rows, quality, conditions = degraded_validation(
+    X, rows, quality, names = degraded_validation(
         spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng
     )
     held = np.unique(specimens[rows])
     choosing = np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
     adapted = identifier.adapt_to_quality(X[choosing], labels[rows[choosing]], train)
-    X, rows, measurable = X[~choosing], rows[~choosing], as_measured_conditions(conditions[~choosing])
+    X, rows, measured = X[~choosing], rows[~choosing], measurable(names[~choosing])
     keys = calibration_keys(input_snr_bins(X), [q for q, c in zip(quality, choosing, strict=True) if not c])
     scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]
@@ -403,7 +405,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
         if (inside & known).sum() < least:
             return None
         block, _ = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)
-        judged = inside & known & measurable
+        judged = inside & known & measured
         judged = judged if judged.sum() >= least else inside & known
         return block, float(np.quantile(unknown_score[judged], conf.ACCEPT_KNOWN))
 
@@ -427,24 +429,6 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
             }
         )
     return blocks, thresholds, figures, adapted
-
-
-def as_measured_conditions(names: np.ndarray) -> np.ndarray:
-    """Whether each degraded copy's condition (by name) is one a measurement gives: a background
-    (fluorescence, a filter's hump) comes with its shot noise, so the protocol's copies with a
-    background and no noise are not. Unknown thresholds are set on the others: arPLS reads those
-    copies as if clean, and a block holding mostly them flagged measured spectra too often
-    (``benchmarks/RESULTS.md``, maps under a strong background).
-    """
-    from ramanid.evaluation.degradation import conditions
-
-    factors = {c.name: dict(c.factors) for c in conditions()}
-
-    def measured(name: str) -> bool:
-        f = factors.get(name, {})
-        return "noise" in f or not ("fluorescence" in f or f.get("edge") == "hump")
-
-    return np.array([measured(str(name)) for name in names], dtype=bool)
 
 
 #: the smoothing windows (points; 0: none) an element model's noisier inputs may choose among

@@ -12,8 +12,9 @@ from safetensors.torch import load_file
 from ramanid import confidence as conf
 from ramanid.bundle import BundleError, load_bundle
 from ramanid.cli import main
-from ramanid.deploy import as_measured_conditions, train_identifier
+from ramanid.deploy import train_identifier
 from ramanid.errors import ModelError
+from ramanid.evaluation.degradation import measurable
 from ramanid.search import LibrarySearch, SpectralScore
 from ramanid.training.augment import Augment
 from ramanid.training.identifier import LIBRARY_EMBEDDINGS, SPECTRAL_SCORES, LibraryIdentifier
@@ -392,7 +393,7 @@ def test_unknown_thresholds_leave_out_copies_with_a_background_but_no_noise():
     """A real background brings its shot noise: the protocol's noise-free background-only copies
     are left out of the unknown thresholds, the rest (noise, combinations, clean) kept."""
     names = ["clean", "fluorescence 1x", "fluorescence 20x", "edge hump", "edge cut", "noise SNR 5", "microscope, good"]
-    assert as_measured_conditions(np.array(names, dtype=object)).tolist() == [1, 0, 0, 0, 1, 1, 1]
+    assert measurable(names).tolist() == [1, 0, 0, 0, 1, 1, 1]
 
 
 def test_predict_mixture_names_both_minerals_of_held_out_specimens(saved, by_specimen, tmp_path):

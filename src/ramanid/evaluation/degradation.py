@@ -73,6 +73,21 @@ def conditions(combinations: bool = True) -> list[Condition]:
     return found
 
 
+def measurable(names) -> np.ndarray:
+    """Whether each condition (by name) is one a measurement gives: a background (fluorescence, a
+    filter's hump) comes with its shot noise, so the conditions with a background and no noise are
+    not. arPLS reads such copies as if clean; a library identifier sets its unknown thresholds on
+    the others (``benchmarks/RESULTS.md``, maps under a strong background).
+    """
+    factors = {c.name: dict(c.factors) for c in conditions()}
+
+    def measured(name: str) -> bool:
+        f = factors.get(name, {})
+        return "noise" in f or not ("fluorescence" in f or f.get("edge") == "hump")
+
+    return np.array([measured(str(name)) for name in names], dtype=bool)
+
+
 def random_condition(rng: np.random.Generator) -> Condition:
     """One of the protocol's conditions (:func:`conditions`, clean included), drawn uniformly:
     the measurements a model is calibrated on when its validation spectra are degraded.
