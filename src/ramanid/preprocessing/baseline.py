@@ -167,7 +167,8 @@ def opening_envelope(Y: np.ndarray, points: int) -> np.ndarray:
     """A smooth lower envelope of each row of ``Y``: its morphological opening over ``points``
     (a rolling minimum, then a rolling maximum; the top-hat baseline of Sternberg 1986),
     averaged over half that, after the line through the lowest points of each end is taken out.
-    Vectorised over the rows.
+    Where the average falls below the opening (the shoulder of a filter's cut under a background,
+    which the opening follows), the opening is kept. Vectorised over the rows.
     """
     Y = np.atleast_2d(np.asarray(Y, dtype=np.float64))
     size = max(3, int(points) | 1)
@@ -177,7 +178,8 @@ def opening_envelope(Y: np.ndarray, points: int) -> np.ndarray:
     left, right = Y[..., :end].min(axis=-1, keepdims=True), Y[..., -end:].min(axis=-1, keepdims=True)
     line = left + (right - left) * np.linspace(0, 1, Y.shape[-1])
     opened = maximum_filter1d(minimum_filter1d(Y - line, size, axis=-1, mode="nearest"), size, axis=-1, mode="nearest")
-    return uniform_filter1d(opened, max(3, size // 2 | 1), axis=-1, mode="nearest") + line
+    smoothed = uniform_filter1d(opened, max(3, size // 2 | 1), axis=-1, mode="nearest")
+    return np.maximum(smoothed, opened) + line
 
 
 class OpeningBaseline(SpectrumTransformer):
