@@ -97,9 +97,17 @@ def main() -> None:
             f"{row['condition']:24s} top1 {row['top1']:.3f} top5 {row['top5']:.3f} | derivative {row['derivative top1']:.3f}"
             f" pearson {row['pearson top1']:.3f} | false alarms {row['false_alarms']:.3f} caught {row.get('caught', float('nan')):.3f}"
             f" AUROC {row.get('auroc', float('nan')):.3f} | coverage {row['coverage']:.3f} ECE {row['ece']:.3f}"
-            f" | SNR~{row['median_snr']:.0f} poor {row['poor']:.2f} | {row['wall_s']} s",
+            f" | SNR~{row['median_snr']:.0f} poor {row['poor']:.2f} (top-1 {np.nan if row['poor_top1'] is None else row['poor_top1']:.2f})"
+            f" | {row['wall_s']} s",
             flush=True,
         )
+    poor = np.array([r["poor"] * r["n_known"] for r in rows])
+    right = np.array([r["top1"] * r["n_known"] for r in rows])
+    poor_right = np.array([(r["poor_top1"] or 0) * p for r, p in zip(rows, poor, strict=True)])
+    print(
+        f"spectra flagged poor: {poor.sum():.0f}, top-1 {poor_right.sum() / max(poor.sum(), 1):.3f}; the others: "
+        f"top-1 {(right.sum() - poor_right.sum()) / max(sum(r['n_known'] for r in rows) - poor.sum(), 1):.3f}"
+    )
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.log:
         args.log.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))

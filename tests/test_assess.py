@@ -198,3 +198,22 @@ def test_validation_copies_are_degraded_as_their_files_would_be(rruff_780, rruff
     assert abs(snr["model grid"] / snr["file"] - 1) > 2 * abs(snr["native grid"] / snr["file"] - 1)
     unchanged = as_measured(library, {"mineral": "no grid recorded"})
     assert unchanged is library
+
+
+def test_a_condition_reports_the_share_flagged_poor_and_their_top1():
+    """On an identifier's own references as measured, noise at a ratio of 3 flags more spectra
+    poor; the row says how many, and how many of them it still named right."""
+    from pathlib import Path
+
+    from ramanid.assess import evaluate_degraded
+    from ramanid.spectra import Spectrum
+
+    bundle = load_bundle(Path(__file__).parent / "data" / "bundles_v2" / "identifier")
+    rows = range(0, len(bundle.library), max(1, len(bundle.library) // 40))
+    known = [Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": bundle.labels[i]}) for i in rows]
+    clean = evaluate_degraded(bundle, known, [], Condition("clean"))
+    noisy = evaluate_degraded(bundle, known, [], Condition("n", (("noise", 3),)))
+    assert clean["top1"] > 0.9 and noisy["poor"] > clean["poor"]  # this tiny model's 128 points read as noisy
+    for row in (clean, noisy):
+        assert (row["poor_top1"] is None) == (row["poor"] == 0)
+    assert 0 <= noisy["poor_top1"] <= 1

@@ -44,7 +44,8 @@ def evaluate_degraded(
     :class:`~ramanid.search.LibrarySearch` on the model's references, scored on the same inputs.
     Returns top-1/top-5 (the model and each search), the unknown flag's rate on known spectra
     and on unknown ones, the unknown score's AUROC, the answer sets' coverage, the top-1's
-    expected calibration error, and the median quality estimate.
+    expected calibration error, the median quality estimate, and the share of spectra flagged
+    ``poor`` with their top-1.
     """
     row = {"condition": condition.name}
     results = {}
@@ -64,9 +65,14 @@ def evaluate_degraded(
         false_alarms=float(np.mean([a.unknown for a in answers])),
         coverage=float(np.mean([t in a.answer_set for a, t in zip(answers, truth, strict=True)])),
         ece=conf.top1_calibration_error([a.top[0][1] for a in answers], correct),
-        median_snr=float(np.median([a.quality["snr"] for a in answers])) if answers and answers[0].quality else None,
-        poor=float(np.mean([a.quality["poor"] for a in answers])) if answers and answers[0].quality else None,
     )
+    if answers and answers[0].quality:
+        poor = np.array([a.quality["poor"] for a in answers], dtype=bool)
+        row.update(
+            median_snr=float(np.median([a.quality["snr"] for a in answers])),
+            poor=float(poor.mean()),
+            poor_top1=float(correct[poor].mean()) if poor.any() else None,
+        )
     _, unknown_answers, _, _ = results["unknown"]
     if unknown_answers:
         scores = [a.unknown_score for a in answers] + [a.unknown_score for a in unknown_answers]
