@@ -27,7 +27,7 @@ from ramanid.jsonable import json_ready
 from ramanid.mixture import METHOD as MIXTURE_METHOD
 from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
-from ramanid.quality import SNR_BINS, calibration_keys
+from ramanid.quality import KEYED_AS_READ, SNR_BINS, calibration_keys
 from ramanid.search import References
 from ramanid.spectra import Spectrum
 from ramanid.targets import Task
@@ -185,13 +185,10 @@ def train_identifier(
     if quality_copies and len(val) >= 2 * MIN_PER_BIN:
         by_quality = _quality_calibration(identifier, spectra, val, train, specimens, quality_copies, seed)
         calibration["by_quality"], ood["by_quality"], metrics["by_quality"], metrics["scoring_by_quality"] = by_quality
+        ood["keyed_by"] = KEYED_AS_READ
         log(
-            "calibrated per signal-to-noise bin on degraded validation spectra: "
-            + ", ".join(
-                f"SNR {m['snr_from']:g}+{', strong background' if m['strong_background'] else ''} "
-                f"top-1 {m['top1']:.2f} (n {m['n_known']})"
-                for m in by_quality[2]
-            )
+            "calibrated per signal-to-noise bin of the spectra as read, on degraded validation spectra: "
+            + ", ".join(f"SNR {m['snr_from']:g}+ top-1 {m['top1']:.2f} (n {m['n_known']})" for m in by_quality[2])
         )
     rule, rules = choose_stopping_rule(identifier, spectra, val, seed) if len(val) >= 2 * MIN_PER_BIN else (None, {})
     meta = spectra.meta.copy()
@@ -368,9 +365,9 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
 
 def _quality_calibration(identifier, spectra, val, train, specimens, copies: int, seed: int):
     """``(calibration blocks, thresholds, figures, scoring figures)``: the first three per
-    calibration block, each signal-to-noise bin and then each again for spectra with a strong
-    background (:func:`ramanid.quality.calibration_keys`: the spectrum's quality estimate as
-    read); the last per signal-to-noise bin of the inputs, which the scoring choices are made for.
+    calibration block, the signal-to-noise bin of the spectrum as read
+    (:func:`ramanid.quality.calibration_keys`); the last per signal-to-noise bin of the inputs,
+    which the scoring choices are made for.
 
     Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
     preprocessing (:func:`degraded_validation`). Half of the validation specimens
@@ -378,11 +375,9 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     against the training references); the other half, scored with those choices against the
     library but their own specimens (:func:`held_out_scores`), set each block's temperature,
     conformal scores and unknown threshold, so that no calibration spectrum took part in a choice.
-    A fluorescence background distorts what baseline removal leaves, so such spectra of one
-    signal-to-noise ratio score lower and are right less often than noisy ones: calibrated
-    together, each kind's answer sets and unknown threshold were set by spectra unlike it
-    (``benchmarks/bench_calibration_keys.py``). A block with
-    too few spectra takes its signal-to-noise bin's, and a bin with too few the whole set's.
+    Unknown thresholds leave out the copies a measurement cannot give
+    (:func:`ramanid.evaluation.degradation.measurable`) where a block has enough others. A block
+    with too few spectra takes the whole set's.
     """
     from ramanid.evaluation.degradation import measurable
 
@@ -410,24 +405,15 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
         return block, float(np.quantile(unknown_score[judged], conf.ACCEPT_KNOWN))
 
     everything = fitted(np.ones(len(X), dtype=bool), least=1)
-    bins = keys % len(SNR_BINS)
-    per_bin = [fitted(bins == b) or everything for b in range(len(SNR_BINS))]
     blocks, thresholds, figures = [], [], []
-    for key in range(2 * len(SNR_BINS)):
-        b, inside = key % len(SNR_BINS), keys == key
-        block, threshold = fitted(inside) or per_bin[b]
+    for b in range(len(SNR_BINS)):
+        inside = keys == b
+        block, threshold = fitted(inside) or everything
         blocks.append(block)
         thresholds.append(threshold)
         right = inside & known
         top1 = np.mean(np.argmax(scores[right], axis=1) == codes[right]) if right.any() else np.nan
-        figures.append(
-            {
-                "snr_from": SNR_BINS[b],
-                "strong_background": key >= len(SNR_BINS),
-                "n_known": int(right.sum()),
-                "top1": float(top1),
-            }
-        )
+        figures.append({"snr_from": SNR_BINS[b], "n_known": int(right.sum()), "top1": float(top1)})
     return blocks, thresholds, figures, adapted
 
 

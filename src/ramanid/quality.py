@@ -47,10 +47,13 @@ SNR_SHOWN = 1e6
 MIN_SIGNAL = 1e-30
 #: the bins of the signal-to-noise ratio that calibration conditions on (lower edges)
 SNR_BINS = (0.0, 5.0, 10.0, 20.0, 50.0)
-#: a background above this share of the signal is strong (fluorescence): calibration gives such
-#: spectra blocks of their own in each signal-to-noise bin. On a library identifier's validation
-#: copies, the degradation protocol's conditions without fluorescence measure 0.63 or less (90th
-#: percentile), those with it 0.84 or more (10th); ``benchmarks/bench_calibration_keys.py``
+#: how a model's calibration blocks are keyed (``ood.keyed_by`` in its folder): by the
+#: signal-to-noise bin of each spectrum as read (models from this version on); by that bin and
+#: again where the background is strong (:data:`STRONG_BACKGROUND`; models of 2026-12-04 and 05,
+#: with twice as many blocks); by the bin of each input (older models)
+KEYED_AS_READ, KEYED_WITH_BACKGROUND, KEYED_BY_INPUT = "snr as read", "snr as read, background", "snr of input"
+#: a background above this share of the signal is strong: models keyed
+#: :data:`KEYED_WITH_BACKGROUND` calibrated such spectra in blocks of their own
 STRONG_BACKGROUND = 0.8
 
 
@@ -125,21 +128,24 @@ def snr_bin(snr: float) -> int:
     return int(np.searchsorted(SNR_BINS, snr, side="right") - 1)
 
 
-def calibration_keys(snr_bins: np.ndarray, quality: list[Quality] | None) -> np.ndarray:
-    """The calibration block of each input: the signal-to-noise bin of its spectrum as read
-    (its quality estimate), moved past all of :data:`SNR_BINS` where its background is strong
-    (:data:`STRONG_BACKGROUND`). Without quality estimates, ``snr_bins`` (the bins of the inputs
-    themselves), in the blocks of spectra without a strong background.
+def calibration_keys(snr_bins: np.ndarray, quality: list[Quality] | None, keyed_by: str = KEYED_AS_READ) -> np.ndarray:
+    """The calibration block of each input: the signal-to-noise bin of its spectrum as read (its
+    quality estimate) or, for models keyed :data:`KEYED_WITH_BACKGROUND`, that bin moved past all
+    of :data:`SNR_BINS` where its background is strong. Models keyed :data:`KEYED_BY_INPUT`, or
+    inputs without quality estimates: ``snr_bins``, the bins of the inputs themselves.
 
     The spectrum as read, not the input: an input's ratio is its maximum, 1 after min-max
     scaling, over its noise, and what baseline removal leaves of a strong background can be that
-    maximum. Keyed by the inputs' bins, the poor sample's copies (a nominal ratio of 5) made up
-    14% of a library identifier's top strong-background block; keyed by the spectra as read, the
-    blocks covered and flagged closer to the stated rates on its validation copies
-    (``benchmarks/bench_calibration_keys.py``).
+    maximum. Blocks of their own for a strong background held the fluorescent copies apart while
+    arPLS left much of a background and the signal-to-noise ratio of the poor sample was misread;
+    since both were mended, a library identifier's validation copies judged across specimens flag
+    and cover closer to the stated rates in the worst condition without them
+    (``benchmarks/bench_calibration_keys.py``, ``benchmarks/RESULTS.md``).
     """
-    if quality is None:
+    if quality is None or keyed_by == KEYED_BY_INPUT:
         return np.asarray(snr_bins, dtype=int)
     bins = np.array([q.bin for q in quality], dtype=int)
+    if keyed_by == KEYED_AS_READ:
+        return bins
     strong = np.array([q.background_share > STRONG_BACKGROUND for q in quality], dtype=bool)
     return bins + len(SNR_BINS) * strong

@@ -312,11 +312,11 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     from ramanid.spectra import Spectrum
 
     header = saved.header
-    # a block per signal-to-noise bin, then one per bin for a strong background; scoring: per bin
-    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == 2 * len(SNR_BINS)
+    # a block per signal-to-noise bin of the spectra as read; scoring: per bin of the inputs
+    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == len(SNR_BINS)
     assert len(header["identifier"]["by_quality"]) == len(SNR_BINS)
     metrics = header["validation"]["metrics"]
-    assert len(metrics["by_quality"]) == 2 * len(SNR_BINS) and len(metrics["scoring_by_quality"]) == len(SNR_BINS)
+    assert len(metrics["by_quality"]) == len(SNR_BINS) and len(metrics["scoring_by_quality"]) == len(SNR_BINS)
     for adapted in metrics["scoring_by_quality"]:
         if "top1" in adapted:  # a bin with enough spectra chose its score on them: never worse than the fitted one
             assert adapted["top1"] >= adapted["fitted_top1"]
@@ -345,12 +345,14 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     assert clean[0].quality["snr"] > 50 and not clean[0].quality["poor"]
 
 
-def test_a_strong_background_is_calibrated_by_blocks_of_its_own(saved, by_specimen, tmp_path):
+def test_calibration_blocks_are_keyed_by_the_spectrum_as_read_and_older_folders_as_they_were(
+    saved, by_specimen, tmp_path
+):
     import shutil
 
     from ramanid.evaluation.degradation import Condition, degrade
     from ramanid.predict import answer_arrays
-    from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
+    from ramanid.quality import KEYED_AS_READ, SNR_BINS, STRONG_BACKGROUND
     from ramanid.spectra import Spectrum
 
     _, queries = by_specimen
@@ -366,19 +368,27 @@ def test_a_strong_background_is_calibrated_by_blocks_of_its_own(saved, by_specim
     bins = saved.estimator.quality_bins(inputs.X)
     keys = saved.info.calibration_keys(bins, inputs.quality)
     as_read = np.array([q.bin for q in inputs.quality])  # the spectra's own ratio, not their inputs'
-    np.testing.assert_array_equal(keys, as_read + len(SNR_BINS) * strong)
+    assert saved.header["ood"]["keyed_by"] == KEYED_AS_READ
+    np.testing.assert_array_equal(keys, as_read)
     np.testing.assert_array_equal(saved.info.calibration_keys(bins, None), bins)  # no estimates: the plain bins
     a = answer_arrays(saved, inputs.X, quality=inputs.quality)
     blocks = saved.header["calibration"]["by_quality"]
-    assert any(blocks[b]["temperature"] != blocks[b + len(SNR_BINS)]["temperature"] for b in set(as_read))
+    assert len(blocks) == len(SNR_BINS)
     for i, key in enumerate(keys):
         expected = conf.calibrated(a.scores[i : i + 1], blocks[key]["temperature"])
         np.testing.assert_allclose(a.proba[i : i + 1], expected, rtol=1e-5)
         assert a.flagged[i] == (a.unknown[i] > saved.header["ood"]["by_quality"][key])
-    # a folder from before the background blocks: one block per bin, whatever the quality
+    # folders that do not say how they are keyed: two blocks per bin were keyed with the background ...
     folder = tmp_path / "model"
     shutil.copytree(saved.path, folder)
     header = json.loads((folder / "bundle.json").read_text())
+    del header["ood"]["keyed_by"]
+    for block in (header["calibration"], header["ood"]):
+        block["by_quality"] = block["by_quality"] * 2
+    (folder / "bundle.json").write_text(json.dumps(header))
+    keys = load_bundle(folder).info.calibration_keys(bins, inputs.quality)
+    np.testing.assert_array_equal(keys, as_read + len(SNR_BINS) * strong)
+    # ... and one block per bin by the inputs' bins
     for block in (header["calibration"], header["ood"]):
         block["by_quality"] = block["by_quality"][: len(SNR_BINS)]
     (folder / "bundle.json").write_text(json.dumps(header))
@@ -386,6 +396,10 @@ def test_a_strong_background_is_calibrated_by_blocks_of_its_own(saved, by_specim
     header["ood"]["by_quality"] = header["ood"]["by_quality"][:3]
     (folder / "bundle.json").write_text(json.dumps(header))
     with pytest.raises(BundleError, match="by_quality"):
+        load_bundle(folder)
+    header["ood"]["keyed_by"] = "by colour"
+    (folder / "bundle.json").write_text(json.dumps(header))
+    with pytest.raises(BundleError, match="keyed_by"):
         load_bundle(folder)
 
 

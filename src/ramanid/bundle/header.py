@@ -19,7 +19,7 @@ from ramanid.mixture import METHOD as MIXTURE_METHOD
 from ramanid.preprocessing import steps_of
 from ramanid.preprocessing.grid import MAX_POINTS
 from ramanid.preprocessing.smooth import is_smoothing_window
-from ramanid.quality import SNR_BINS, calibration_keys
+from ramanid.quality import KEYED_AS_READ, KEYED_BY_INPUT, KEYED_WITH_BACKGROUND, SNR_BINS, calibration_keys
 from ramanid.training.registry import SAVED
 from ramanid.training.saved import finite_list, is_finite, is_whole
 
@@ -44,6 +44,10 @@ def upgraded(header: dict, source) -> dict:
     except PreprocessingError as exc:
         raise BundleError(f"{source}: field 'preprocess' cannot be read ({exc})") from exc
     return header
+
+
+#: the calibration blocks a folder has for each way of keying them
+BLOCKS = {KEYED_AS_READ: len(SNR_BINS), KEYED_WITH_BACKGROUND: 2 * len(SNR_BINS), KEYED_BY_INPUT: len(SNR_BINS)}
 
 
 def check_header(header: dict, source) -> None:
@@ -91,14 +95,19 @@ def check_header(header: dict, source) -> None:
     ):
         fail("calibration", "{'temperature': a positive number, 'conformal_scores': a list of numbers}")
     bins = len(SNR_BINS)
-    blocks = (bins, 2 * bins)  # one per signal-to-noise bin; newer folders: again for a strong background
+    keyed_by = ood.get("keyed_by")
+    if keyed_by is not None and keyed_by not in BLOCKS:
+        fail("ood", f"'keyed_by': one of {sorted(BLOCKS)}")
     by_quality = ood.get("by_quality")
+    # one block per signal-to-noise bin; folders of 2026-12-04 and 05: again for a strong background
+    blocks = (BLOCKS[keyed_by],) if keyed_by else (bins, 2 * bins)
     if by_quality is not None and not (
         isinstance(by_quality, list)
         and len(by_quality) in blocks
         and all(v is None or is_finite(v) for v in by_quality)
     ):
-        fail("ood", f"'by_quality': {bins} or {2 * bins} thresholds (finite or null), one per calibration block")
+        counts = " or ".join(map(str, blocks))
+        fail("ood", f"'by_quality': {counts} thresholds (finite or null), one per calibration block")
     element_thresholds = header.get("element_thresholds_by_quality")
     if element_thresholds is not None and not (
         isinstance(element_thresholds, list)
@@ -129,7 +138,7 @@ def check_header(header: dict, source) -> None:
     ):
         fail(
             "calibration",
-            f"'by_quality': {bins} or {2 * bins} blocks (as many as the unknown thresholds) of a positive "
+            f"'by_quality': {' or '.join(map(str, blocks))} blocks (as many as the unknown thresholds) of a positive "
             "temperature and conformal scores",
         )
     mixture = header.get("mixture")
@@ -243,6 +252,8 @@ class ModelInfo:
     element_thresholds_by_quality: tuple | None = None
     #: an element model's smoothing window per signal-to-noise bin of its inputs (0: none)
     element_smoothing_by_quality: tuple | None = None
+    #: how its calibration blocks are keyed (:func:`ramanid.quality.calibration_keys`)
+    keyed_by: str = KEYED_AS_READ
 
     @classmethod
     def from_header(cls, header: dict) -> ModelInfo:
@@ -277,17 +288,27 @@ class ModelInfo:
             element_smoothing_by_quality=tuple(header["element_smoothing_by_quality"])
             if header.get("element_smoothing_by_quality")
             else None,
+            keyed_by=_keyed_by(ood, calibration),
         )
 
     def calibration_keys(self, bins: np.ndarray | None, quality: list | None) -> np.ndarray | None:
-        """The calibration block of each input: where the folder has blocks for a strong
-        background, that of its ``quality`` estimate (:func:`ramanid.quality.calibration_keys`);
-        in older folders, calibrated by the inputs' own signal-to-noise ``bins``, those.
+        """The calibration block of each input, as the folder's blocks are keyed
+        (:func:`ramanid.quality.calibration_keys`, from the inputs' signal-to-noise ``bins`` and
+        their ``quality`` estimates); None where the folder has no blocks.
         """
-        blocks = self.ood.by_quality or self.calibration.by_quality
-        if bins is None or blocks is None or len(blocks) == len(SNR_BINS):
+        if bins is None or not (self.ood.by_quality or self.calibration.by_quality):
             return bins
-        return calibration_keys(bins, quality)
+        return calibration_keys(bins, quality, self.keyed_by)
+
+
+def _keyed_by(ood: dict, calibration: dict | None) -> str:
+    """How a folder's blocks are keyed: as it says, or, in folders that do not say, by the
+    inputs' bins (one block per bin) or with a strong background (two per bin).
+    """
+    if ood.get("keyed_by"):
+        return ood["keyed_by"]
+    blocks = ood.get("by_quality") or (calibration or {}).get("by_quality") or ()
+    return KEYED_WITH_BACKGROUND if len(blocks) == BLOCKS[KEYED_WITH_BACKGROUND] else KEYED_BY_INPUT
 
 
 def _mixture_min_gain(block: dict | None) -> float | None:
