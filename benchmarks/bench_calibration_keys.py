@@ -61,26 +61,33 @@ def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
 
 
 def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
-    """Per condition of the ``test`` rows: (coverage of the 95% sets, false alarms, unknown caught)."""
+    """Per condition of the ``test`` rows: (coverage of the 95% sets, false alarms, unknown caught,
+    expected calibration error of the top-1)."""
     unknown_score = 1 - scores.max(axis=1)
     whole, _ = calibrate(scores[fit], codes[fit], known[fit], IDENTIFIER_TEMPERATURE)
     whole_threshold = np.quantile(unknown_score[fit & known], conf.ACCEPT_KNOWN)
     covered = np.zeros(len(scores), dtype=bool)
     flagged = np.zeros(len(scores), dtype=bool)
+    top = np.zeros(len(scores))
     for key in np.unique(keys):
         inside = fit & (keys == key)
         enough = (inside & known).sum() >= MIN_PER_BIN
         block = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)[0] if enough else whole
         threshold = np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN) if enough else whole_threshold
         rows = np.flatnonzero(test & (keys == key))
-        sets = conf.answer_sets(
-            conf.calibrated(scores[rows], block["temperature"]),
-            conf.conformal_quantile(block["conformal_scores"], 0.95),
-        )
+        proba = conf.calibrated(scores[rows], block["temperature"])
+        sets = conf.answer_sets(proba, conf.conformal_quantile(block["conformal_scores"], 0.95))
         covered[rows] = [codes[r] in s for r, s in zip(rows, sets, strict=True)]
+        top[rows] = proba.max(axis=1) if len(rows) else top[rows]
         flagged[rows] = unknown_score[rows] > threshold
+    right = np.argmax(scores, axis=1) == codes
     return {
-        c: (covered[m & known].mean(), flagged[m & known].mean(), flagged[m & ~known].mean())
+        c: (
+            covered[m & known].mean(),
+            flagged[m & known].mean(),
+            flagged[m & ~known].mean(),
+            conf.top1_calibration_error(top[m & known], right[m & known]),
+        )
         for c in sorted(set(conditions))
         if ((m := test & (conditions == c)) & known).sum() and (m & ~known).sum()
     }
@@ -136,17 +143,24 @@ def main() -> None:
         )
     keysets["signal-to-noise bin of the file as read (kept)"] = raw_bins
     keysets["bin of the file as read x background > 0.8"] = raw_bins + len(SNR_BINS) * (background > 0.8)
+    for below in (1, 2, 3):
+        keysets[f"... x background > 0.8 below SNR {SNR_BINS[below]:g}"] = raw_bins + len(SNR_BINS) * (
+            (background > 0.8) & (raw_bins < below)
+        )
     owners = np.unique(specimens[rows])
     half = np.isin(specimens[rows], np.random.default_rng(args.seed + 5).permutation(owners)[: len(owners) // 2])
     print(f"{len(X)} calibration copies, {int(known.sum())} of minerals with another reference")
     for name, keys in keysets.items():
         one = judged(keys, half, ~half, scores, codes, known, conditions)
         other = judged(keys, ~half, half, scores, codes, known, conditions)
-        mean = np.array([(np.array(one[c]) + np.array(other[c])) / 2 for c in one if c in other])
+        names = [c for c in one if c in other]
+        mean = np.array([(np.array(one[c]) + np.array(other[c])) / 2 for c in names])
         off = np.abs(mean[:, 0] - 0.95)
         print(
             f"{name:32s} coverage off 95%: mean {off.mean():.3f}, max {off.max():.3f} | false alarms: mean"
-            f" {mean[:, 1].mean():.3f}, max {mean[:, 1].max():.3f} | unknown caught: mean {mean[:, 2].mean():.3f}",
+            f" {mean[:, 1].mean():.3f}, max {mean[:, 1].max():.3f} ({names[np.argmax(mean[:, 1])]})"
+            f" | unknown caught: mean {mean[:, 2].mean():.3f}"
+            f" | ECE: mean {mean[:, 3].mean():.3f}, max {mean[:, 3].max():.3f} ({names[np.argmax(mean[:, 3])]})",
             flush=True,
         )
     strong = len(SNR_BINS) * (background > STRONG_BACKGROUND)

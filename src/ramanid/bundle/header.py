@@ -178,7 +178,8 @@ class UnknownFlag:
     """The unknown score a model uses and the threshold above which a spectrum is flagged
     (None: no known validation spectrum set one, and the flag never fires); with
     ``by_quality``, one threshold per calibration block (:meth:`ModelInfo.calibration_keys`: a
-    signal-to-noise bin of :data:`ramanid.quality.SNR_BINS`, with or without a strong background),
+    signal-to-noise bin of :data:`ramanid.quality.SNR_BINS`, in some older folders split again by
+    the strength of the background),
     each set on degraded validation spectra of that quality (Mondrian calibration).
     """
 
