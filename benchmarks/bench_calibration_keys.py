@@ -5,14 +5,14 @@ specimens only (issue 24): by signal-to-noise bin alone, or also by the strength
 
 ``--model`` is an identifier saved by ``bench_degradation.py --save DIR`` (same ``--fold`` and
 ``--seed``). Its validation spectra are degraded as ``train_identifier`` degrades them (the same
-generator, so the same copies), the half that chose the per-bin spectral scores is set aside, and
-the calibration half is split again by specimen: each half fits every key's temperatures,
-conformal scores and unknown thresholds, the other is judged on them, per condition of the
-degradation protocol (averaged over the two directions). Copies of minerals with no reference on
-another specimen play the unknown minerals. Then what each block holds, keyed by the file's
-signal-to-noise bin with the background cut and without it (``ramanid.quality.calibration_keys``,
-kept). The keys are chosen by the worst condition's false alarms and coverage. No test query of
-the degradation protocol is read.
+generator, so the same copies; ``--copies`` makes more), the half that chose the per-bin spectral
+scores is set aside, and the calibration half is split again by specimen: each half fits every
+key's temperatures, conformal scores and unknown thresholds (as ``train_identifier`` sets them),
+the other is judged on them, per condition of the degradation protocol (averaged over the two
+directions). Copies of minerals with no reference on another specimen play the unknown minerals.
+Then what each block holds, keyed by the file's signal-to-noise bin with the background cut and
+without it (``ramanid.quality.calibration_keys``, kept). The keys are chosen by the worst
+condition's false alarms and coverage. No test query of the degradation protocol is read.
 """
 
 from __future__ import annotations
@@ -32,7 +32,15 @@ from ramanid import confidence as conf
 from ramanid.bundle import load_bundle
 from ramanid.cli import IDENTIFIER_PREPROCESS
 from ramanid.datasets.rruff import build_rruff
-from ramanid.deploy import IDENTIFIER_TEMPERATURE, MIN_PER_BIN, calibrate, degraded_validation, held_out_scores
+from ramanid.deploy import (
+    IDENTIFIER_TEMPERATURE,
+    MIN_PER_BIN,
+    calibrate,
+    degraded_validation,
+    held_out_scores,
+    unknown_threshold,
+)
+from ramanid.evaluation.degradation import measurable
 from ramanid.evaluation.splits import specimen_holdout
 from ramanid.preprocessing import steps_of
 from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
@@ -63,9 +71,9 @@ def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
 def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
     """Per condition of the ``test`` rows: (coverage of the 95% sets, false alarms, unknown caught,
     expected calibration error of the top-1)."""
-    unknown_score = 1 - scores.max(axis=1)
+    unknown_score, measured = 1 - scores.max(axis=1), measurable(conditions)
     whole, _ = calibrate(scores[fit], codes[fit], known[fit], IDENTIFIER_TEMPERATURE)
-    whole_threshold = np.quantile(unknown_score[fit & known], conf.ACCEPT_KNOWN)
+    whole_threshold = unknown_threshold(unknown_score[fit], known[fit], measured[fit], MIN_PER_BIN)
     covered = np.zeros(len(scores), dtype=bool)
     flagged = np.zeros(len(scores), dtype=bool)
     top = np.zeros(len(scores))
@@ -73,7 +81,11 @@ def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
         inside = fit & (keys == key)
         enough = (inside & known).sum() >= MIN_PER_BIN
         block = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)[0] if enough else whole
-        threshold = np.quantile(unknown_score[inside & known], conf.ACCEPT_KNOWN) if enough else whole_threshold
+        threshold = (
+            unknown_threshold(unknown_score[inside], known[inside], measured[inside], MIN_PER_BIN)
+            if enough
+            else whole_threshold
+        )
         rows = np.flatnonzero(test & (keys == key))
         proba = conf.calibrated(scores[rows], block["temperature"])
         sets = conf.answer_sets(proba, conf.conformal_quantile(block["conformal_scores"], 0.95))
@@ -113,6 +125,9 @@ def scored_copies(description: str) -> tuple[argparse.Namespace, ScoredCopies]:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--copies", type=int, default=12, help="Degraded copies of each validation spectrum (12: the model's own)."
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
     built = build_rruff(
@@ -123,7 +138,7 @@ def scored_copies(description: str) -> tuple[argparse.Namespace, ScoredCopies]:
     assert len(bundle.library) == len(refs), "--model was built on another split"
     identifier = bundle.estimator
     X, rows, conditions, background, raw_bins, specimens = calibration_copies(
-        spectra, np.asarray(bundle.info.validation["index"]), seed=args.seed
+        spectra, np.asarray(bundle.info.validation["index"]), copies=args.copies, seed=args.seed
     )
     scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]

@@ -400,9 +400,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
         if (inside & known).sum() < least:
             return None
         block, _ = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)
-        judged = inside & known & measured
-        judged = judged if judged.sum() >= least else inside & known
-        return block, float(np.quantile(unknown_score[judged], conf.ACCEPT_KNOWN))
+        return block, unknown_threshold(unknown_score[inside], known[inside], measured[inside], least)
 
     everything = fitted(np.ones(len(X), dtype=bool), least=1)
     blocks, thresholds, figures = [], [], []
@@ -415,6 +413,16 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
         top1 = np.mean(np.argmax(scores[right], axis=1) == codes[right]) if right.any() else np.nan
         figures.append({"snr_from": SNR_BINS[b], "n_known": int(right.sum()), "top1": float(top1)})
     return blocks, thresholds, figures, adapted
+
+
+def unknown_threshold(unknown_score: np.ndarray, known: np.ndarray, measured: np.ndarray, least: int) -> float:
+    """The unknown score that :data:`ramanid.confidence.ACCEPT_KNOWN` of the known calibration
+    copies stay below, set on the copies a measurement can give (``measured``) where there are at
+    least ``least`` of them, else on every known copy.
+    """
+    judged = known & measured
+    judged = judged if judged.sum() >= least else known
+    return float(np.quantile(unknown_score[judged], conf.ACCEPT_KNOWN))
 
 
 #: the smoothing windows (points; 0: none) an element model's noisier inputs may choose among
