@@ -42,3 +42,19 @@ def timer(results: dict, key: str):
     start = time.perf_counter()
     yield
     results[key] = time.perf_counter() - start
+
+
+def processed_references(count: int, seed: int):
+    """``(spectra, rows)``: every RRUFF spectrum on the identifier's grid, and a seeded sample of
+    ``count`` processed spectra among the references of fold 0 of the degradation protocol's
+    split (no held-out specimen): smooth spectra with their own baseline already removed.
+    """
+    import numpy as np
+
+    from ramanid.datasets.rruff import build_rruff
+    from ramanid.evaluation.splits import specimen_holdout
+
+    built = build_rruff(RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1).spectra
+    references, _, _ = specimen_holdout(built.meta, 0, seed=0)
+    processed = references[built.meta["kind"].iloc[references].to_numpy() == "processed"]
+    return built, np.random.default_rng(seed).choice(processed, min(count, len(processed)), replace=False)

@@ -29,13 +29,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import RRUFF_ZIP, cpu_flags, machine
+from _common import cpu_flags, machine, processed_references
 
 from ramanid.bundle.inputs import FAST_BASELINE_MAX_BACKGROUND, fitted_pipeline
 from ramanid.cli import IDENTIFIER_PREPROCESS
-from ramanid.datasets.rruff import build_rruff
 from ramanid.evaluation.degradation import Condition, degrade
-from ramanid.evaluation.splits import specimen_holdout
 from ramanid.preprocessing import baseline, steps_of
 from ramanid.quality import estimate
 from ramanid.spectra import Spectrum
@@ -55,11 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
-    built = build_rruff(RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1).spectra
-    references, _, _ = specimen_holdout(built.meta, 0, seed=0)
-    processed = references[built.meta["kind"].iloc[references].to_numpy() == "processed"]
-    rng = np.random.default_rng(args.seed)
-    chosen = rng.choice(processed, min(args.spectra, len(processed)), replace=False)
+    built, chosen = processed_references(args.spectra, args.seed)
     clean = built.intensities[chosen].astype(np.float64)
     degraded = {}
     for level in LEVELS:

@@ -26,11 +26,9 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import RRUFF_ZIP, cpu_flags, machine
+from _common import cpu_flags, machine, processed_references
 
-from ramanid.datasets.rruff import build_rruff
 from ramanid.evaluation.degradation import COMBINATIONS, Condition, degrade
-from ramanid.evaluation.splits import specimen_holdout
 from ramanid.preprocessing.baseline import opening_envelope
 from ramanid.quality import SMOOTHING, estimate
 from ramanid.spectra import Spectrum
@@ -68,10 +66,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
-    built = build_rruff(RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1).spectra
-    references, _, _ = specimen_holdout(built.meta, 0, seed=0)
-    processed = references[built.meta["kind"].iloc[references].to_numpy() == "processed"]
-    chosen = np.random.default_rng(args.seed).choice(processed, min(args.spectra, len(processed)), replace=False)
+    built, chosen = processed_references(args.spectra, args.seed)
     x = built.shifts
     step = float(np.median(np.diff(x)))
     clean = [Spectrum(x, built.intensities[i].astype(np.float64), {}) for i in chosen]
