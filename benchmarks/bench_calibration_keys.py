@@ -5,14 +5,14 @@ specimens only (issue 24): by signal-to-noise bin alone, or also by the strength
 
 ``--model`` is an identifier saved by ``bench_degradation.py --save DIR`` (same ``--fold`` and
 ``--seed``). Its validation spectra are degraded as ``train_identifier`` degrades them (the same
-generator, so the same copies; ``--copies`` makes more), the half that chose the per-bin spectral
-scores is set aside, and the calibration half is split again by specimen: each half fits every
-key's temperatures, conformal scores and unknown thresholds (as ``train_identifier`` sets them),
-the other is judged on them, per condition of the degradation protocol (averaged over the two
-directions). Copies of minerals with no reference on another specimen play the unknown minerals.
-Then what each block holds, keyed by the file's signal-to-noise bin with the background cut and
-without it (``ramanid.quality.calibration_keys``, kept). The keys are chosen by the worst
-condition's false alarms and coverage. No test query of the degradation protocol is read.
+generator, so the same copies), the half that chose the per-bin spectral scores is set aside, and
+the calibration half is split again by specimen: each half fits every key's temperatures, conformal
+scores and unknown thresholds (as ``train_identifier`` sets them), the other is judged on them, per
+condition of the degradation protocol (averaged over the two directions). Copies of minerals with
+no reference on another specimen play the unknown minerals. Then what each block holds, keyed by
+the file's signal-to-noise bin with the background cut and without it
+(``ramanid.quality.calibration_keys``, kept). The keys are chosen by the worst condition's false
+alarms and coverage. No test query of the degradation protocol is read.
 """
 
 from __future__ import annotations
@@ -125,9 +125,6 @@ def scored_copies(description: str) -> tuple[argparse.Namespace, ScoredCopies]:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--copies", type=int, default=12, help="Degraded copies of each validation spectrum (12: the model's own)."
-    )
     args = parser.parse_args()
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
     built = build_rruff(
@@ -138,7 +135,7 @@ def scored_copies(description: str) -> tuple[argparse.Namespace, ScoredCopies]:
     assert len(bundle.library) == len(refs), "--model was built on another split"
     identifier = bundle.estimator
     X, rows, conditions, background, raw_bins, specimens = calibration_copies(
-        spectra, np.asarray(bundle.info.validation["index"]), copies=args.copies, seed=args.seed
+        spectra, np.asarray(bundle.info.validation["index"]), seed=args.seed
     )
     scores, known = held_out_scores(identifier, X, rows, specimens)
     codes = identifier.reference_class_[rows]
@@ -158,7 +155,7 @@ def main() -> None:
         )
     keysets["signal-to-noise bin of the file as read (kept)"] = raw_bins
     keysets["bin of the file as read x background > 0.8"] = raw_bins + len(SNR_BINS) * (background > 0.8)
-    for below in (1, 2, 3):
+    for below in (1, 2, 3, 4):
         keysets[f"... x background > 0.8 below SNR {SNR_BINS[below]:g}"] = raw_bins + len(SNR_BINS) * (
             (background > 0.8) & (raw_bins < below)
         )
