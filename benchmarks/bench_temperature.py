@@ -25,7 +25,6 @@ from bench_calibration_keys import scored_copies
 
 from ramanid import confidence as conf
 from ramanid.deploy import MIN_PER_BIN
-from ramanid.quality import SNR_BINS, STRONG_BACKGROUND
 
 
 def fit_temperature_ece(logits: np.ndarray, y: np.ndarray, steps: int = 49) -> float:
@@ -43,7 +42,7 @@ def main() -> None:
     args, copies = scored_copies(__doc__.split("\n\n")[0])
     known, rows, specimens = copies.known, copies.rows, copies.specimens
     scores, codes, conditions = copies.scores[known], copies.codes[known], copies.conditions[known]
-    keys = (copies.raw_bins + len(SNR_BINS) * (copies.background > STRONG_BACKGROUND))[known]
+    keys = copies.raw_bins[known]  # the blocks of ramanid.quality.calibration_keys
     owners = specimens[rows][known]
     held = np.unique(owners)
     half = np.isin(owners, np.random.default_rng(args.seed + 5).permutation(held)[: len(held) // 2])
