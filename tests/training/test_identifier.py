@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from ramanid import confidence as conf
 from ramanid.bundle import BundleError, load_bundle
 from ramanid.cli import main
-from ramanid.deploy import train_identifier
+from ramanid.deploy import train_identifier, unknown_threshold
 from ramanid.errors import ModelError
 from ramanid.evaluation.degradation import measurable
 from ramanid.search import LibrarySearch, SpectralScore
@@ -408,6 +408,12 @@ def test_unknown_thresholds_leave_out_copies_with_a_background_but_no_noise():
     are left out of the unknown thresholds, the rest (noise, combinations, clean) kept."""
     names = ["clean", "fluorescence 1x", "fluorescence 20x", "edge hump", "edge cut", "noise SNR 5", "microscope, good"]
     assert measurable(names).tolist() == [1, 0, 0, 0, 1, 1, 1]
+    # the threshold is the 95th percentile of the measurable known copies' scores, where there are enough
+    score = np.r_[np.linspace(0, 1, 40), np.full(40, 5.0), np.linspace(0, 1, 20)]
+    measured = np.r_[np.ones(40, dtype=bool), np.zeros(40, dtype=bool), np.ones(20, dtype=bool)]
+    known = np.r_[np.ones(80, dtype=bool), np.zeros(20, dtype=bool)]  # the last 20 are unknown minerals
+    assert unknown_threshold(score, known, measured, least=30) == pytest.approx(np.quantile(score[:40], 0.95))
+    assert unknown_threshold(score, known, measured, least=50) == 5.0  # too few measurable: every known copy
 
 
 def test_predict_mixture_names_both_minerals_of_held_out_specimens(saved, by_specimen, tmp_path):
