@@ -90,7 +90,7 @@ def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
         proba = conf.calibrated(scores[rows], block["temperature"])
         sets = conf.answer_sets(proba, conf.conformal_quantile(block["conformal_scores"], 0.95))
         covered[rows] = [codes[r] in s for r, s in zip(rows, sets, strict=True)]
-        top[rows] = proba.max(axis=1) if len(rows) else top[rows]
+        top[rows] = proba.max(axis=1)
         flagged[rows] = unknown_score[rows] > threshold
     right = np.argmax(scores, axis=1) == codes
     return {

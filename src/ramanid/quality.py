@@ -29,8 +29,8 @@ from ramanid.preprocessing.baseline import opening_envelope
 ENVELOPE_CM1 = 150.0
 #: the window of the opening the strongest band is measured above, in cm-1: wider than a band
 #: broadened to 15 cm-1 FWHM, narrow enough that what a strong background leaves above the wide
-#: envelope is not read as a band; on the degradation protocol's copies of reference spectra,
-#: the one whose measured ratios over the true ones vary least across conditions
+#: envelope is not read as a band; on the degradation protocol's noisy copies of reference
+#: spectra, the window whose band heights are off the true ones by more than 1.5x least often
 #: (``benchmarks/bench_quality.py``)
 BAND_CM1 = 75.0
 #: points of the Savitzky-Golay smoothing the band height and envelope are measured on
