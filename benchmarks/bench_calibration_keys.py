@@ -68,21 +68,26 @@ def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
     )
 
 
+#: the fewest known copies a block of one specimen half is fitted on: each half holds half the
+#: calibration copies a model has, so a block falls back to the whole set where it would in the model
+LEAST = MIN_PER_BIN // 2
+
+
 def judged(keys, fit, test, scores, codes, known, conditions) -> dict:
     """Per condition of the ``test`` rows: (coverage of the 95% sets, false alarms, unknown caught,
     expected calibration error of the top-1)."""
     unknown_score, measured = 1 - scores.max(axis=1), measurable(conditions)
     whole, _ = calibrate(scores[fit], codes[fit], known[fit], IDENTIFIER_TEMPERATURE)
-    whole_threshold = unknown_threshold(unknown_score[fit], known[fit], measured[fit], MIN_PER_BIN)
+    whole_threshold = unknown_threshold(unknown_score[fit], known[fit], measured[fit], LEAST)
     covered = np.zeros(len(scores), dtype=bool)
     flagged = np.zeros(len(scores), dtype=bool)
     top = np.zeros(len(scores))
     for key in np.unique(keys):
         inside = fit & (keys == key)
-        enough = (inside & known).sum() >= MIN_PER_BIN
+        enough = (inside & known).sum() >= LEAST
         block = calibrate(scores[inside], codes[inside], known[inside], IDENTIFIER_TEMPERATURE)[0] if enough else whole
         threshold = (
-            unknown_threshold(unknown_score[inside], known[inside], measured[inside], MIN_PER_BIN)
+            unknown_threshold(unknown_score[inside], known[inside], measured[inside], LEAST)
             if enough
             else whole_threshold
         )
