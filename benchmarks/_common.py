@@ -58,3 +58,17 @@ def processed_references(count: int, seed: int):
     references, _, _ = specimen_holdout(built.meta, 0, seed=0)
     processed = references[built.meta["kind"].iloc[references].to_numpy() == "processed"]
     return built, np.random.default_rng(seed).choice(processed, min(count, len(processed)), replace=False)
+
+
+def sampled_references(description: str):
+    """``(args, spectra, rows)``: the command line (``--spectra``, ``--seed``) of a benchmark on
+    :func:`processed_references`, the machine printed, and that sample.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--spectra", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
+    return (args, *processed_references(args.spectra, args.seed))

@@ -21,7 +21,6 @@ of 0.3 to 20 times its strongest band, without noise and at a signal-to-noise ra
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import cpu_flags, machine, processed_references
+from _common import sampled_references
 
 from ramanid.bundle.inputs import FAST_BASELINE_MAX_BACKGROUND, fitted_pipeline
 from ramanid.cli import IDENTIFIER_PREPROCESS
@@ -48,12 +47,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spectra", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
-    built, chosen = processed_references(args.spectra, args.seed)
+    args, built, chosen = sampled_references(__doc__.split("\n\n")[0])
     clean = built.intensities[chosen].astype(np.float64)
     degraded = {}
     for level in LEVELS:

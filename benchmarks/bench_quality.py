@@ -18,7 +18,6 @@ strongest band (after broadening) and its noise (the condition's ratio).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -26,7 +25,7 @@ import numpy as np
 from scipy.signal import savgol_filter
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import cpu_flags, machine, processed_references
+from _common import sampled_references
 
 from ramanid.evaluation.degradation import COMBINATIONS, Condition, degrade
 from ramanid.preprocessing.baseline import opening_envelope
@@ -61,12 +60,7 @@ def true_band(spectrum: Spectrum, condition: Condition) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spectra", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
-    built, chosen = processed_references(args.spectra, args.seed)
+    args, built, chosen = sampled_references(__doc__.split("\n\n")[0])
     x = built.shifts
     step = float(np.median(np.diff(x)))
     clean = [Spectrum(x, built.intensities[i].astype(np.float64), {}) for i in chosen]

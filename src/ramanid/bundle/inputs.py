@@ -118,15 +118,14 @@ def prepare_rows(
     X = resample_spectrum(shifts, Y[rows], grid, resampling).astype(np.float32).reshape(len(rows), len(grid))
     good = np.ones(len(X), dtype=bool)
     if pipeline is not None and len(X):
-        resampled = X
-        X, good, failed = _transformed(pipeline, resampled)
-        if strong_pipeline is not None:
-            strong = np.flatnonzero(
-                good & np.array([q.background_share > FAST_BASELINE_MAX_BACKGROUND for q in quality])
-            )
-            if len(strong):
-                X[strong], good[strong], failed_strong = _transformed(strong_pipeline, resampled[strong])
-                failed += [(strong[i], reason) for i, reason in failed_strong]
+        strong = np.array([q.background_share > FAST_BASELINE_MAX_BACKGROUND for q in quality], dtype=bool)
+        strong &= strong_pipeline is not None
+        resampled, X, failed = X, X.copy(), []
+        for part, steps in ((~strong, pipeline), (strong, strong_pipeline)):
+            where = np.flatnonzero(part)
+            if len(where):
+                X[where], good[where], failed_here = _transformed(steps, resampled[where])
+                failed += [(where[i], reason) for i, reason in failed_here]
         problems.update({int(rows[i]): f"preprocessing failed ({reason})" for i, reason in failed})
     finite = np.isfinite(X).all(axis=1)
     problems.update(dict.fromkeys(rows[good & ~finite].tolist(), "preprocessing gave values that are not finite"))
