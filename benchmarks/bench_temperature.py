@@ -42,7 +42,7 @@ def main() -> None:
     args, copies = scored_copies(__doc__.split("\n\n")[0])
     known, rows, specimens = copies.known, copies.rows, copies.specimens
     scores, codes, conditions = copies.scores[known], copies.codes[known], copies.conditions[known]
-    keys = copies.raw_bins[known]  # the blocks of ramanid.quality.calibration_keys
+    keys = copies.keys[known]  # the blocks of ramanid.quality.calibration_keys
     owners = specimens[rows][known]
     held = np.unique(owners)
     half = np.isin(owners, np.random.default_rng(args.seed + 5).permutation(held)[: len(held) // 2])

@@ -27,7 +27,7 @@ from ramanid.jsonable import json_ready
 from ramanid.mixture import METHOD as MIXTURE_METHOD
 from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
-from ramanid.quality import KEYED_AS_READ, SNR_BINS, calibration_keys
+from ramanid.quality import KEYED_MIDDLE_BACKGROUND, SNR_BINS, calibration_keys
 from ramanid.search import References
 from ramanid.spectra import Spectrum
 from ramanid.targets import Task
@@ -168,9 +168,10 @@ def train_identifier(
     score, with the threshold that accepts 95% of the validation spectra of known minerals.
     With ``quality_copies``, each validation spectrum is also degraded that many times as real
     measurements degrade spectra (:func:`ramanid.evaluation.degradation.random_condition`) and
-    read through the model's preprocessing; each signal-to-noise bin of those spectra gets its own
-    temperature, conformal scores and unknown threshold (Mondrian calibration), so that a
-    spectrum of any quality is flagged and covered at the stated rates.
+    read through the model's preprocessing; each signal-to-noise bin of those spectra (and, at
+    SNR 5-50, its spectra under a strong background) gets its own temperature, conformal scores
+    and unknown threshold (Mondrian calibration), so that a spectrum of any quality is flagged
+    and covered at the stated rates.
     """
     labels = Task.parse("mineral").targets(spectra)[0]
     groups = spectra.meta["rruff_id"].astype(str).to_numpy() if "rruff_id" in spectra.meta else None
@@ -185,10 +186,15 @@ def train_identifier(
     if quality_copies and len(val) >= 2 * MIN_PER_BIN:
         by_quality = _quality_calibration(identifier, spectra, val, train, specimens, quality_copies, seed)
         calibration["by_quality"], ood["by_quality"], metrics["by_quality"], metrics["scoring_by_quality"] = by_quality
-        ood["keyed_by"] = KEYED_AS_READ
+        ood["keyed_by"] = KEYED_MIDDLE_BACKGROUND
         log(
             "calibrated per signal-to-noise bin of the spectra as read, on degraded validation spectra: "
-            + ", ".join(f"SNR {m['snr_from']:g}+ top-1 {m['top1']:.2f} (n {m['n_known']})" for m in by_quality[2])
+            + ", ".join(
+                f"SNR {m['snr_from']:g}+{' strong background' * m['strong_background']} top-1 {m['top1']:.2f}"
+                f" (n {m['n_known']})"
+                for m in by_quality[2]
+                if m["n_known"]
+            )
         )
     rule, rules = choose_stopping_rule(identifier, spectra, val, seed) if len(val) >= 2 * MIN_PER_BIN else (None, {})
     meta = spectra.meta.copy()
@@ -365,9 +371,9 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
 
 def _quality_calibration(identifier, spectra, val, train, specimens, copies: int, seed: int):
     """``(calibration blocks, thresholds, figures, scoring figures)``: the first three per
-    calibration block, the signal-to-noise bin of the spectrum as read
-    (:func:`ramanid.quality.calibration_keys`); the last per signal-to-noise bin of the inputs,
-    which the scoring choices are made for.
+    calibration block, the signal-to-noise bin of the spectrum as read, then again for a strong
+    background (:func:`ramanid.quality.calibration_keys`); the last per signal-to-noise bin of
+    the inputs, which the scoring choices are made for.
 
     Each validation spectrum, clean and degraded ``copies`` times, is read through the model's
     preprocessing (:func:`degraded_validation`). Half of the validation specimens
@@ -377,7 +383,7 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     conformal scores and unknown threshold, so that no calibration spectrum took part in a choice.
     Unknown thresholds leave out the copies a measurement cannot give
     (:func:`ramanid.evaluation.degradation.measurable`) where a block has enough others. A block
-    with too few spectra takes the whole set's.
+    with too few spectra takes its bin's, and a bin's the whole set's.
     """
     from ramanid.evaluation.degradation import measurable
 
@@ -404,14 +410,17 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
 
     everything = fitted(np.ones(len(X), dtype=bool), least=1)
     blocks, thresholds, figures = [], [], []
-    for b in range(len(SNR_BINS)):
+    n = len(SNR_BINS)
+    for b in range(2 * n):  # each bin, then its strong-background spectra's, which fall back on the bin's
         inside = keys == b
-        block, threshold = fitted(inside) or everything
+        block, threshold = fitted(inside) or (everything if b < n else (blocks[b - n], thresholds[b - n]))
         blocks.append(block)
         thresholds.append(threshold)
         right = inside & known
         top1 = np.mean(np.argmax(scores[right], axis=1) == codes[right]) if right.any() else np.nan
-        figures.append({"snr_from": SNR_BINS[b], "n_known": int(right.sum()), "top1": float(top1)})
+        figures.append(
+            {"snr_from": SNR_BINS[b % n], "strong_background": b >= n, "n_known": int(right.sum()), "top1": float(top1)}
+        )
     return blocks, thresholds, figures, adapted
 
 

@@ -312,11 +312,14 @@ def test_the_identifier_adapts_and_calibrates_per_signal_to_noise_bin(saved, by_
     from ramanid.spectra import Spectrum
 
     header = saved.header
-    # a block per signal-to-noise bin of the spectra as read; scoring: per bin of the inputs
-    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == len(SNR_BINS)
+    # a block per signal-to-noise bin of the spectra as read, then per bin under a strong
+    # background; scoring: per bin of the inputs
+    assert len(header["calibration"]["by_quality"]) == len(header["ood"]["by_quality"]) == 2 * len(SNR_BINS)
     assert len(header["identifier"]["by_quality"]) == len(SNR_BINS)
     metrics = header["validation"]["metrics"]
-    assert len(metrics["by_quality"]) == len(SNR_BINS) and len(metrics["scoring_by_quality"]) == len(SNR_BINS)
+    assert len(metrics["by_quality"]) == 2 * len(SNR_BINS) and len(metrics["scoring_by_quality"]) == len(SNR_BINS)
+    # a block with too few copies takes its bin's: a strong background above SNR 50 is never split off
+    assert header["ood"]["by_quality"][-1] == header["ood"]["by_quality"][len(SNR_BINS) - 1]
     for adapted in metrics["scoring_by_quality"]:
         if "top1" in adapted:  # a bin with enough spectra chose its score on them: never worse than the fitted one
             assert adapted["top1"] >= adapted["fitted_top1"]
@@ -352,7 +355,7 @@ def test_calibration_blocks_are_keyed_by_the_spectrum_as_read_and_older_folders_
 
     from ramanid.evaluation.degradation import Condition, degrade
     from ramanid.predict import answer_arrays
-    from ramanid.quality import KEYED_AS_READ, SNR_BINS, STRONG_BACKGROUND
+    from ramanid.quality import KEYED_AS_READ, KEYED_MIDDLE_BACKGROUND, SNR_BINS, STRONG_BACKGROUND
     from ramanid.spectra import Spectrum
 
     _, queries = by_specimen
@@ -360,20 +363,27 @@ def test_calibration_blocks_are_keyed_by_the_spectrum_as_read_and_older_folders_
     spectra = [
         degrade(Spectrum(queries.shifts, row, {"file": str(i)}), Condition(name, factors), rng)
         for i, row in enumerate(queries.intensities[:6].astype(np.float64))
-        for name, factors in (("fluorescent", (("fluorescence", 20),)), ("noisy", (("noise", 20),)))
+        for name, factors in (
+            ("fluorescent", (("fluorescence", 20),)),
+            ("noisy", (("noise", 20),)),
+            ("noisy and fluorescent", (("noise", 20), ("fluorescence", 5))),
+        )
     ]
     inputs = saved.prepare(spectra)
     strong = np.array([q.background_share > STRONG_BACKGROUND for q in inputs.quality])
-    assert strong[::2].all() and not strong[1::2].any()  # fluorescence 20x is strong; noise alone is not
+    assert strong[::3].all() and not strong[1::3].any() and strong[2::3].all()  # noise alone is not strong
     bins = saved.estimator.quality_bins(inputs.X)
     keys = saved.info.calibration_keys(bins, inputs.quality)
     as_read = np.array([q.bin for q in inputs.quality])  # the spectra's own ratio, not their inputs'
-    assert saved.header["ood"]["keyed_by"] == KEYED_AS_READ
-    np.testing.assert_array_equal(keys, as_read)
+    assert saved.header["ood"]["keyed_by"] == KEYED_MIDDLE_BACKGROUND
+    # a strong background has blocks of its own at SNR 5-50 as read (the noisy copies), not above
+    middle = strong & (as_read >= 1) & (as_read <= 3)
+    assert middle[2::3].any() and not middle[::3].any()
+    np.testing.assert_array_equal(keys, as_read + len(SNR_BINS) * middle)
     np.testing.assert_array_equal(saved.info.calibration_keys(bins, None), bins)  # no estimates: the plain bins
     a = answer_arrays(saved, inputs.X, quality=inputs.quality)
     blocks = saved.header["calibration"]["by_quality"]
-    assert len(blocks) == len(SNR_BINS)
+    assert len(blocks) == 2 * len(SNR_BINS)
     for i, key in enumerate(keys):
         expected = conf.calibrated(a.scores[i : i + 1], blocks[key]["temperature"])
         np.testing.assert_allclose(a.proba[i : i + 1], expected, rtol=1e-5)
@@ -383,16 +393,18 @@ def test_calibration_blocks_are_keyed_by_the_spectrum_as_read_and_older_folders_
     shutil.copytree(saved.path, folder)
     header = json.loads((folder / "bundle.json").read_text())
     del header["ood"]["keyed_by"]
-    for block in (header["calibration"], header["ood"]):
-        block["by_quality"] = block["by_quality"] * 2
     (folder / "bundle.json").write_text(json.dumps(header))
     keys = load_bundle(folder).info.calibration_keys(bins, inputs.quality)
     np.testing.assert_array_equal(keys, as_read + len(SNR_BINS) * strong)
-    # ... and one block per bin by the inputs' bins
+    # ... one block per bin by the inputs' bins; folders of 2026-12-05 say they are keyed by the bin as read
     for block in (header["calibration"], header["ood"]):
         block["by_quality"] = block["by_quality"][: len(SNR_BINS)]
     (folder / "bundle.json").write_text(json.dumps(header))
     np.testing.assert_array_equal(load_bundle(folder).info.calibration_keys(bins, inputs.quality), bins)
+    header["ood"]["keyed_by"] = KEYED_AS_READ
+    (folder / "bundle.json").write_text(json.dumps(header))
+    np.testing.assert_array_equal(load_bundle(folder).info.calibration_keys(bins, inputs.quality), as_read)
+    del header["ood"]["keyed_by"]
     header["ood"]["by_quality"] = header["ood"]["by_quality"][:3]
     (folder / "bundle.json").write_text(json.dumps(header))
     with pytest.raises(BundleError, match="by_quality"):

@@ -19,7 +19,14 @@ from ramanid.mixture import METHOD as MIXTURE_METHOD
 from ramanid.preprocessing import steps_of
 from ramanid.preprocessing.grid import MAX_POINTS
 from ramanid.preprocessing.smooth import is_smoothing_window
-from ramanid.quality import KEYED_AS_READ, KEYED_BY_INPUT, KEYED_WITH_BACKGROUND, SNR_BINS, calibration_keys
+from ramanid.quality import (
+    KEYED_AS_READ,
+    KEYED_BY_INPUT,
+    KEYED_MIDDLE_BACKGROUND,
+    KEYED_WITH_BACKGROUND,
+    SNR_BINS,
+    calibration_keys,
+)
 from ramanid.training.registry import SAVED
 from ramanid.training.saved import finite_list, is_finite, is_whole
 
@@ -47,7 +54,12 @@ def upgraded(header: dict, source) -> dict:
 
 
 #: the calibration blocks a folder has for each way of keying them
-BLOCKS = {KEYED_AS_READ: len(SNR_BINS), KEYED_WITH_BACKGROUND: 2 * len(SNR_BINS), KEYED_BY_INPUT: len(SNR_BINS)}
+BLOCKS = {
+    KEYED_MIDDLE_BACKGROUND: 2 * len(SNR_BINS),
+    KEYED_AS_READ: len(SNR_BINS),
+    KEYED_WITH_BACKGROUND: 2 * len(SNR_BINS),
+    KEYED_BY_INPUT: len(SNR_BINS),
+}
 
 
 def check_header(header: dict, source) -> None:
@@ -254,7 +266,7 @@ class ModelInfo:
     #: an element model's smoothing window per signal-to-noise bin of its inputs (0: none)
     element_smoothing_by_quality: tuple | None = None
     #: how its calibration blocks are keyed (:func:`ramanid.quality.calibration_keys`)
-    keyed_by: str = KEYED_AS_READ
+    keyed_by: str = KEYED_MIDDLE_BACKGROUND
 
     @classmethod
     def from_header(cls, header: dict) -> ModelInfo:
