@@ -151,7 +151,8 @@ def calibration_keys(
     maximum. Judged on a library identifier's validation copies across specimens
     (``benchmarks/bench_calibration_keys.py``, ``benchmarks/RESULTS.md``), a strong background's
     own blocks at every ratio flag more known spectra in the worst condition than none; within
-    :data:`BACKGROUND_SPLIT_SNR` they flag no more and catch more unknown minerals.
+    :data:`BACKGROUND_SPLIT_SNR` they flag about as many (within a copy), cover and calibrate the
+    worst condition better and catch more unknown minerals.
     """
     if quality is None or keyed_by == KEYED_BY_INPUT:
         return np.asarray(snr_bins, dtype=int)
