@@ -16,6 +16,8 @@ from ramanid.bundle.inputs import FAST_BASELINE_MAX_BACKGROUND, prepare_rows
 from ramanid.cli import main
 from ramanid.errors import RamanIdError
 from ramanid.maps import (
+    NOT_MINERALS,
+    REPORT_SPECTRA,
     TOO_POOR,
     UNANSWERED,
     MapData,
@@ -75,9 +77,9 @@ def test_the_map_command_writes_every_output_and_says_what_is_missing(tmp_path):
     assert (pixels["top2"] != pixels["mineral"]).all()
     report = (out / "report.html").read_text()
     assert "data:image/png;base64," in report and "http" not in report.replace("http-equiv", "")  # self-contained
-    cards = re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", report)  # each phase's spectrum, as SVG
-    assert cards and all(base64.b64decode(c).lstrip().startswith(b"<?xml") for c in cards)
     summary = pd.read_csv(out / "summary.csv")
+    minerals = summary["phase"][~summary["phase"].isin(NOT_MINERALS)]  # its pixels are unknown or too poor
+    assert len(_cards(report)) == min(len(minerals), REPORT_SPECTRA)
     assert summary["pixels"].sum() == 12
     # the phases of answered pixels share their area; a pixel without an answer counts against all 12
     answered = ~summary["phase"].isin([UNANSWERED, TOO_POOR])
@@ -205,6 +207,23 @@ def test_an_npy_cube_is_read_a_chunk_at_a_time_as_stored(tmp_path):
     np.save(tmp_path / "fortran.npy", np.asfortranarray(cube))
     with pytest.raises(ValueError, match="C order"):
         NpyRows(tmp_path / "fortran.npy")
+
+
+def _cards(report: str) -> list[str]:
+    """The report's phase spectra, each an SVG image."""
+    cards = re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", report)
+    assert all(base64.b64decode(c).lstrip().startswith(b"<?xml") for c in cards)
+    return cards
+
+
+def test_the_report_shows_each_phase_over_its_reference(bundle, tmp_path):
+    data = _map(bundle, side=4)
+    table = map_answers(bundle, data, MapOptions(), progress=False)
+    write_map(tmp_path / "out", bundle, data, table)
+    minerals = summary(table)["phase"][lambda p: ~p.isin(NOT_MINERALS)]
+    assert len(minerals) and len(_cards((tmp_path / "out" / "report.html").read_text())) == min(
+        len(minerals), REPORT_SPECTRA
+    )
 
 
 def test_a_map_with_no_phase_known_still_gets_its_report(bundle, tmp_path):

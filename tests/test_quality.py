@@ -89,3 +89,18 @@ def test_the_snr_of_real_spectra_under_a_strong_background_and_a_filter_cut_is_r
     assert 0.67 < np.median(measured) / 5 < 1.5 and np.mean(measured < 5) > 0.3
     noisy = np.stack([degrade(Spectrum(shifts, x, {}), Condition("n", (("noise", 20),)), rng).intensities for x in X])
     assert not any(q.poor for q in estimate(shifts, noisy))
+
+
+def test_under_a_strong_background_a_spectrum_is_poor_below_snr_10():
+    """Read at SNR 5-10 under a background over 80% of the signal, a spectrum is named right about
+    as often as one below SNR 5 (validation copies, ``benchmarks/RESULTS.md``): both are poor."""
+    from ramanid.quality import POOR_SNR_UNDER_BACKGROUND, STRONG_BACKGROUND, Quality
+
+    assert Quality(snr=7.0, background_share=0.9, coverage=1.0).poor
+    assert not Quality(snr=7.0, background_share=0.5, coverage=1.0).poor  # noise alone: poor below 5 only
+    assert not Quality(snr=POOR_SNR_UNDER_BACKGROUND, background_share=0.9, coverage=1.0).poor
+    assert Quality(snr=4.0, background_share=0.0, coverage=1.0).poor
+    background = 20_000 * np.exp(-0.5 * ((X - 1200) / 600) ** 2)
+    rng = np.random.default_rng(1)
+    (q,) = estimate(X, _bands().intensities + background + rng.normal(size=X.size) * 1000 / 7)
+    assert q.background_share > STRONG_BACKGROUND and 5 <= q.snr < 10 and q.poor
