@@ -67,8 +67,8 @@ STRONG_BACKGROUND = 0.8
 #: the signal-to-noise ratios as read (from, to) within which :data:`KEYED_MIDDLE_BACKGROUND`
 #: calibrates a strong background apart: there, under a background, a known mineral scores
 #: further from its references than under noise alone (a handheld probe's SNR 20 against plain
-#: SNR 20), and one threshold for both missed most unknown minerals without it; below and above,
-#: blocks of their own gave more false alarms (``benchmarks/bench_calibration_keys.py``)
+#: SNR 20), and one threshold for both let most unknown minerals through; below and above, blocks
+#: of their own gave more false alarms (``benchmarks/bench_calibration_keys.py``)
 BACKGROUND_SPLIT_SNR = (5.0, 50.0)
 
 
