@@ -81,9 +81,13 @@ class Quality:
     coverage: float
 
     @property
+    def strong_background(self) -> bool:
+        """Whether its background is over :data:`STRONG_BACKGROUND` of its signal."""
+        return self.background_share > STRONG_BACKGROUND
+
+    @property
     def poor(self) -> bool:
-        strong = self.background_share > STRONG_BACKGROUND
-        return self.snr < POOR_SNR or (strong and self.snr < POOR_SNR_UNDER_BACKGROUND)
+        return self.snr < POOR_SNR or (self.strong_background and self.snr < POOR_SNR_UNDER_BACKGROUND)
 
     @property
     def bin(self) -> int:
@@ -166,8 +170,9 @@ def calibration_keys(
     bins = np.array([q.bin for q in quality], dtype=int)
     if keyed_by == KEYED_AS_READ:
         return bins
-    strong = np.array([q.background_share > STRONG_BACKGROUND for q in quality], dtype=bool)
+    strong = np.array([q.strong_background for q in quality], dtype=bool)
     if keyed_by == KEYED_MIDDLE_BACKGROUND:
         low, high = BACKGROUND_SPLIT_SNR
-        strong &= (np.array(SNR_BINS)[bins] >= low) & (np.array(SNR_BINS)[bins] < high)
+        from_snr = np.asarray(SNR_BINS)[bins]
+        strong &= (from_snr >= low) & (from_snr < high)
     return bins + len(SNR_BINS) * strong
