@@ -489,7 +489,6 @@ def _voting_on(estimator, X, Y):
     """Within the block, the formula vote of ``estimator`` (itself, a blend's, or a saved one)
     reads only the references ``X`` with element presence ``Y``; other estimators are untouched.
     """
-    from ramanid.search import LibrarySearch
     from ramanid.training.baselines import FormulaVote
 
     found = (estimator, getattr(estimator, "vote_", None), getattr(estimator, "model_", None))
@@ -498,7 +497,7 @@ def _voting_on(estimator, X, Y):
         yield
         return
     saved = vote.library_, vote.presence_
-    vote.library_, vote.presence_ = LibrarySearch("cosine").fit(X, np.arange(len(X))), Y
+    vote.keep(X, Y)
     try:
         yield
     finally:

@@ -403,6 +403,29 @@ def test_the_votes_power_weights_its_neighbours_by_their_similarity():
             FormulaVote(elements=["Fe"], power=bad, val_fraction=0).fit(references, presence)
 
 
+def test_the_votes_similarities_are_cosines_under_its_spectral_score():
+    from ramanid.search import SpectralScore
+    from ramanid.training.baselines import FormulaVote
+
+    references = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.1], [0.0, 1.0, 0.4]])
+    presence = np.array([[1], [0], [0]])
+    query = np.array([[0.96, 0.28, 0.02]])
+    score = SpectralScore(0.5, 0)
+    weights = np.clip(score(query) @ score(references).T, 0, None)[0]
+    vote = FormulaVote(elements=["Fe"], k=3, intensity_power=0.5, val_fraction=0).fit(references, presence)
+    assert vote.predict_proba(query)[0, 0] == pytest.approx(weights[0] / weights.sum(), rel=1e-5)
+    plain = FormulaVote(elements=["Fe"], k=3, val_fraction=0).fit(references, presence)
+    assert plain.predict_proba(query)[0, 0] != pytest.approx(vote.predict_proba(query)[0, 0], rel=1e-3)
+    for bad in (
+        {"intensity_power": 2},
+        {"intensity_power": "0.5"},
+        {"derivative_window": 4},
+        {"derivative_window": 2.5},
+    ):
+        with pytest.raises(ModelError, match="power|window"):
+            FormulaVote(elements=["Fe"], val_fraction=0, **bad).fit(references, presence)
+
+
 def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
     from ramanid.training.baselines import FormulaVote
     from ramanid.training.blend import NEIGHBOURS, POWERS, WEIGHTS
@@ -571,7 +594,11 @@ def test_tune_refuses_what_it_cannot_vary():
     for model, tune, message in [
         ("lr", {"lr": (0.1,)}, "lr is not a network and has no training options"),
         ("lr", {"model.C": (1, 2)}, "lr has no parameter 'C'"),
-        ("formula_vote", {"model.q": (1, 2)}, r"formula_vote has no parameter 'q': it takes \['k', 'power'\]"),
+        (
+            "formula_vote",
+            {"model.q": (1, 2)},
+            r"formula_vote has no parameter 'q': it takes \['derivative_window', 'intensity_power', 'k', 'power'\]",
+        ),
     ]:
         with pytest.raises(ModelError, match=message):
             run_cv(toy(), models=[model], folds=3, options=Options(tune=tune), log=lambda _: None)

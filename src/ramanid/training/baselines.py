@@ -50,9 +50,9 @@ from ramanid.holdout import (
     inner_splits,
     validation_split,
 )
-from ramanid.search import LibrarySearch
+from ramanid.search import LibrarySearch, SpectralScore
 from ramanid.targets import check_presence
-from ramanid.training.saved import is_finite
+from ramanid.training.saved import is_finite, is_whole
 
 #: the classical baselines :func:`classical_model` builds
 CLASSICAL = (
@@ -318,11 +318,17 @@ class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
 
 class FormulaVote(ThresholdedMixin, BaseEstimator):
     """Elements by a vote of the nearest references' formulas: each element's score is the
-    weighted share of the ``k`` most similar training spectra (cosine) whose mineral
-    contains it, each weighted by its similarity to the power ``power`` (a high power lets many
-    neighbours vote while the closest count most). The library-search baseline for element
-    identification; thresholds are chosen on a validation split (whole groups where ``fit`` is
-    given them), as for the other identifiers.
+    weighted share of the ``k`` most similar training spectra whose mineral contains it, each
+    weighted by its similarity to the power ``power`` (a high power lets many neighbours vote
+    while the closest count most). The library-search baseline for element identification;
+    thresholds are chosen on a validation split (whole groups where ``fit`` is given them), as
+    for the other identifiers.
+
+    Similarity is the cosine of the spectra under
+    :class:`~ramanid.search.SpectralScore` ``(intensity_power, derivative_window)``: intensities
+    to ``intensity_power`` (below 1, weak bands count beside the strongest, Stein & Scott 1994),
+    then a Savitzky-Golay first derivative over ``derivative_window`` points where it is not 0.
+    The default, ``(1, 0)``, is the plain cosine of the spectra.
     """
 
     def __init__(
@@ -333,10 +339,14 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         val_fraction=0.15,
         random_state=None,
         power=1,
+        intensity_power=1.0,
+        derivative_window=0,
     ):
         self.elements = elements
         self.k = k
         self.power = power
+        self.intensity_power = intensity_power
+        self.derivative_window = derivative_window
         self.threshold = threshold
         self.val_fraction = val_fraction
         self.random_state = random_state
@@ -350,24 +360,49 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
             raise ModelError(f"power {self.power!r}: expected a number in (0, 1000]")
         X, Y = validate_data(self, X, Y, dtype=np.float64, multi_output=True)
         Y = check_presence(Y, self.elements)
+        self._score()  # a bad score is refused before anything is fitted
         train, val = validation_split(len(X), self.val_fraction, self.random_state or 0, groups=groups)
         self.elements_ = list(self.elements)
         scores = np.zeros(Y[val].shape)
         if len(val):
-            self.library_, self.presence_ = LibrarySearch("cosine").fit(X[train], np.arange(len(train))), Y[train]
+            self.keep(X[train], Y[train])
             scores = self._scores(X[val])
         # the validation spectra become references below: their scores are these, against the others
         self.validation_index_, self.validation_scores_ = val, scores
         self.thresholds_ = choose_thresholds(Y[val], scores, self.threshold)
-        self.library_, self.presence_ = LibrarySearch("cosine").fit(X, np.arange(len(X))), Y
+        return self.keep(X, Y)
+
+    def keep(self, X, Y) -> FormulaVote:
+        """Vote with the references ``X``, whose element presence is ``Y``."""
+        self.library_, self.presence_ = LibrarySearch("cosine").fit(self._scored(X), np.arange(len(X))), Y
         return self
+
+    def _score(self) -> SpectralScore | None:
+        """The spectral score the similarities are cosines under; None for the plain cosine (and
+        for a vote saved before it had one).
+        """
+        power, window = getattr(self, "intensity_power", 1.0), getattr(self, "derivative_window", 0)
+        if not (is_finite(power) and is_whole(window, 0, 10**4)):
+            raise ModelError(
+                f"intensity_power {power!r}, derivative_window {window!r}: expected a number in (0, 1] "
+                "and a whole number of points (0: no derivative)"
+            )
+        return None if (power, window) == (1, 0) else SpectralScore(float(power), int(window))
+
+    def _scored(self, X) -> np.ndarray:
+        score = self._score()
+        return X if score is None else score(X)
+
+    def similarity(self, X) -> np.ndarray:
+        """``(queries, references)``: the cosines the vote reads, under its spectral score."""
+        return self.library_.similarity(self._scored(X))
 
     def neighbours(self, X) -> tuple[np.ndarray, np.ndarray]:
         """``(positions, weights)``, each ``(queries, k)``: the references that vote for each
-        spectrum, most similar first, and their weights (cosine similarity, clipped at 0, to the
-        power ``power``).
+        spectrum, most similar first, and their weights (similarity, clipped at 0, to the power
+        ``power``).
         """
-        similarity = np.clip(self.library_.similarity(X), 0, None)
+        similarity = np.clip(self.similarity(X), 0, None)
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         power = getattr(self, "power", 1)  # a vote saved before it had one

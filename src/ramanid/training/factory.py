@@ -150,10 +150,11 @@ def make_estimator(name: str, task: Task, options: Options, seed: int, saved: bo
 
 def classical_params(name: str, options: Options) -> dict:
     """The parameters ``--tune model.PARAMETER`` sets on a classical baseline; a :class:`ModelError`
-    for one it does not take (only ``formula_vote`` takes any: its ``k`` and ``power``).
+    for one it does not take (only ``formula_vote`` takes any: its ``k``, ``power``,
+    ``intensity_power`` and ``derivative_window``).
     """
     params = options.extra.get("model_params") or {}
-    allowed = {"formula_vote": {"k", "power"}}.get(name, set())
+    allowed = {"formula_vote": {"k", "power", "intensity_power", "derivative_window"}}.get(name, set())
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ModelError(
