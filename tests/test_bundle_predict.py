@@ -18,7 +18,7 @@ from ramanid.models import build_model
 from ramanid.predict import predict_spectra
 from ramanid.spectra import SpectraSet, Spectrum
 from ramanid.targets import Task
-from ramanid.training.blend import NEIGHBOURS, POWERS
+from ramanid.training.blend import NEIGHBOURS, POWERS, VOTE_SPECTRA
 from ramanid.training.factory import Options, make_estimator
 
 HELD_OUT = ["Quartz", "Calcite", "Fluorapatite", "Forsterite", "Almandine"]
@@ -302,6 +302,7 @@ def test_an_element_model_of_every_laser_and_kind_predicts_one_raw_file(rruff_zi
     assert result.exit_code == 0, result.output
     saved = json.loads((blend / "bundle.json").read_text())["blend"]
     assert 0 <= saved["weight"] <= 1 and saved["k"] in NEIGHBOURS and saved["power"] in POWERS
+    assert tuple(saved["spectra"]) in VOTE_SPECTRA
     assert len(saved["thresholds"]) == 6
     result = runner.invoke(main, ["predict", str(blend), str(raw), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -338,7 +339,7 @@ def test_a_saved_blend_predicts_what_the_fitted_one_did(rruff_780, tmp_path):
     e = explain_prepared(bundle, X[:1], "first", "S")
     vote = bundle.estimator.vote_
     assert len(e.votes) == vote.k == bundle.estimator.k_
-    similarity = bundle.estimator.reference_similarity(X[:1])[0]
+    similarity = vote.similarity(X[:1])[0]  # under the spectra the vote compares
     assert [v["similarity"] for v in e.votes] == pytest.approx(np.sort(similarity)[::-1][: len(e.votes)], abs=1e-4)
     assert sum(v["weight"] for v in e.votes) == pytest.approx(1, abs=1e-3)
     meta = bundle.library_meta
@@ -347,10 +348,17 @@ def test_a_saved_blend_predicts_what_the_fitted_one_did(rruff_780, tmp_path):
         assert v["chemistry"] == row["chemistry"] and v["holds_target"] == ("S" in parse_elements(row["chemistry"]))
     lines = e.vote_lines(most=3)  # the three weightiest, and one line for the rest
     assert len(lines) == min(len(e.votes), 4) and "S" in lines[0] and lines[0].startswith(e.votes[0]["mineral"])
-    info["blend"]["weight"] = 2
+    stored = info["blend"]
+    for bad in ({"weight": 2}, {"spectra": [2, 0]}, {"spectra": [0.5, -1]}, {"spectra": "sqrt"}):
+        info["blend"] = {**stored, **bad}
+        (bundle.path / "bundle.json").write_text(json.dumps(info))
+        with pytest.raises(BundleError, match="field 'blend'"):
+            load_bundle(bundle.path)
+    info["blend"] = {k: v for k, v in stored.items() if k != "spectra"}  # a blend saved before it chose them
     (bundle.path / "bundle.json").write_text(json.dumps(info))
-    with pytest.raises(BundleError, match="field 'blend'"):
-        load_bundle(bundle.path)
+    assert load_bundle(bundle.path).estimator.vote_.similarity(X[:1]) == pytest.approx(
+        bundle.estimator.reference_similarity(X[:1]), abs=1e-5
+    )  # the plain cosine, as it voted then
 
 
 def test_a_class_models_folder_answers_elements_with_the_element_model_it_holds(

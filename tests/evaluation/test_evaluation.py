@@ -426,9 +426,21 @@ def test_the_votes_similarities_are_cosines_under_its_spectral_score():
             FormulaVote(elements=["Fe"], val_fraction=0, **bad).fit(references, presence)
 
 
+def test_the_blends_noisy_validation_copies_have_the_asked_noise_and_the_min_max_scale():
+    from ramanid.training.blend import noisy_copies
+
+    X = np.zeros((400, 512), dtype=np.float32)
+    X[:, 100] = 1.0
+    noisy = noisy_copies(X, 10, seed=0)
+    assert noisy.dtype == X.dtype and np.allclose(noisy.min(axis=1), 0) and np.allclose(noisy.max(axis=1), 1)
+    scale = noisy[:, 100] - np.median(noisy, axis=1)  # the band's height over the noise, after rescaling
+    assert 8 < np.median(scale / noisy[:, 200:].std(axis=1)) < 12  # about the asked SNR of 10
+    assert np.array_equal(noisy, noisy_copies(X, 10, seed=0)) and not np.array_equal(noisy, noisy_copies(X, 10, 1))
+
+
 def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
     from ramanid.training.baselines import FormulaVote
-    from ramanid.training.blend import NEIGHBOURS, POWERS, WEIGHTS
+    from ramanid.training.blend import VOTE_SPECTRA, WEIGHTS
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(12, 64))
@@ -448,10 +460,17 @@ def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
     val = blend.validation_index_
     held_out = {row.tobytes() for row in X[val]}
     assert len(val) and not set(minerals[val]) & set(np.delete(minerals, val))  # whole minerals held out
-    assert len(fitted_on) == len(NEIGHBOURS) * len(POWERS) + 1 and not any(held_out & rows for rows in fitted_on[:-1])
+    # one vote of the most neighbours per kind of spectra, whose ranking every k and power reads
+    assert len(fitted_on) == len(VOTE_SPECTRA) + 1 and not any(held_out & rows for rows in fitted_on[:-1])
     assert len(fitted_on[-1]) == len(X)  # the vote keeps every training spectrum as a reference
     assert blend.weight_ in WEIGHTS and blend.chosen_.startswith(f"network weight {blend.weight_}, vote k=")
-    w = blend.weight_
+    assert blend.spectra_ in VOTE_SPECTRA
+    w, train = blend.weight_, np.setdiff1d(np.arange(len(X)), val)
+    chosen_vote = FormulaVote(["Fe", "S"], k=blend.k_, power=blend.power_, val_fraction=0,
+                              intensity_power=blend.spectra_[0], derivative_window=blend.spectra_[1])  # fmt: skip
+    chosen_vote.fit(X[train], Y[train])
+    expected = w * blend.network_.predict_proba(X[val]) + (1 - w) * chosen_vote.predict_proba(X[val])
+    np.testing.assert_allclose(blend.validation_scores_, expected)  # as if that vote had been fitted alone
     expected = w * blend.network_.predict_proba(X) + (1 - w) * blend.vote_.predict_proba(X)
     np.testing.assert_allclose(blend.predict_proba(X), expected)
     assert (blend.predict(X) == (expected >= blend.thresholds_)).all()

@@ -410,10 +410,15 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         order = np.argsort(-weights, axis=1, kind="stable")
         return np.take_along_axis(nearest, order, axis=1), np.take_along_axis(weights, order, axis=1)
 
-    def _scores(self, X) -> np.ndarray:
-        nearest, weights = self.neighbours(X)
+    def votes(self, nearest: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``(queries, elements)``: the weighted share of references ``nearest`` (each query's,
+        with its ``weights``) that hold each element.
+        """
         votes = np.einsum("qk,qke->qe", weights, self.presence_[nearest].astype(np.float64))
         return votes / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+
+    def _scores(self, X) -> np.ndarray:
+        return self.votes(*self.neighbours(X))
 
     def predict_proba(self, X):
         """Per element, the weighted share of the nearest references that contain it."""

@@ -3,7 +3,9 @@
 The two see different things: the network learns band shapes shared by minerals with an element,
 the vote reads the formulas of the most similar known minerals. Their weighted mean, with the
 weight and the vote's neighbours chosen on held-out minerals, is a blend in the sense of stacked
-generalisation (Wolpert 1992) restricted to one weight.
+generalisation (Wolpert 1992) restricted to one weight. The choice is judged on noisy copies of
+the held-out spectra as well as on the spectra themselves, so that a vote that wins only on clean
+spectra cannot push out the part that holds under noise.
 """
 
 from __future__ import annotations
@@ -27,15 +29,47 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 NEIGHBOURS = (5, 20, 80, 160)
 #: the power of the similarities that weight the vote's neighbours, chosen with them
 POWERS = (1, 4, 16)
+#: the spectra the vote's cosines compare, ``(intensity power, derivative window)``, chosen with them
+VOTE_SPECTRA = ((1.0, 0), (0.5, 0), (0.5, 21))
+#: the noise of the validation copies the blend is also judged on: a signal-to-noise ratio of
+#: 10 on the spectra's min-max scale (``benchmarks/RESULTS.md``, "The blend chosen on noisy
+#: copies too")
+VALIDATION_SNR = 10
 #: ``--model NETWORK+vote`` names a blend
 VOTE_SUFFIX = "+vote"
 
 
-def _vote(elements, k: int, power: float, references: np.ndarray, presence: np.ndarray) -> FormulaVote:
+def _vote(
+    elements, k: int, power: float, references: np.ndarray, presence: np.ndarray, spectra=(1.0, 0)
+) -> FormulaVote:
     """The formula vote of ``k`` neighbours among ``references``, weighted by their similarities
-    to ``power`` (no thresholds of its own: the blend chooses them).
+    to ``power``, comparing ``spectra`` (:data:`VOTE_SPECTRA`; no thresholds of its own: the
+    blend chooses them).
     """
-    return FormulaVote(elements, k=k, power=power, val_fraction=0).fit(references, presence)
+    power_of_intensity, window = spectra
+    return FormulaVote(
+        elements, k=k, power=power, val_fraction=0, intensity_power=power_of_intensity, derivative_window=window
+    ).fit(references, presence)
+
+
+def _spectra_ok(spectra) -> bool:
+    """Whether a stored vote's ``spectra`` is ``[intensity power in (0, 1], derivative window >= 0]``."""
+    return (
+        isinstance(spectra, list)
+        and len(spectra) == 2
+        and is_finite(spectra[0])
+        and 0 < spectra[0] <= 1
+        and is_whole(spectra[1], 0, 10**4)
+    )
+
+
+def noisy_copies(X: np.ndarray, snr: float, seed: int) -> np.ndarray:
+    """``X`` (min-max scaled spectra) with Gaussian noise of standard deviation ``1 / snr``,
+    min-max scaled again.
+    """
+    noisy = X + np.random.default_rng(seed).normal(0, 1 / snr, X.shape)
+    noisy -= noisy.min(axis=1, keepdims=True)
+    return (noisy / np.maximum(noisy.max(axis=1, keepdims=True), 1e-12)).astype(X.dtype)
 
 
 class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
@@ -43,19 +77,32 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
 
     The network is fitted once, with its own validation split (whole minerals when ``fit`` is
     given them); on that split, never trained on, the vote of the other training spectra is
-    scored, and the weight, ``k`` and ``power`` with the best macro ROC AUC are kept, then the
-    thresholds of the blend (its validation scores stay in ``validation_scores_``: once the vote
-    holds every training spectrum, the validation spectra would find themselves). The vote then takes every
-    training spectrum as a reference. Without a validation split (fewer than 10 spectra) nothing
-    can be chosen and the first candidate, the vote alone with the fewest neighbours, is kept.
+    scored. The weight, ``k``, ``power`` and the spectra the vote compares with the best macro ROC
+    AUC, averaged over the validation spectra and a noisy copy of them (:data:`VALIDATION_SNR`),
+    are kept, then the thresholds of the blend (its validation scores stay in
+    ``validation_scores_``: once the vote holds every training spectrum, the validation spectra
+    would find themselves). The vote then takes every training spectrum as a reference. Without
+    a validation split (fewer than 10 spectra) nothing can be chosen and the first candidate, the
+    vote alone with the fewest neighbours on plain spectra, is kept.
     """
 
-    def __init__(self, network, weights=WEIGHTS, neighbours=NEIGHBOURS, threshold=DEFAULT_RULE, powers=POWERS):
+    def __init__(
+        self,
+        network,
+        weights=WEIGHTS,
+        neighbours=NEIGHBOURS,
+        threshold=DEFAULT_RULE,
+        powers=POWERS,
+        spectra=VOTE_SPECTRA,
+        validation_snr=VALIDATION_SNR,
+    ):
         self.network = network
         self.weights = weights
         self.neighbours = neighbours
         self.threshold = threshold
         self.powers = powers
+        self.spectra = spectra
+        self.validation_snr = validation_snr
 
     def fit(self, X, Y, groups=None):
         """Fit the network, choose the blend on its validation split, keep every reference."""
@@ -64,20 +111,31 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
         X, Y = np.asarray(X), np.asarray(Y)
         val = self.network_.validation_index_
         train = np.setdiff1d(np.arange(len(X)), val)
-        network = self.network_.predict_proba(X[val])
-        votes = {
-            (k, power): _vote(self.elements_, k, power, X[train], Y[train]).predict_proba(X[val])
-            for k in self.neighbours
-            for power in self.powers
-        }
-        blends = {(w, *vote): w * network + (1 - w) * votes[vote] for vote in votes for w in self.weights}
-        scores = {choice: macro_roc_auc(Y[val], blend) for choice, blend in blends.items()}
+        seed = getattr(self.network_, "random_state", None) or 0
+        copies = [X[val]] + ([noisy_copies(X[val], self.validation_snr, seed)] if self.validation_snr else [])
+        networks = [self.network_.predict_proba(c) for c in copies]
+        scores, clean_blends = {}, {}
+        for spectra in self.spectra:
+            # each copy's nearest references once, most similar first; every k and power reads them
+            vote = _vote(self.elements_, max(self.neighbours), 1, X[train], Y[train], spectra)
+            ranked = [vote.neighbours(c) for c in copies]
+            for k in self.neighbours:
+                for power in self.powers:
+                    votes = [vote.votes(nearest[:, :k], weights[:, :k] ** power) for nearest, weights in ranked]
+                    for w in self.weights:
+                        blends = [w * n + (1 - w) * v for n, v in zip(networks, votes, strict=True)]
+                        scores[w, k, power, spectra] = np.mean([macro_roc_auc(Y[val], b) for b in blends])
+                        clean_blends[w, k, power, spectra] = blends[0]
         best = max(scores, key=lambda choice: np.nan_to_num(scores[choice], nan=-np.inf))
-        self.weight_, self.k_, self.power_ = best
-        self.chosen_ = f"network weight {self.weight_}, vote k={self.k_}, power {self.power_}"
-        self.validation_scores_ = blends[best]
+        self.weight_, self.k_, self.power_, self.spectra_ = best
+        derivative = f", derivative over {self.spectra_[1]}" if self.spectra_[1] else ""
+        self.chosen_ = (
+            f"network weight {self.weight_}, vote k={self.k_}, power {self.power_}, "
+            f"spectra to the power {self.spectra_[0]:g}{derivative}"
+        )
+        self.validation_scores_ = clean_blends[best]
         self.thresholds_ = choose_thresholds(Y[val], self.validation_scores_, self.threshold)
-        self.vote_ = _vote(self.elements_, self.k_, self.power_, X, Y)
+        self.vote_ = _vote(self.elements_, self.k_, self.power_, X, Y, self.spectra_)
         self.validation_index_ = val
         return self
 
@@ -90,6 +148,7 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
             "weight": float(self.weight_),
             "k": int(self.k_),
             "power": float(self.power_),
+            "spectra": [float(self.spectra_[0]), int(self.spectra_[1])],
             "thresholds": [float(t) for t in self.thresholds_],
         }
         return {**header, "estimator": type(self).__name__, "blend": blend}, tensors
@@ -104,10 +163,14 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
             and 0 <= blend["weight"] <= 1
             and is_whole(blend.get("k"), 1, 10**6)
             and (blend.get("power") is None or (is_finite(blend["power"]) and 0 < blend["power"] <= 1000))
+            and (blend.get("spectra") is None or _spectra_ok(blend["spectra"]))
             and finite_list(blend.get("thresholds"), sum(header["outputs"]))
             and isinstance(task.get("chemistry"), str)
         ):
-            expected = "{'weight': in [0, 1], 'k': neighbours >= 1, 'power': in (0, 1000], 'thresholds': "
+            expected = (
+                "{'weight': in [0, 1], 'k': neighbours >= 1, 'power': in (0, 1000], "
+                "'spectra': [intensity power in (0, 1], derivative window >= 0], 'thresholds': "
+            )
             return "blend", expected + "one per element}"
         return ElementIdentifier.check_state(header)
 
@@ -130,8 +193,9 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
         blend = header["blend"]
         self.network_, self.elements_ = network, network.elements_
         self.weight_, self.k_, self.power_ = blend["weight"], blend["k"], blend.get("power", 1)  # older: no power
+        self.spectra_ = tuple(blend.get("spectra", (1.0, 0)))  # older: the plain cosine
         self.thresholds_ = np.asarray(blend["thresholds"], dtype=np.float64)
-        self.vote_ = _vote(self.elements_, self.k_, self.power_, references.intensities, presence)
+        self.vote_ = _vote(self.elements_, self.k_, self.power_, references.intensities, presence, self.spectra_)
         return self.attach(references)
 
     @property
