@@ -84,6 +84,10 @@ def test_the_share_rule_reports_as_many_present_as_are():
     # tied scores (a vote's zeros) fall on one side together: the closest count, never everything
     tied = np.array([0, 0, 0, 0, 0, 0.1, 0.5, 0.9])
     assert choose_thresholds(np.array([[0, 0, 0, 0, 1, 1, 1, 1]]).T, tied[:, None], "share")[0] == 0.1
+    # with the share of a larger set (a training part's), as many as that share of the validation rows
+    share = np.array([0.1, 0.2, 0.3])
+    given = choose_thresholds(Y, scores, "share", share=share)
+    np.testing.assert_allclose((scores >= given).sum(0), share * len(Y), atol=1)
     youden = choose_thresholds(Y, scores, "youden")
     assert (scores >= youden).sum(0)[0] > Y.sum(0)[0]  # Youden's reports a rare element more often than it is
 

@@ -476,7 +476,7 @@ def element_choices_by_quality(
             scored = {w: estimator.decision_scores(smoothed_in_range(inputs[inside], w)) for w in tried}
             best = max(tried, key=lambda w: (np.nan_to_num(macro_roc_auc(truth, scored[w]), nan=-1.0), -w))
             two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)
-            chosen = np.where(two_classes, choose_thresholds(truth, scored[best], rule), base)
+            chosen = np.where(two_classes, choose_thresholds(truth, scored[best], rule, share=Y.mean(axis=0)), base)
             thresholds.append([float(t) for t in chosen])
             windows.append(int(best))
     if all(t is None for t in thresholds):

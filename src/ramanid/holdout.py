@@ -75,18 +75,22 @@ def check_rule(rule) -> None:
         raise ModelError(f"unknown threshold rule {rule!r}: expected one of {list(RULES)} or a number")
 
 
-def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule=DEFAULT_RULE) -> np.ndarray:
+def choose_thresholds(
+    Y_val: np.ndarray, scores: np.ndarray, rule=DEFAULT_RULE, share: np.ndarray | None = None
+) -> np.ndarray:
     """Per-column decision thresholds chosen on validation data.
 
     ``rule="share"`` reports as many validation spectra present as truly are (the threshold is
     the score of the validation spectrum at that rank; among tied scores, the closest count), so
     that the share of a new set reported present follows its true share where the validation
-    spectra are like it; ``"youden"`` maximises sensitivity + specificity - 1 (Youden 1950),
-    which reports more spectra present where the element is rare; ``"f1"`` maximises F1; a
-    number is used as it is. A column whose validation data hold one class only, or an empty
-    validation set, gets 0.5. A threshold above every score (scikit-learn's first ROC point is
-    infinite) is clipped to the highest validation score, so scores that are not probabilities
-    keep their scale.
+    spectra are like it; with ``share`` (per column, e.g. the whole training part's), as many as
+    that share of them: a validation split of a few hundred whole minerals can hold one element
+    in a share far from the training part's, and its thresholds then over- or under-report it.
+    ``"youden"`` maximises sensitivity + specificity - 1 (Youden 1950), which reports more
+    spectra present where the element is rare; ``"f1"`` maximises F1; a number is used as it
+    is. A column whose validation data hold one class only, or an empty validation set, gets
+    0.5. A threshold above every score (scikit-learn's first ROC point is infinite) is clipped
+    to the highest validation score, so scores that are not probabilities keep their scale.
     """
     check_rule(rule)
     columns = Y_val.shape[1]
@@ -98,7 +102,8 @@ def choose_thresholds(Y_val: np.ndarray, scores: np.ndarray, rule=DEFAULT_RULE) 
         if truth.min() == truth.max():
             continue
         if rule == "share":
-            thresholds[j] = _share_threshold(scores[:, j], int(truth.sum()))
+            positives = int(truth.sum()) if share is None else int(round(share[j] * len(truth)))
+            thresholds[j] = _share_threshold(scores[:, j], positives)
         elif rule == "youden":
             fpr, tpr, cut = roc_curve(truth, scores[:, j])
             thresholds[j] = min(cut[np.argmax(tpr - fpr)], scores[:, j].max())

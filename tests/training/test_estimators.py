@@ -135,10 +135,11 @@ def test_element_thresholds_come_from_validation_only():
     scores = model.predict_proba(X)
     val = model.validation_index_
     train = np.setdiff1d(np.arange(len(X)), val)
-    # the thresholds are the default rule's on the validation rows ...
-    np.testing.assert_array_equal(model.thresholds_, choose_thresholds(Y[val], scores[val]))
+    # the thresholds are the default rule's on the validation rows, for the whole training set's share ...
+    share = Y.mean(axis=0)
+    np.testing.assert_array_equal(model.thresholds_, choose_thresholds(Y[val], scores[val], share=share))
     # ... and would be other numbers had they been chosen on the training rows, so the line above can fail
-    assert not np.allclose(choose_thresholds(Y[train], scores[train]), model.thresholds_)
+    assert not np.allclose(choose_thresholds(Y[train], scores[train], share=share), model.thresholds_)
     before = model.thresholds_.copy()
     model.predict(X[:7])  # scoring does not move them
     np.testing.assert_array_equal(before, model.thresholds_)

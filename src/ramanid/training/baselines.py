@@ -303,7 +303,7 @@ class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
             self.models_.append(
                 float(Y_tr[0, j]) if single else classical_model(self.base, self.random_state).fit(X_tr, Y_tr[:, j])
             )
-        self.thresholds_ = choose_thresholds(Y_val, self._scores(X_val), self.threshold)
+        self.thresholds_ = choose_thresholds(Y_val, self._scores(X_val), self.threshold, share=Y.mean(axis=0))
         return self
 
     def _scores(self, X) -> np.ndarray:
@@ -369,7 +369,7 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
             scores = self._scores(X[val])
         # the validation spectra become references below: their scores are these, against the others
         self.validation_index_, self.validation_scores_ = val, scores
-        self.thresholds_ = choose_thresholds(Y[val], scores, self.threshold)
+        self.thresholds_ = choose_thresholds(Y[val], scores, self.threshold, share=Y.mean(axis=0))
         return self.keep(X, Y)
 
     def keep(self, X, Y) -> FormulaVote:

@@ -134,7 +134,7 @@ class NetworkAndVote(ElementAnswers, ThresholdedMixin, BaseEstimator):
             f"spectra to the power {self.spectra_[0]:g}{derivative}"
         )
         self.validation_scores_ = clean_blends[best]
-        self.thresholds_ = choose_thresholds(Y[val], self.validation_scores_, self.threshold)
+        self.thresholds_ = choose_thresholds(Y[val], self.validation_scores_, self.threshold, share=Y.mean(axis=0))
         self.vote_ = _vote(self.elements_, self.k_, self.power_, X, Y, self.spectra_)
         self.validation_index_ = val
         return self

@@ -521,7 +521,7 @@ class ElementIdentifier(ElementAnswers, ThresholdedMixin, _NeuralEstimator):
             models.append(model)
         self.models_ = models
         scores = self._scores(X_val) if len(X_val) else np.zeros_like(Y_val, dtype=float)
-        self.thresholds_ = choose_thresholds(Y_val, scores, self.threshold)
+        self.thresholds_ = choose_thresholds(Y_val, scores, self.threshold, share=Y.mean(axis=0))
         return self
 
     def _loss(self, Y_tr: np.ndarray):
