@@ -489,19 +489,21 @@ def _voting_on(estimator, X, Y):
     """Within the block, the formula vote of ``estimator`` (itself, a blend's, or a saved one)
     reads only the references ``X`` with element presence ``Y``; other estimators are untouched.
     """
-    from ramanid.training.baselines import FormulaVote
+    from ramanid.training.baselines import FormulaVote, MeanOfVotes
 
     found = (estimator, getattr(estimator, "vote_", None), getattr(estimator, "model_", None))
-    vote = next((v for v in found if isinstance(v, FormulaVote)), None)
+    vote = next((v for v in found if isinstance(v, (FormulaVote, MeanOfVotes))), None)
     if vote is None:
         yield
         return
-    saved = vote.library_, vote.presence_
+    members = vote.votes if isinstance(vote, MeanOfVotes) else [vote]
+    saved = [(member.library_, member.presence_) for member in members]
     vote.keep(X, Y)
     try:
         yield
     finally:
-        vote.library_, vote.presence_ = saved
+        for member, (library, presence) in zip(members, saved, strict=True):
+            member.library_, member.presence_ = library, presence
 
 
 def calibrate(

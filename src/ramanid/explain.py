@@ -119,20 +119,18 @@ def _votes(bundle, X: np.ndarray, element: str) -> list[dict]:
     """The references a blend's formula vote read for one spectrum, most similar first."""
     vote = bundle.estimator.vote_
     column = vote.elements_.index(element)
-    positions, weights = vote.neighbours(X[:1])
-    similarity = weights[0] ** (1 / getattr(vote, "power", 1))  # the weights are the similarities to a power
-    shares = weights[0] / max(float(weights[0].sum()), 1e-12)
+    presence = vote.votes[0].presence_
     meta = bundle.library_meta
     return [
         {
             "mineral": str(meta["mineral"].iloc[i]) if "mineral" in meta else str(bundle.labels[i]),
             "rruff_id": str(meta["rruff_id"].iloc[i]) if "rruff_id" in meta else "",
             "chemistry": str(meta["chemistry"].iloc[i]) if "chemistry" in meta else "",
-            "similarity": round(float(sim), 4),
-            "weight": round(float(share), 4),
-            "holds_target": bool(vote.presence_[i, column]),
+            "similarity": round(similarity, 4),
+            "weight": round(share, 4),
+            "holds_target": bool(presence[i, column]),
         }
-        for i, sim, share in zip(positions[0], similarity, shares, strict=True)
+        for i, similarity, share in vote.voters(X[0])
     ]
 
 

@@ -439,8 +439,8 @@ def test_the_blends_noisy_validation_copies_have_the_asked_noise_and_the_min_max
 
 
 def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
-    from ramanid.training.baselines import FormulaVote
-    from ramanid.training.blend import VOTE_SPECTRA, WEIGHTS
+    from ramanid.training.baselines import FormulaVote, MeanOfVotes
+    from ramanid.training.blend import KINDS_OF_SPECTRA, VOTE_SPECTRA, WEIGHTS
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(12, 64))
@@ -461,23 +461,61 @@ def test_a_network_and_the_vote_are_blended_on_held_out_minerals(monkeypatch):
     held_out = {row.tobytes() for row in X[val]}
     assert len(val) and not set(minerals[val]) & set(np.delete(minerals, val))  # whole minerals held out
     # one vote of the most neighbours per kind of spectra, whose ranking every k and power reads
-    assert len(fitted_on) == len(VOTE_SPECTRA) + 1 and not any(held_out & rows for rows in fitted_on[:-1])
-    assert len(fitted_on[-1]) == len(X)  # the vote keeps every training spectrum as a reference
+    searches = len(KINDS_OF_SPECTRA)
+    assert len(fitted_on) == searches + len(blend.spectra_) and not any(held_out & r for r in fitted_on[:searches])
+    assert all(len(rows) == len(X) for rows in fitted_on[searches:])  # the vote keeps every training spectrum
     assert blend.weight_ in WEIGHTS and blend.chosen_.startswith(f"network weight {blend.weight_}, vote k=")
     assert blend.spectra_ in VOTE_SPECTRA
-    w, train = blend.weight_, np.setdiff1d(np.arange(len(X)), val)
-    chosen_vote = FormulaVote(["Fe", "S"], k=blend.k_, power=blend.power_, val_fraction=0,
-                              intensity_power=blend.spectra_[0], derivative_window=blend.spectra_[1])  # fmt: skip
-    chosen_vote.fit(X[train], Y[train])
-    expected = w * blend.network_.predict_proba(X[val]) + (1 - w) * chosen_vote.predict_proba(X[val])
-    np.testing.assert_allclose(blend.validation_scores_, expected)  # as if that vote had been fitted alone
+    train = np.setdiff1d(np.arange(len(X)), val)
+
+    def as_if_fitted_alone(blend):
+        """The blend's validation scores equal those of its chosen votes fitted alone."""
+        votes = [FormulaVote(["Fe", "S"], k=blend.k_, power=blend.power_, val_fraction=0, intensity_power=p,
+                             derivative_window=d).fit(X[train], Y[train]) for p, d in blend.spectra_]  # fmt: skip
+        vote = np.mean([v.predict_proba(X[val]) for v in votes], axis=0)
+        w = blend.weight_
+        np.testing.assert_allclose(blend.validation_scores_, w * blend.network_.predict_proba(X[val]) + (1 - w) * vote)
+
+    as_if_fitted_alone(blend)
+    w = blend.weight_
     expected = w * blend.network_.predict_proba(X) + (1 - w) * blend.vote_.predict_proba(X)
     np.testing.assert_allclose(blend.predict_proba(X), expected)
     assert (blend.predict(X) == (expected >= blend.thresholds_)).all()
+    # the mean of the votes on every kind of spectra, when it is the only choice
+    monkeypatch.setattr(FormulaVote, "fit", real_fit)
+    mean = make_estimator("mlp+vote", Task.parse("elements", ["Fe", "S"]), Options(epochs=2), 0)
+    mean.set_params(spectra=(KINDS_OF_SPECTRA,)).fit(X, Y, groups=minerals)
+    assert mean.spectra_ == KINDS_OF_SPECTRA and "the mean of votes on spectra to the power 1;" in mean.chosen_
+    assert isinstance(mean.vote_, MeanOfVotes) and len(mean.vote_.votes) == len(KINDS_OF_SPECTRA)
+    as_if_fitted_alone(mean)
     with pytest.raises(ModelError, match="use it with --task elements"):
         make_estimator("mlp+vote", Task.parse("mineral"), Options(), 0)
     with pytest.raises(ModelError, match="NETWORK\\+vote for elements"):
         make_estimator("lr+vote", Task.parse("elements"), Options(), 0)
+
+
+def test_a_mean_of_votes_is_the_mean_and_its_voters_add_up_to_it():
+    from ramanid.training.baselines import FormulaVote, MeanOfVotes
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.random((40, 64)), rng.integers(0, 2, size=(40, 2))
+    kinds = ((1.0, 0), (0.5, 9))
+    votes = [FormulaVote(["Fe", "S"], k=7, power=4, val_fraction=0, intensity_power=p, derivative_window=d)
+             for p, d in kinds]  # fmt: skip
+    mean = MeanOfVotes([v.fit(X, Y) for v in votes])
+    queries = rng.random((3, 64))
+    np.testing.assert_allclose(
+        mean.predict_proba(queries), (votes[0].predict_proba(queries) + votes[1].predict_proba(queries)) / 2
+    )
+    voters = mean.voters(queries[0])
+    shares = np.array([share for _, _, share in voters])
+    assert shares.sum() == pytest.approx(1) and (np.diff(shares) <= 0).all() and 7 <= len(voters) <= 14
+    held = Y[[i for i, _, _ in voters]]
+    np.testing.assert_allclose(shares @ held, mean.predict_proba(queries[:1])[0])  # each element's probability
+    cosines = np.mean([np.clip(v.similarity(queries[:1])[0], 0, None) for v in votes], axis=0)
+    assert [s for _, s, _ in voters] == pytest.approx(cosines[[i for i, _, _ in voters]])
+    with pytest.raises(ModelError, match="at least one vote"):
+        MeanOfVotes([])
 
 
 def test_elements_all_and_the_formula_vote_in_cv(rruff_780):

@@ -424,3 +424,50 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         """Per element, the weighted share of the nearest references that contain it."""
         check_is_fitted(self, "library_")
         return self._scores(validate_data(self, X, dtype=np.float64, reset=False))
+
+
+class MeanOfVotes:
+    """The mean of formula votes that compare different kinds of spectra: each kind finds other
+    neighbours (plain spectra weigh the strongest bands, square roots the weak ones too,
+    derivatives the band shapes), and their mean errs less than any one of them on minerals never
+    seen (``benchmarks/RESULTS.md``, "The blend's vote: a mean over kinds of spectra").
+    """
+
+    def __init__(self, votes: list[FormulaVote]):
+        if not votes:
+            raise ModelError("a mean of votes needs at least one vote")
+        self.votes = list(votes)
+
+    @property
+    def elements_(self) -> list[str]:
+        return self.votes[0].elements_
+
+    @property
+    def k(self) -> int:
+        """Each vote's neighbours."""
+        return self.votes[0].k
+
+    def keep(self, X, Y) -> MeanOfVotes:
+        """Every vote takes the references ``X``, whose element presence is ``Y``."""
+        for vote in self.votes:
+            vote.keep(X, Y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Per element, the mean of the votes' weighted shares."""
+        return np.mean([vote.predict_proba(X) for vote in self.votes], axis=0)
+
+    def voters(self, x) -> list[tuple[int, float, float]]:
+        """``(reference, similarity, share)`` of every reference that votes for the one spectrum
+        ``x`` (a row), largest share first: its share of the mean vote (the shares sum to 1, and
+        each element's probability is the sum of the shares of the references that hold it) and
+        its similarity averaged over the kinds of spectra.
+        """
+        shares, similarity = {}, np.zeros(len(self.votes[0].presence_))
+        for vote in self.votes:
+            positions, weights = vote.neighbours(x[None, :])
+            for i, weight in zip(positions[0], weights[0] / max(float(weights[0].sum()), 1e-12), strict=True):
+                shares[int(i)] = shares.get(int(i), 0.0) + weight / len(self.votes)
+            similarity += np.clip(vote.similarity(x[None, :])[0], 0, None) / len(self.votes)
+        order = sorted(shares, key=lambda i: (-shares[i], i))
+        return [(i, float(similarity[i]), shares[i]) for i in order]
