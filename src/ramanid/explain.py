@@ -116,7 +116,7 @@ def explain_prepared(
 
 
 def _votes(bundle, X: np.ndarray, element: str) -> list[dict]:
-    """The references a blend's formula vote read for one spectrum, most similar first."""
+    """The references a blend's formula vote read for one spectrum, largest share of the vote first."""
     vote = bundle.estimator.vote_
     column = vote.elements_.index(element)
     presence = vote.votes[0].presence_
@@ -141,7 +141,7 @@ def explain_spectrum(bundle, spectrum, out, target: str | None = None, log=None)
     e = explain(bundle, spectrum, target, log)
     title = f"{e.source}\n{e.label}"
     if e.votes and log is not None:
-        log(f"the formula vote's {len(e.votes)} nearest references (the blend's other part):")
+        log(f"the {len(e.votes)} references of the formula vote (the blend's other part), largest share first:")
         for line in e.vote_lines():
             log(f"  {line}")
     path = plots.explanation(
