@@ -397,12 +397,12 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         """``(queries, references)``: the cosines the vote reads, under its spectral score."""
         return self.library_.similarity(self._scored(X))
 
-    def neighbours(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(self, X, similarity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(positions, weights)``, each ``(queries, k)``: the references that vote for each
         spectrum, most similar first, and their weights (similarity, clipped at 0, to the power
-        ``power``).
+        ``power``); ``similarity`` is :meth:`similarity` of ``X`` where it is at hand.
         """
-        similarity = np.clip(self.similarity(X), 0, None)
+        similarity = np.clip(self.similarity(X) if similarity is None else similarity, 0, None)
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         power = getattr(self, "power", 1)  # a vote saved before it had one
@@ -465,9 +465,10 @@ class MeanOfVotes:
         """
         shares, similarity = {}, np.zeros(len(self.votes[0].presence_))
         for vote in self.votes:
-            positions, weights = vote.neighbours(x[None, :])
+            cosines = vote.similarity(x[None, :])
+            positions, weights = vote.neighbours(x[None, :], cosines)
             for i, weight in zip(positions[0], weights[0] / max(float(weights[0].sum()), 1e-12), strict=True):
                 shares[int(i)] = shares.get(int(i), 0.0) + weight / len(self.votes)
-            similarity += np.clip(vote.similarity(x[None, :])[0], 0, None) / len(self.votes)
+            similarity += np.clip(cosines[0], 0, None) / len(self.votes)
         order = sorted(shares, key=lambda i: (-shares[i], i))
         return [(i, float(similarity[i]), shares[i]) for i in order]

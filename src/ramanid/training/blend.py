@@ -43,7 +43,7 @@ VALIDATION_SNR = 10
 VOTE_SUFFIX = "+vote"
 
 
-def _vote(elements, k: int, power: float, references: np.ndarray, presence: np.ndarray, kind=(1.0, 0)) -> FormulaVote:
+def _vote(elements, k: int, power: float, references: np.ndarray, presence: np.ndarray, kind) -> FormulaVote:
     """The formula vote of ``k`` neighbours among ``references``, weighted by their similarities
     to ``power``, comparing one ``kind`` of spectra (:data:`KINDS_OF_SPECTRA`; no thresholds of
     its own: the blend chooses them).
