@@ -537,7 +537,13 @@ def build_covid_command(source, out):
     show_default=True,
     help="Average N networks trained from seeds S..S+N-1 (mineral and label tasks).",
 )
-@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Folds run in parallel.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Folds run in parallel, each on cores/JOBS threads (a last, smaller round on more).",
+)
 @click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib", show_default=True)
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address, with --backend dask.")
 @click.option(

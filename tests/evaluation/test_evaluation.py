@@ -119,6 +119,17 @@ def test_parallel_folds_equal_serial():
     assert serial["models"]["lr"]["summary"] == parallel["models"]["lr"]["summary"]
 
 
+def test_the_folds_of_a_last_smaller_round_share_the_cores_among_fewer():
+    from ramanid.evaluation.protocol import fold_threads
+
+    assert fold_threads(5, 2, 2) == [1, 1, 1, 1, 2]  # the fifth fold runs alone, on both cores
+    assert fold_threads(4, 2, 2) == [1, 1, 1, 1]
+    assert fold_threads(5, 1, 2) == [2] * 5
+    assert fold_threads(2, 4, 8) == [4, 4]  # more workers than folds: the folds share the cores
+    assert fold_threads(6, 4, 8) == [2, 2, 2, 2, 4, 4]
+    assert fold_threads(3, 2, 1) == [1, 1, 1] and fold_threads(0, 2, 2) == []
+
+
 def test_dask_local_cluster_on_loopback():
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(
@@ -398,9 +409,25 @@ def test_the_votes_power_weights_its_neighbours_by_their_similarity():
         vote = FormulaVote(elements=["Fe"], k=3, power=power, val_fraction=0).fit(references, presence)
         weights = np.array([0.96, 0.936, 0.28]) ** power
         assert vote.predict_proba(query)[0, 0] == pytest.approx(weights[0] / weights.sum())
+    # 0.8 ** 1000 is 1e-97: it underflows in float32 (the similarities' type), not in the weights
+    far = FormulaVote(elements=["Fe"], k=2, power=1000, val_fraction=0).fit([[1.0, 0.0], [0.0, 1.0]], [[0], [1]])
+    assert far.predict_proba([[0.6, 0.8]])[0, 0] == pytest.approx(1)
     for bad in (0, -1, True, "16"):
         with pytest.raises(ModelError, match="power"):
             FormulaVote(elements=["Fe"], power=bad, val_fraction=0).fit(references, presence)
+
+
+def test_a_vote_saved_before_its_references_were_float32_rows_still_votes():
+    from ramanid.search import LibrarySearch
+    from ramanid.training.baselines import FormulaVote
+
+    rng = np.random.default_rng(0)
+    X, Y, queries = rng.random((40, 16)), rng.integers(0, 2, (40, 2)), rng.random((5, 16))
+    vote = FormulaVote(elements=["Fe", "S"], k=7, power=4, val_fraction=0).fit(X, Y)
+    assert vote.library_.dtype == np.float32
+    old = FormulaVote(elements=["Fe", "S"], k=7, power=4, val_fraction=0).fit(X, Y)
+    old.library_ = LibrarySearch("cosine").fit(X, np.arange(len(X)))  # what such a vote holds
+    np.testing.assert_allclose(old.predict_proba(queries), vote.predict_proba(queries), atol=1e-6)
 
 
 def test_the_votes_similarities_are_cosines_under_its_spectral_score():

@@ -119,7 +119,8 @@ def run_cv(
     split : Split or str
         See :mod:`ramanid.evaluation.splits`.
     n_jobs : int
-        Folds run in parallel (joblib processes); each gets ``cores // n_jobs`` torch threads.
+        Folds run in parallel (joblib processes); each gets ``cores // n_jobs`` torch threads,
+        and the folds of a last, smaller round more (:func:`fold_threads`).
     backend : {"joblib", "dask"}
         ``dask`` sends the folds to the dask.distributed scheduler at ``scheduler``.
     cache_dir : path, optional
@@ -166,10 +167,10 @@ def run_cv(
             todo.append((name, i, tr, te))
     if len(results):
         log(f"resuming: {len(results)} of {len(jobs)} folds already done")
-    threads = max(1, (os.cpu_count() or 1) // max(n_jobs, 1))
+    threads = fold_threads(len(todo), n_jobs, os.cpu_count() or 1)
     calls = [
-        (X, y, tr, te, name, task, options, seed, classes, threads, pretrain, groups, spectra.shifts)
-        for name, i, tr, te in todo
+        (X, y, tr, te, name, task, options, seed, classes, n, pretrain, groups, spectra.shifts)
+        for (name, i, tr, te), n in zip(todo, threads, strict=True)
     ]
     for (name, i, _, _), record in zip(todo, _execute(calls, n_jobs, backend, scheduler), strict=False):
         record["fold"] = i
@@ -196,6 +197,17 @@ def run_cv(
         if task.kind != "elements" and len(classes) == 2
         else None,
     }
+
+
+def fold_threads(folds: int, n_jobs: int, cores: int) -> list[int]:
+    """The torch threads of each of ``folds`` folds run ``n_jobs`` at a time on ``cores``:
+    ``cores // n_jobs`` each, and the folds of a last, smaller round share the cores among
+    fewer (5 folds, 2 at a time on 2 cores: the fifth runs alone, on both).
+    """
+    jobs = max(1, min(n_jobs, folds))
+    last = folds % jobs
+    threads = [max(1, cores // jobs)] * (folds - last)
+    return threads + ([max(1, cores // last)] * last if last else [])
 
 
 def _execute(calls, n_jobs: int, backend: str, scheduler: str | None):

@@ -50,7 +50,7 @@ from ramanid.holdout import (
     inner_splits,
     validation_split,
 )
-from ramanid.search import LibrarySearch, SpectralScore
+from ramanid.search import LibrarySearch, SpectralScore, unit_rows
 from ramanid.targets import check_presence
 from ramanid.training.saved import is_finite, is_whole
 
@@ -316,6 +316,14 @@ class ClassicalElementIdentifier(ThresholdedMixin, BaseEstimator):
         return self._scores(validate_data(self, X, dtype=np.float64, reset=False))
 
 
+def shares_of(weights: np.ndarray) -> np.ndarray:
+    """Each row of ``weights`` divided by its sum (however small: a high power makes weights of
+    1e-90), or zeros where nothing weighs.
+    """
+    total = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
+
+
 class FormulaVote(ThresholdedMixin, BaseEstimator):
     """Elements by a vote of the nearest references' formulas: each element's score is the
     weighted share of the ``k`` most similar training spectra whose mineral contains it, each
@@ -374,7 +382,7 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
 
     def keep(self, X, Y) -> FormulaVote:
         """Vote with the references ``X``, whose element presence is ``Y``."""
-        self.library_, self.presence_ = LibrarySearch("cosine").fit(self._scored(X), np.arange(len(X))), Y
+        self.library_, self.presence_ = self._unit(X), Y
         return self
 
     def _score(self) -> SpectralScore | None:
@@ -389,13 +397,19 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
             )
         return None if (power, window) == (1, 0) else SpectralScore(float(power), int(window))
 
-    def _scored(self, X) -> np.ndarray:
+    def _unit(self, X) -> np.ndarray:
+        """``X`` under the spectral score, each row of unit length, in float32: a neighbour's rank
+        needs no more digits, and the library takes half the memory.
+        """
         score = self._score()
-        return X if score is None else score(X)
+        return unit_rows(np.asarray(X if score is None else score(X), dtype=np.float32))
 
     def similarity(self, X) -> np.ndarray:
         """``(queries, references)``: the cosines the vote reads, under its spectral score."""
-        return self.library_.similarity(self._scored(X))
+        references = self.library_
+        if isinstance(references, LibrarySearch):  # a vote saved before: its unit rows, in float64
+            references = references.library_
+        return self._unit(X) @ references.T
 
     def neighbours(self, X, similarity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(positions, weights)``, each ``(queries, k)``: the references that vote for each
@@ -406,7 +420,7 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         power = getattr(self, "power", 1)  # a vote saved before it had one
-        weights = np.take_along_axis(similarity, nearest, axis=1) ** power
+        weights = np.take_along_axis(similarity, nearest, axis=1).astype(np.float64) ** power  # float32 underflows
         order = np.argsort(-weights, axis=1, kind="stable")
         return np.take_along_axis(nearest, order, axis=1), np.take_along_axis(weights, order, axis=1)
 
@@ -414,8 +428,7 @@ class FormulaVote(ThresholdedMixin, BaseEstimator):
         """``(queries, elements)``: the weighted share of references ``nearest`` (each query's,
         with its ``weights``) that hold each element.
         """
-        votes = np.einsum("qk,qke->qe", weights, self.presence_[nearest].astype(np.float64))
-        return votes / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        return np.einsum("qk,qke->qe", shares_of(weights), self.presence_[nearest].astype(np.float64))
 
     def _scores(self, X) -> np.ndarray:
         return self.votes(*self.neighbours(X))
@@ -467,7 +480,7 @@ class MeanOfVotes:
         for vote in self.votes:
             cosines = vote.similarity(x[None, :])
             positions, weights = vote.neighbours(x[None, :], cosines)
-            for i, weight in zip(positions[0], weights[0] / max(float(weights[0].sum()), 1e-12), strict=True):
+            for i, weight in zip(positions[0], shares_of(weights)[0], strict=True):
                 shares[int(i)] = shares.get(int(i), 0.0) + weight / len(self.votes)
             similarity += np.clip(cosines[0], 0, None) / len(self.votes)
         order = sorted(shares, key=lambda i: (-shares[i], i))
