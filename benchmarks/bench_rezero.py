@@ -1,6 +1,6 @@
 """ReZeroNet (issue 26): ``rezero_cnn`` beside RamanNet and LR, in one run.
 
-    python benchmarks/bench_rezero.py --speed        # epochs/s and 3-fold wall time on 2,000 spectra
+    python benchmarks/bench_rezero.py --speed [--jobs 2]   # epochs/s and 3-fold wall time on 2,000 spectra
     python benchmarks/bench_rezero.py --accuracy     # the shared sets, RamanBench's protocol and ours
 
 Speed: 2,000 RRUFF spectra (raw and processed, 1,024 points, the most populous minerals) under stratified
@@ -42,16 +42,17 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--models", nargs="+", default=["rezero_cnn", "ramannet"])
+    parser.add_argument("--jobs", type=int, default=1, help="Speed: folds side by side, as 'ramanid cv --jobs'.")
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"machine: {machine()}, torch {torch.__version__}\ncpu: {cpu_flags()}")
     if args.speed:
-        speed(args.models, args.epochs)
+        speed(args.models, args.epochs, args.jobs)
     if args.accuracy:
         accuracy([*args.models, "lr"], args.epochs)
 
 
-def speed(models: list[str], epochs: int) -> None:
+def speed(models: list[str], epochs: int, jobs: int = 1) -> None:
     spectra = build_rruff(RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=10).spectra
     minerals = spectra.meta["mineral"].to_numpy()
     names, counts = np.unique(minerals, return_counts=True)
@@ -75,6 +76,7 @@ def speed(models: list[str], epochs: int) -> None:
                 split="stratified",
                 folds=3,
                 options=Options(epochs=epochs, precision=precision),
+                n_jobs=jobs,
                 log=lambda _: None,
             )
             wall = time.perf_counter() - start
@@ -83,7 +85,7 @@ def speed(models: list[str], epochs: int) -> None:
             fold_s = sum(f["wall_s"] for f in folds)
             s = result["models"][model]["summary"]["accuracy"]
             print(
-                f"  {model:12s} {precision:9s} accuracy {s['mean']:.3f} ± {s['std']:.3f}  3 folds {wall:6.1f} s  "
+                f"  {model:12s} {precision:9s} --jobs {jobs} accuracy {s['mean']:.3f} ± {s['std']:.3f}  3 folds {wall:6.1f} s  "
                 f"epochs run {run:4d}  {run / max(fold_s, 1e-9):6.2f} epochs/s",
                 flush=True,
             )

@@ -111,6 +111,7 @@ def test_spectra_outside_the_range_or_too_short_are_refused_clearly(bundle):
     results, refused = predict_spectra(bundle, [far, short])
     assert results == [] and [s.file for s in refused] == ["far.txt", "short.txt"]
     assert "covers 0%" in refused[0].reason and "8 points" in refused[1].reason
+    assert "its Raman shifts run 2000 to 3500 cm-1" in refused[0].reason  # what the file holds instead
 
 
 def _header(folder):

@@ -166,7 +166,8 @@ def uncovered(shifts: np.ndarray, grid: np.ndarray) -> str | None:
     inside = (shifts >= grid[0]) & (shifts <= grid[-1])
     if share < MIN_COVERAGE or inside.sum() < MIN_POINTS:
         return (
-            f"covers {share:.0%} of the model's range {grid[0]:.0f}-{grid[-1]:.0f} cm-1 with {inside.sum()} points; "
+            f"covers {share:.0%} of the model's range {grid[0]:.0f}-{grid[-1]:.0f} cm-1 with {inside.sum()} points "
+            f"(its Raman shifts run {shifts.min():.0f} to {shifts.max():.0f} cm-1); "
             f"at least {MIN_COVERAGE:.0%} and {MIN_POINTS} points are needed for an answer"
         )
     return None
