@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ramanid"
 
 #: lowest first; a module may import from its own rank or a lower one
 LAYERS = [
-    ["errors", "atomic", "chemistry", "cluster", "data", "jsonable"],
+    ["errors", "atomic", "chemistry", "cluster", "cores", "data", "jsonable"],
     ["spectra"],
     ["io"],
     ["preprocessing"],

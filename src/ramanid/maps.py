@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ramanid.atomic import atomic_folder, atomic_write
+from ramanid.cores import available_cores
 from ramanid.errors import RamanIdError
 from ramanid.predict import answer_arrays
 
@@ -322,13 +323,6 @@ def _run(bundle, data: MapData, options: MapOptions, starts: list[int], client, 
 
     for future in as_completed(futures):
         yield futures[future], future.result()
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _in_threads(work, starts: list[int], threads: int):

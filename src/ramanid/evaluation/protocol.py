@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from ramanid.atomic import atomic_write
+from ramanid.cores import available_cores
 from ramanid.errors import DatasetError, ModelError, RamanIdError
 from ramanid.evaluation.metrics import aggregate, element_metrics, multiclass_metrics
 from ramanid.evaluation.splits import Split
@@ -167,7 +167,7 @@ def run_cv(
             todo.append((name, i, tr, te))
     if len(results):
         log(f"resuming: {len(results)} of {len(jobs)} folds already done")
-    threads = fold_threads(len(todo), n_jobs, os.cpu_count() or 1)
+    threads = fold_threads(len(todo), n_jobs, available_cores())
     calls = [
         (X, y, tr, te, name, task, options, seed, classes, n, pretrain, groups, spectra.shifts)
         for (name, i, tr, te), n in zip(todo, threads, strict=True)

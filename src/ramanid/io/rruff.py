@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+from ramanid.cores import available_cores
 from ramanid.errors import DatasetError, SpectrumFormatError
 from ramanid.io.text import check_xy, decode, parse_xy, parse_xy_many, reject_non_spectrum
 from ramanid.spectra import Spectrum
@@ -227,7 +228,7 @@ def iter_rruff(
         if strict:
             raise SpectrumFormatError(f"{archive}:{name}", reason.split(": ", 1)[-1])
         yield Skipped(f"{archive}:{name}", reason)
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(names) or 1))
+    jobs = max(1, min(jobs or available_cores(), len(names) or 1))
     chunks = _chunks(names, jobs)
     bar = tqdm(total=len(names), unit="file", disable=not progress, desc="reading")
     try:
