@@ -13,7 +13,8 @@ training minerals only (its thresholds and choices on minerals it holds out of t
 queries are the test minerals' processed spectra as read from their files, degraded by each
 condition of :mod:`ramanid.evaluation.degradation` (seeded per spectrum, the same spectra for
 every model), then prepared by each model as ``predict`` prepares a file, and reported present
-at the thresholds ``predict`` applies (each input's signal-to-noise bin's, where the model has them).
+at the thresholds ``predict`` applies (each input's quality block's, where the model has them).
+``--rechoose`` makes the saved models' choices per quality again with today's code.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import RRUFF_ZIP, cpu_flags, machine
 
@@ -33,7 +36,7 @@ from ramanid.bundle import load_bundle
 from ramanid.chemistry import DEFAULT_ELEMENTS
 from ramanid.cli import IDENTIFIER_PREPROCESS
 from ramanid.datasets.rruff import build_rruff
-from ramanid.deploy import train_bundle
+from ramanid.deploy import element_quality_fields, train_bundle
 from ramanid.evaluation.degradation import conditions
 from ramanid.evaluation.splits import Split
 from ramanid.io.rruff import read_rruff
@@ -50,6 +53,11 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=Path("elements_degradation_models"))
     parser.add_argument("--only", nargs="*", default=None, help="Condition names to run.")
     parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument(
+        "--rechoose",
+        action="store_true",
+        help="Choose the saved models' thresholds and smoothing per quality again, with this code (no retraining).",
+    )
     args = parser.parse_args()
     models = args.model or ["attention_resnet+vote", "formula_vote", "lr"]
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
@@ -80,6 +88,8 @@ def main() -> None:
                 log=lambda *_: None,
             )
             print(f"trained {name} in {time.perf_counter() - t:.0f} s")
+        elif args.rechoose:
+            rechoose(folder, labelled.subset(train), y[train], args.seed)
         bundles[name] = load_bundle(folder)
     files = set(labelled.meta["file"].iloc[test])
     queries, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")
@@ -106,6 +116,23 @@ def main() -> None:
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.log:
         args.log.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+
+
+def rechoose(folder: Path, spectra, Y, seed: int) -> None:
+    """The saved element model in ``folder`` with its choices per quality block made again as
+    ``train`` makes them now (:func:`ramanid.deploy.element_quality_fields`), on the same
+    validation minerals: a change of that choice measured on the very same networks.
+    """
+    bundle = load_bundle(folder)
+    val = np.asarray(bundle.info.validation["index"])
+    t = time.perf_counter()
+    fields = element_quality_fields(
+        bundle.estimator, spectra, bundle.info.preprocess, spectra.intensities, Y, val, seed, log=print
+    )
+    header_file = folder / "bundle.json"
+    header = {k: v for k, v in json.loads(header_file.read_text()).items() if not k.startswith("element_")}
+    header_file.write_text(json.dumps({**header, **fields}))
+    print(f"chose {folder.name}'s thresholds per quality again in {time.perf_counter() - t:.0f} s")
 
 
 if __name__ == "__main__":

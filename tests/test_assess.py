@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ramanid.assess import degraded, element_truth, evaluate_elements_degraded
-from ramanid.bundle import load_bundle
+from ramanid.bundle import BundleError, load_bundle
 from ramanid.deploy import train_bundle
 from ramanid.evaluation.degradation import Condition, conditions
 from ramanid.evaluation.splits import Split
@@ -60,15 +60,15 @@ def test_element_figures_are_those_of_the_model_on_the_same_spectra(held_out_min
         for condition in (Condition("clean"), Condition("SNR 5", (("noise", 5),)))
     )
     model = bundle.estimator
-    X, kept, _, _ = bundle.prepare(queries)
+    X, kept, _, quality = bundle.prepare(queries)
     Y, readable = element_truth(kept, model.elements_)
-    scores = model.decision_scores(X[readable])
+    scores = model.decision_scores(element_inputs(bundle, X, quality)[readable])
     figures = clean["models"]["vote"]
     assert figures["n"] == readable.sum()
     for j, element in enumerate(model.elements_):
         assert figures["auc"][element] == pytest.approx(roc_auc_score(Y[readable, j], scores[:, j]))
         assert figures["true_share"][element] == pytest.approx(Y[readable, j].mean(), abs=1e-4)
-        reported = scores[:, j] >= element_thresholds(bundle, X)[readable, j]  # as predict applies them
+        reported = scores[:, j] >= element_thresholds(bundle, X, quality)[readable, j]  # as predict applies them
         assert figures["reported_share"][element] == pytest.approx(reported.mean(), abs=1e-4)
     # unseen minerals, clean: the vote is well above chance on the anions, and noise costs it
     assert figures["auc"]["P"] > 0.75 and figures["auc"]["S"] > 0.75
@@ -94,44 +94,95 @@ def test_the_share_rule_reports_as_many_present_as_are():
 
 def test_element_thresholds_are_chosen_per_quality_on_degraded_held_out_minerals(held_out_minerals):
     from ramanid.predict import predict_prepared
-    from ramanid.quality import SNR_BINS
+    from ramanid.quality import KEYED_WITH_BACKGROUND, SNR_BINS, calibration_keys
     from ramanid.training.identifier import input_snr_bins
 
     bundle, queries = held_out_minerals
-    by_bin = bundle.info.element_thresholds_by_quality
-    assert by_bin is not None and len(by_bin) == len(SNR_BINS)
-    assert all(t is None or len(t) == 6 for t in by_bin) and sum(t is not None for t in by_bin) >= 2
+    by_block = bundle.info.element_thresholds_by_quality
+    assert bundle.info.element_keyed_by == KEYED_WITH_BACKGROUND
+    assert by_block is not None and len(by_block) == 2 * len(SNR_BINS)  # each bin, then its strong background's
+    assert all(t is None or len(t) == 6 for t in by_block) and sum(t is not None for t in by_block) >= 3
     noisy = degraded(queries, Condition("SNR 10", (("noise", 10),)), seed=0)
-    X, kept, _, _ = bundle.prepare(noisy)
-    thresholds = element_thresholds(bundle, X)
-    for row, b in zip(thresholds, input_snr_bins(X), strict=True):
-        np.testing.assert_array_equal(row, by_bin[b] if by_bin[b] is not None else bundle.estimator.thresholds_)
-    answers = predict_prepared(bundle, X, [s.source for s in kept])
+    X, kept, _, quality = bundle.prepare(noisy)
+    thresholds = element_thresholds(bundle, X, quality)
+    # keyed by the spectrum as read, not by the input: an input's ratio is its own maximum over its noise
+    keys = calibration_keys(input_snr_bins(X), quality, KEYED_WITH_BACKGROUND)
+    np.testing.assert_array_equal(keys % len(SNR_BINS), [q.bin for q in quality])
+    for row, b in zip(thresholds, keys, strict=True):
+        np.testing.assert_array_equal(row, by_block[b] if by_block[b] is not None else bundle.estimator.thresholds_)
+    answers = predict_prepared(bundle, X, [s.source for s in kept], quality=quality)
+    inputs = element_inputs(bundle, X, quality)
     assert [a.elements["S"]["present"] for a in answers] == list(
-        bundle.estimator.decision_scores(element_inputs(bundle, X))[:, 3] >= thresholds[:, 3]
+        bundle.estimator.decision_scores(inputs)[:, 3] >= thresholds[:, 3]
     )
     # the point: on noisy spectra of unseen minerals, the shares reported present follow the true
-    # shares more closely with the thresholds of their bin than with the clean ones
+    # shares more closely with the thresholds of their block than with the clean ones
     Y, readable = element_truth(kept, bundle.estimator.elements_)
-    scores = bundle.estimator.decision_scores(element_inputs(bundle, X))[readable]
+    scores = bundle.estimator.decision_scores(inputs)[readable]
     true = Y[readable].mean(0)
     by_quality = np.abs((scores >= thresholds[readable]).mean(0) - true).mean()
     one_set = np.abs((scores >= bundle.estimator.thresholds_).mean(0) - true).mean()
     assert by_quality < one_set
 
 
-def test_noisy_inputs_are_smoothed_by_the_window_their_bin_chose(held_out_minerals):
-    from ramanid.preprocessing.smooth import smoothed_in_range
+def test_a_strong_background_has_element_thresholds_of_its_own(held_out_minerals):
+    from ramanid.quality import SNR_BINS
+
+    bundle, queries = held_out_minerals
+    by_block = bundle.info.element_thresholds_by_quality
+    # a handheld probe's SNR 20 and a microscope's SNR 50 and more, each under a background
+    conditions = [
+        Condition(f"SNR {snr}, {x}x", (("noise", snr), ("fluorescence", x))) for snr, x in [(20, 5), (200, 1)]
+    ]
+    X, _, _, quality = bundle.prepare([s for c in conditions for s in degraded(queries, c, seed=0)])
+    strong = np.array([q.strong_background for q in quality])
+    assert strong.sum() > len(X) // 2
+    keys = bundle.info.element_keys(np.zeros(len(X), dtype=int), quality)
+    assert (keys[strong] >= len(SNR_BINS)).all() and (keys[~strong] < len(SNR_BINS)).all()
+    strong_bins = {q.bin for q in np.array(quality)[strong]}
+    assert len(SNR_BINS) - 1 in strong_bins and min(strong_bins) < len(SNR_BINS) - 1  # the top bin's too
+    thresholds = element_thresholds(bundle, X, quality)
+    for row, b in zip(thresholds[strong], keys[strong], strict=True):
+        np.testing.assert_array_equal(row, by_block[b] if by_block[b] is not None else bundle.estimator.thresholds_)
+
+
+def test_folders_keyed_by_the_input_keep_their_thresholds(held_out_minerals, tmp_path):
+    import json
+    import shutil
+
     from ramanid.quality import SNR_BINS
     from ramanid.training.identifier import input_snr_bins
 
     bundle, queries = held_out_minerals
+    folder = tmp_path / "model"
+    shutil.copytree(bundle.path, folder)
+    header = json.loads((folder / "bundle.json").read_text())
+    del header["element_keyed_by"]  # as folders of 2026-12-05 and before: one block per bin of the input
+    header["element_thresholds_by_quality"] = [None, [0.5] * 6, [0.4] * 6, None, [0.3] * 6]
+    header.pop("element_smoothing_by_quality", None)
+    (folder / "bundle.json").write_text(json.dumps(header))
+    older = load_bundle(folder)
+    X, _, _, quality = older.prepare(degraded(queries, Condition("SNR 10", (("noise", 10),)), seed=0))
+    expected = [header["element_thresholds_by_quality"][b] or older.estimator.thresholds_ for b in input_snr_bins(X)]
+    np.testing.assert_array_equal(element_thresholds(older, X, quality), expected)
+    header["element_thresholds_by_quality"] = [[0.5] * 6] * 2 * len(SNR_BINS)
+    (folder / "bundle.json").write_text(json.dumps(header))
+    with pytest.raises(BundleError, match="element_thresholds_by_quality.*5 lists"):
+        load_bundle(folder)
+
+
+def test_noisy_inputs_are_smoothed_by_the_window_their_block_chose(held_out_minerals):
+    from ramanid.preprocessing.smooth import smoothed_in_range
+    from ramanid.quality import SNR_BINS
+
+    bundle, queries = held_out_minerals
     windows = bundle.info.element_smoothing_by_quality
-    assert windows is not None and len(windows) == len(SNR_BINS) and windows[-1] == 0  # clean inputs as they are
-    X, kept, _, _ = bundle.prepare(degraded(queries, Condition("SNR 10", (("noise", 10),)), seed=0))
-    bins, smoothed = input_snr_bins(X), element_inputs(bundle, X)
-    for b in np.unique(bins):
-        np.testing.assert_allclose(smoothed[bins == b], smoothed_in_range(X[bins == b], windows[b]), atol=1e-6)
+    top = len(SNR_BINS) - 1
+    assert windows is not None and len(windows) == 2 * len(SNR_BINS) and windows[top] == 0  # clean inputs as they are
+    X, kept, _, quality = bundle.prepare(degraded(queries, Condition("SNR 10", (("noise", 10),)), seed=0))
+    keys, smoothed = bundle.info.element_keys(np.zeros(len(X), dtype=int), quality), element_inputs(bundle, X, quality)
+    for b in np.unique(keys):
+        np.testing.assert_allclose(smoothed[keys == b], smoothed_in_range(X[keys == b], windows[b]), atol=1e-6)
     assert np.allclose(smoothed.min(1), X.min(1), atol=1e-5) and np.allclose(smoothed.max(1), X.max(1), atol=1e-5)
     # chosen on held-out minerals of the training part; checked here on minerals never seen
     Y, readable = element_truth(kept, bundle.estimator.elements_)
@@ -148,13 +199,11 @@ def test_a_malformed_smoothing_window_is_refused_at_load(held_out_minerals, tmp_
     import json
     import shutil
 
-    from ramanid.bundle import BundleError
-
     bundle, _ = held_out_minerals
     folder = tmp_path / "model"
     shutil.copytree(bundle.path, folder)
     header = json.loads((folder / "bundle.json").read_text())
-    header["element_smoothing_by_quality"] = [0, 0, 4, 0, 0]
+    header["element_smoothing_by_quality"] = [0, 0, 4, 0, 0, 0, 0, 0, 0, 0]
     (folder / "bundle.json").write_text(json.dumps(header))
     with pytest.raises(BundleError, match="element_smoothing_by_quality.*odd number of points"):
         load_bundle(folder)

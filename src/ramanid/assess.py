@@ -119,16 +119,17 @@ def evaluate_elements_degraded(bundles: dict, spectra: list[Spectrum], condition
     queries = degraded(spectra, condition, seed)
     for name, bundle in bundles.items():
         model = bundle.estimator
-        X, kept, _, _ = bundle.prepare(queries)
+        X, kept, _, quality = bundle.prepare(queries)
         chemistry = bundle.info.task.chemistry
         Y, readable = element_truth(kept, model.elements_, CHEMISTRY_COLUMNS.get(chemistry, chemistry))
-        scores = model.decision_scores(element_inputs(bundle, X)[readable]) if len(X) else np.zeros(Y.shape)
+        inputs = element_inputs(bundle, X, quality)[readable]
+        scores = model.decision_scores(inputs) if len(X) else np.zeros(Y.shape)
         Y = Y[readable]
         auc = {
             e: float(roc_auc_score(Y[:, j], scores[:, j])) if 0 < Y[:, j].sum() < len(Y) else float("nan")
             for j, e in enumerate(model.elements_)
         }
-        present = scores >= element_thresholds(bundle, X)[readable]
+        present = scores >= element_thresholds(bundle, X, quality)[readable]
         row["models"][name] = {
             "n": int(len(Y)),
             "auc": auc,

@@ -27,7 +27,7 @@ from ramanid.jsonable import json_ready
 from ramanid.mixture import METHOD as MIXTURE_METHOD
 from ramanid.models import user_models
 from ramanid.preprocessing import steps_of
-from ramanid.quality import KEYED_MIDDLE_BACKGROUND, SNR_BINS, calibration_keys
+from ramanid.quality import KEYED_MIDDLE_BACKGROUND, KEYED_WITH_BACKGROUND, SNR_BINS, block_name, calibration_keys
 from ramanid.search import References
 from ramanid.spectra import Spectrum
 from ramanid.targets import Task
@@ -108,7 +108,7 @@ def train_bundle(
     estimator.attach(References(X[train], meta.iloc[train]))
     similarity = estimator.reference_similarity(X[val])
     preprocess = steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps)
-    calibration = by_quality = smoothing = None
+    calibration, element_fields = None, {}
     if task.kind == "elements":
         # a blend's vote keeps the validation spectra as references once fitted: its validation
         # scores are those of the choice, made with the other spectra as references
@@ -116,13 +116,7 @@ def train_bundle(
         scores = estimator.decision_scores(X[val]) if scores is None else scores
         metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         unknown = np.zeros(len(val), dtype=bool)
-        by_quality, smoothing = element_choices_by_quality(estimator, spectra, preprocess, X, y, val, seed)
-        if by_quality:
-            bins = [f"{low:g}+" for low, t in zip(SNR_BINS, by_quality, strict=True) if t is not None]
-            log(f"element thresholds chosen per signal-to-noise bin ({', '.join(bins)}) on degraded held-out minerals")
-        if smoothing:
-            bins = [f"{w} points (SNR {low:g}+)" for low, w in zip(SNR_BINS, smoothing, strict=True) if w]
-            log(f"noisier inputs smoothed over {', '.join(bins)}, chosen on degraded held-out minerals")
+        element_fields = element_quality_fields(estimator, spectra, preprocess, X, y, val, seed, log)
     else:
         scores = estimator.decision_scores(X[val])
         codes = np.searchsorted(estimator.classes_, y[val])
@@ -148,8 +142,7 @@ def train_bundle(
         "validation": _validation(val, grouped_by, metrics),
         "ood": ood,
         **({"calibration": calibration} if calibration else {}),
-        **({"element_thresholds_by_quality": by_quality} if by_quality else {}),
-        **({"element_smoothing_by_quality": smoothing} if smoothing else {}),
+        **element_fields,
         **({"tuned": recipe.choices["tune_scores"]} if "tune_scores" in recipe.choices else {}),
     }
     save_bundle(folder, estimator, info, References(X, meta))
@@ -434,45 +427,71 @@ def unknown_threshold(unknown_score: np.ndarray, known: np.ndarray, measured: np
     return float(np.quantile(unknown_score[judged], conf.ACCEPT_KNOWN))
 
 
+#: how an element model's quality blocks are keyed: the signal-to-noise bin of the spectrum as
+#: read, and a strong background apart at every ratio (a microscope's SNR 50+ under a background
+#: moves element scores as much as a handheld probe's SNR 20 does); chosen on inner folds of
+#: validation minerals over the identifier's keys (``benchmarks/RESULTS.md``)
+ELEMENT_KEYED_BY = KEYED_WITH_BACKGROUND
 #: the smoothing windows (points; 0: none) an element model's noisier inputs may choose among
 SMOOTHING_WINDOWS = (0, 7, 11, 15, 21, 31)
+
+
+def element_quality_fields(estimator, spectra, preprocess: list, X, Y, val, seed: int, log=print) -> dict:
+    """The fields of ``bundle.json`` that hold an element model's choices per quality block
+    (:func:`element_choices_by_quality`; none where no block has enough spectra), logged.
+    """
+    thresholds, windows = element_choices_by_quality(estimator, spectra, preprocess, X, Y, val, seed)
+    if thresholds is None:
+        return {}
+    blocks = [block_name(b) for b, t in enumerate(thresholds) if t is not None]
+    log(f"element thresholds chosen per quality block ({', '.join(blocks)}) on degraded held-out minerals")
+    fields = {"element_keyed_by": ELEMENT_KEYED_BY, "element_thresholds_by_quality": thresholds}
+    if windows:
+        blocks = [f"{w} points ({block_name(b)})" for b, w in enumerate(windows) if w]
+        log(f"noisier inputs smoothed over {', '.join(blocks)}, chosen on degraded held-out minerals")
+        fields["element_smoothing_by_quality"] = windows
+    return fields
 
 
 def element_choices_by_quality(
     estimator, spectra, preprocess: list, X: np.ndarray, Y: np.ndarray, val: np.ndarray, seed: int, copies: int = 4
 ) -> tuple[list | None, list | None]:
-    """``(thresholds, windows)`` per signal-to-noise bin of the inputs
-    (:data:`ramanid.quality.SNR_BINS`) of an element model, chosen on its validation spectra
-    (whole minerals it never trained on), clean and degraded ``copies`` times each by conditions
-    of the degradation protocol, read through the model's ``preprocess`` and scored against the
-    training part's references only.
+    """``(thresholds, windows)`` per quality block of an element model's inputs, chosen on its
+    validation spectra (whole minerals it never trained on), clean and degraded ``copies`` times
+    each by conditions of the degradation protocol, read through the model's ``preprocess`` and
+    scored against the training part's references only.
 
-    Each bin below the top one (where clean spectra fall) smooths its inputs by the window of
-    :data:`SMOOTHING_WINDOWS` whose macro ROC AUC is best there
+    The blocks (:data:`ELEMENT_KEYED_BY`, :func:`ramanid.quality.calibration_keys`) are the
+    signal-to-noise bins of the spectra as read, each split again where the background is
+    strong. Each block but the top bin's (where clean spectra fall) smooths its
+    inputs by the window of :data:`SMOOTHING_WINDOWS` whose macro ROC AUC is best there
     (:func:`~ramanid.preprocessing.smooth.smoothed_in_range`): the model was trained on clean
-    spectra. Then each bin's thresholds are chosen by the model's own rule on its scores: noise
-    moves an element model's scores, so one threshold for every quality would report some
-    elements far more often than they occur in noisy spectra, and others never. A bin with fewer
-    than :data:`MIN_PER_BIN` spectra keeps the model's own thresholds and no smoothing, as does an
-    element with one class in a bin; None when no bin has enough.
+    spectra. Then each block's thresholds are chosen by the model's own rule on its scores: noise
+    and background move an element model's scores, so one threshold for every quality would
+    report some elements far more often than they occur in poorer spectra, and others never. A
+    block with fewer than :data:`MIN_PER_BIN` spectra keeps the model's own thresholds and no
+    smoothing, as does an element with one class in a block; None when no block has enough.
+    Keyed so rather than by the input's own bin, the largest gap between an element's reported and
+    true share in one condition fell on inner folds of validation minerals (``benchmarks/RESULTS.md``).
     """
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds, macro_roc_auc
     from ramanid.preprocessing.smooth import smoothed_in_range
 
-    inputs, rows, _, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
+    inputs, rows, quality, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
-    bins, base = input_snr_bins(inputs), np.asarray(estimator.thresholds_, dtype=np.float64)
+    keys = calibration_keys(input_snr_bins(inputs), quality, ELEMENT_KEYED_BY)
+    base = np.asarray(estimator.thresholds_, dtype=np.float64)
     rule = getattr(estimator, "threshold", DEFAULT_RULE)
     thresholds, windows = [], []
     with _voting_on(estimator, X[train], Y[train]):
-        for b in range(len(SNR_BINS)):
-            inside = bins == b
+        for b in range(2 * len(SNR_BINS)):  # each bin, then its strong-background spectra's
+            inside = keys == b
             if inside.sum() < MIN_PER_BIN:
                 thresholds.append(None)
                 windows.append(0)
                 continue
             truth = Y[rows[inside]]
-            tried = [w for w in SMOOTHING_WINDOWS if w < inputs.shape[1]] if b < len(SNR_BINS) - 1 else [0]
+            tried = [w for w in SMOOTHING_WINDOWS if w < inputs.shape[1]] if b != len(SNR_BINS) - 1 else [0]
             scored = {w: estimator.decision_scores(smoothed_in_range(inputs[inside], w)) for w in tried}
             best = max(tried, key=lambda w: (np.nan_to_num(macro_roc_auc(truth, scored[w]), nan=-1.0), -w))
             two_classes = (truth.min(axis=0) == 0) & (truth.max(axis=0) == 1)

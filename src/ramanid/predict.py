@@ -108,9 +108,9 @@ def predict_prepared(
     companion = bundle.elements
     if companion is not None:
         companion_names = companion.estimator.output_names
-        companion_scores = scores_as_met(companion.estimator, element_inputs(companion, X))[0]
-        companion_thresholds = element_thresholds(companion, X)
-    thresholds = element_thresholds(bundle, X) if model.kind == "elements" else None
+        companion_scores = scores_as_met(companion.estimator, element_inputs(companion, X, quality))[0]
+        companion_thresholds = element_thresholds(companion, X, quality)
+    thresholds = element_thresholds(bundle, X, quality) if model.kind == "elements" else None
     results = []
     for i, source in enumerate(sources):
         p = Prediction(
@@ -172,7 +172,8 @@ def answer_arrays(
     model, info = bundle.estimator, bundle.info
     bins = model.quality_bins(X)
     keys = info.calibration_keys(bins, quality)
-    scores, similarity = scores_as_met(model, element_inputs(bundle, X) if model.kind == "elements" else X, bins)
+    inputs = element_inputs(bundle, X, quality) if model.kind == "elements" else X
+    scores, similarity = scores_as_met(model, inputs, bins)
     unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
     flagged = info.ood.flags(unknown, keys)
     mixed = _mixtures(bundle, X, scores, similarity, mixture) if mixture else None
@@ -226,38 +227,43 @@ def nearest_reference(bundle: Bundle, index: int, similarity: float) -> dict:
     }
 
 
-def element_thresholds(bundle: Bundle, X: np.ndarray) -> np.ndarray:
+def element_thresholds(bundle: Bundle, X: np.ndarray, quality: list | None) -> np.ndarray:
     """``(inputs, elements)``: the thresholds an element model applies to each input, those of
-    the input's signal-to-noise bin where the model chose them per bin on degraded held-out
-    minerals (:func:`ramanid.deploy.element_choices_by_quality`), its own elsewhere.
+    the input's quality block (from its signal-to-noise bin and ``quality``, the estimates of
+    the spectra as read: :meth:`~ramanid.bundle.header.ModelInfo.element_keys`) where the model
+    chose them per block on degraded held-out minerals
+    (:func:`ramanid.deploy.element_choices_by_quality`), its own elsewhere.
     """
-    from ramanid.training.identifier import input_snr_bins
-
     base = np.asarray(bundle.estimator.thresholds_, dtype=np.float64)
     thresholds = np.tile(base, (len(X), 1))
-    by_bin = bundle.info.element_thresholds_by_quality
-    if by_bin and len(X):
-        for i, b in enumerate(input_snr_bins(X)):
-            if by_bin[b] is not None:
-                thresholds[i] = by_bin[b]
+    by_block = bundle.info.element_thresholds_by_quality
+    if by_block and len(X):
+        for i, b in enumerate(_element_keys(bundle, X, quality)):
+            if by_block[b] is not None:
+                thresholds[i] = by_block[b]
     return thresholds
 
 
-def element_inputs(bundle: Bundle, X: np.ndarray) -> np.ndarray:
-    """The inputs an element model scores: each smoothed by the window its signal-to-noise bin
-    chose on degraded held-out minerals (:func:`ramanid.deploy.element_choices_by_quality`),
-    where the model chose any; ``X`` itself otherwise.
+def element_inputs(bundle: Bundle, X: np.ndarray, quality: list | None) -> np.ndarray:
+    """The inputs an element model scores: each smoothed by the window its quality block chose
+    on degraded held-out minerals (:func:`element_thresholds`), where the model chose any; ``X``
+    itself otherwise.
     """
     from ramanid.preprocessing.smooth import smoothed_in_range
-    from ramanid.training.identifier import input_snr_bins
 
     windows = bundle.info.element_smoothing_by_quality
     if not windows or not len(X):
         return X
-    bins, smoothed = input_snr_bins(X), np.array(X, dtype=np.float32)
-    for b in np.unique(bins):
-        smoothed[bins == b] = smoothed_in_range(X[bins == b], windows[b])
+    keys, smoothed = _element_keys(bundle, X, quality), np.array(X, dtype=np.float32)
+    for b in np.unique(keys):
+        smoothed[keys == b] = smoothed_in_range(X[keys == b], windows[b])
     return smoothed
+
+
+def _element_keys(bundle: Bundle, X: np.ndarray, quality: list | None) -> np.ndarray:
+    from ramanid.training.identifier import input_snr_bins
+
+    return bundle.info.element_keys(input_snr_bins(X), quality)
 
 
 def element_answer(names: list[str], scores: np.ndarray, thresholds: np.ndarray) -> dict[str, dict]:

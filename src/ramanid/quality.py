@@ -148,6 +148,12 @@ def snr_bin(snr: float) -> int:
     return int(np.searchsorted(SNR_BINS, snr, side="right") - 1)
 
 
+def block_name(block: int) -> str:
+    """A calibration block (:func:`calibration_keys`) as a user reads it: "SNR 5+", "SNR 5+ strong background"."""
+    n = len(SNR_BINS)
+    return f"SNR {SNR_BINS[block % n]:g}+" + " strong background" * (block >= n)
+
+
 def calibration_keys(
     snr_bins: np.ndarray, quality: list[Quality] | None, keyed_by: str = KEYED_MIDDLE_BACKGROUND
 ) -> np.ndarray:

@@ -120,20 +120,31 @@ def check_header(header: dict, source) -> None:
     ):
         counts = " or ".join(map(str, blocks))
         fail("ood", f"'by_quality': {counts} thresholds (finite or null), one per calibration block")
+    # element models keyed by the input's bin until 2026-12-05, then as library identifiers are
+    element_keyed_by = header.get("element_keyed_by", KEYED_BY_INPUT)
+    if element_keyed_by not in BLOCKS:
+        fail("element_keyed_by", f"one of {sorted(BLOCKS)}")
+    element_blocks = BLOCKS[element_keyed_by]
     element_thresholds = header.get("element_thresholds_by_quality")
     if element_thresholds is not None and not (
         isinstance(element_thresholds, list)
-        and len(element_thresholds) == bins
+        and len(element_thresholds) == element_blocks
         and all(t is None or finite_list(t, sum(header["outputs"])) for t in element_thresholds)
     ):
-        fail("element_thresholds_by_quality", f"{bins} lists of one threshold per element (or null), one per bin")
+        fail(
+            "element_thresholds_by_quality",
+            f"{element_blocks} lists of one threshold per element (or null), one per quality block",
+        )
     windows = header.get("element_smoothing_by_quality")
     if windows is not None and not (
         isinstance(windows, list)
-        and len(windows) == bins
+        and len(windows) == element_blocks
         and all(is_smoothing_window(w, len(header["shifts"])) for w in windows)
     ):
-        fail("element_smoothing_by_quality", f"{bins} smoothing windows (0, or an odd number of points from 3)")
+        fail(
+            "element_smoothing_by_quality",
+            f"{element_blocks} smoothing windows (0, or an odd number of points from 3), one per quality block",
+        )
     quality_calibration = (calibration or {}).get("by_quality")
     if quality_calibration is not None and not (
         isinstance(quality_calibration, list)
@@ -261,10 +272,12 @@ class ModelInfo:
     #: the mixture stopping rule chosen on validation mixtures (library identifiers; None where the
     #: folder has none, or one chosen for the single-reference fit of older folders)
     mixture_min_gain: float | None = None
-    #: an element model's thresholds per signal-to-noise bin of its inputs (None: one set for all)
+    #: an element model's thresholds per quality block of its inputs (None: one set for all)
     element_thresholds_by_quality: tuple | None = None
-    #: an element model's smoothing window per signal-to-noise bin of its inputs (0: none)
+    #: an element model's smoothing window per quality block of its inputs (0: none)
     element_smoothing_by_quality: tuple | None = None
+    #: how an element model's quality blocks are keyed (:func:`ramanid.quality.calibration_keys`)
+    element_keyed_by: str = KEYED_BY_INPUT
     #: how its calibration blocks are keyed (:func:`ramanid.quality.calibration_keys`)
     keyed_by: str = KEYED_MIDDLE_BACKGROUND
 
@@ -302,6 +315,7 @@ class ModelInfo:
             if header.get("element_smoothing_by_quality")
             else None,
             keyed_by=_keyed_by(ood, calibration),
+            element_keyed_by=header.get("element_keyed_by", KEYED_BY_INPUT),
         )
 
     def calibration_keys(self, bins: np.ndarray | None, quality: list | None) -> np.ndarray | None:
@@ -312,6 +326,12 @@ class ModelInfo:
         if bins is None or not (self.ood.by_quality or self.calibration.by_quality):
             return bins
         return calibration_keys(bins, quality, self.keyed_by)
+
+    def element_keys(self, bins: np.ndarray, quality: list | None) -> np.ndarray:
+        """The quality block of each input of an element model (its thresholds and smoothing,
+        :func:`ramanid.deploy.element_choices_by_quality`), keyed as the folder's are.
+        """
+        return calibration_keys(bins, quality, self.element_keyed_by)
 
 
 def _keyed_by(ood: dict, calibration: dict | None) -> str:
