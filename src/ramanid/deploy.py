@@ -428,9 +428,9 @@ def unknown_threshold(unknown_score: np.ndarray, known: np.ndarray, measured: np
 
 
 #: how an element model's quality blocks are keyed: the signal-to-noise bin of the spectrum as
-#: read, and a strong background apart at every ratio (a microscope's SNR 50+ under a background
-#: moves element scores as much as a handheld probe's SNR 20 does); chosen on inner folds of
-#: validation minerals over the identifier's keys (``benchmarks/RESULTS.md``)
+#: read, and a strong background apart at every ratio (a microscope's spectra under a background
+#: read at SNR 50 and more, and would otherwise take the clean spectra's thresholds); chosen on
+#: inner folds of validation minerals over the identifier's keys (``benchmarks/RESULTS.md``)
 ELEMENT_KEYED_BY = KEYED_WITH_BACKGROUND
 #: the smoothing windows (points; 0: none) an element model's noisier inputs may choose among
 SMOOTHING_WINDOWS = (0, 7, 11, 15, 21, 31)
