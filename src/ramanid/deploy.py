@@ -183,9 +183,8 @@ def train_identifier(
         log(
             "calibrated per signal-to-noise bin of the spectra as read, on degraded validation spectra: "
             + ", ".join(
-                f"SNR {m['snr_from']:g}+{' strong background' * m['strong_background']} top-1 {m['top1']:.2f}"
-                f" (n {m['n_known']})"
-                for m in by_quality[2]
+                f"{block_name(b)} top-1 {m['top1']:.2f} (n {m['n_known']})"
+                for b, m in enumerate(by_quality[2])
                 if m["n_known"]
             )
         )
@@ -463,8 +462,8 @@ def element_choices_by_quality(
 
     The blocks (:data:`ELEMENT_KEYED_BY`, :func:`ramanid.quality.calibration_keys`) are the
     signal-to-noise bins of the spectra as read, each split again where the background is
-    strong. Each block but the top bin's (where clean spectra fall) smooths its
-    inputs by the window of :data:`SMOOTHING_WINDOWS` whose macro ROC AUC is best there
+    strong. Each block but the top bin's without a strong background (where clean spectra fall)
+    smooths its inputs by the window of :data:`SMOOTHING_WINDOWS` whose macro ROC AUC is best there
     (:func:`~ramanid.preprocessing.smooth.smoothed_in_range`): the model was trained on clean
     spectra. Then each block's thresholds are chosen by the model's own rule on its scores: noise
     and background move an element model's scores, so one threshold for every quality would

@@ -261,6 +261,7 @@ def element_inputs(bundle: Bundle, X: np.ndarray, quality: list | None) -> np.nd
 
 
 def _element_keys(bundle: Bundle, X: np.ndarray, quality: list | None) -> np.ndarray:
+    """Each input's quality block, as the element model's folder keys them."""
     from ramanid.training.identifier import input_snr_bins
 
     return bundle.info.element_keys(input_snr_bins(X), quality)
