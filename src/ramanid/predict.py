@@ -235,13 +235,11 @@ def element_thresholds(bundle: Bundle, X: np.ndarray, quality: list | None) -> n
     (:func:`ramanid.deploy.element_choices_by_quality`), its own elsewhere.
     """
     base = np.asarray(bundle.estimator.thresholds_, dtype=np.float64)
-    thresholds = np.tile(base, (len(X), 1))
     by_block = bundle.info.element_thresholds_by_quality
-    if by_block and len(X):
-        for i, b in enumerate(_element_keys(bundle, X, quality)):
-            if by_block[b] is not None:
-                thresholds[i] = by_block[b]
-    return thresholds
+    if not by_block or not len(X):
+        return np.tile(base, (len(X), 1))
+    table = np.array([base if t is None else t for t in by_block], dtype=np.float64)
+    return table[_element_keys(bundle, X, quality)]
 
 
 def element_inputs(bundle: Bundle, X: np.ndarray, quality: list | None) -> np.ndarray:

@@ -120,7 +120,7 @@ def check_header(header: dict, source) -> None:
     ):
         counts = " or ".join(map(str, blocks))
         fail("ood", f"'by_quality': {counts} thresholds (finite or null), one per calibration block")
-    # element models keyed by the input's bin until 2026-12-05, then as library identifiers are
+    # element models keyed by the input's bin until 2026-12-05; since, as they say (``element_keyed_by``)
     element_keyed_by = header.get("element_keyed_by", KEYED_BY_INPUT)
     if element_keyed_by not in BLOCKS:
         fail("element_keyed_by", f"one of {sorted(BLOCKS)}")
