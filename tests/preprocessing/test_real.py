@@ -135,3 +135,28 @@ def test_despiking_filters_only_the_candidate_steps_and_finds_what_filtering_eve
     expected[:, :-1] |= steps & ~right
     found = step.spike_mask(X)
     assert found.sum() >= len(X) and np.array_equal(found, expected)
+
+
+@pytest.mark.parametrize("options", [{}, {"lam": 1e4}, {"lam": 1e6, "max_iter": 3}])
+def test_arpls_of_a_batch_equals_pybaselines_row_by_row(raw, options):
+    """arpls_rows solves every unfinished row at once; rows under no, a weak and a strong
+    background (so stopping at different iterations, or not converging within the cap), a flat
+    row and a straight line give pybaselines' own baselines within rounding (which the
+    unconverged rows' 50 iterations amplify to some 1e-8 of their range).
+    """
+    import warnings
+
+    from ramanid.preprocessing.baseline import arpls_rows
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in ("clean", "fluorescence 1x", "fluorescence 20x"):
+        condition = next(c for c in conditions() if c.name == name)
+        rows += [degrade(Spectrum(raw.shifts, x, {}), condition, rng).intensities for x in raw.intensities[:10]]
+    Y = np.stack([*rows, np.ones(len(raw.shifts)), np.linspace(0, 1, len(raw.shifts))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pybaselines warns where a row stops early
+        expected = np.stack([Baseline(raw.shifts).arpls(y, **options)[0] for y in Y])
+        found = arpls_rows(Y, **options)
+    scale = np.ptp(Y, axis=1, keepdims=True) + 1
+    np.testing.assert_allclose(found / scale, expected / scale, rtol=0, atol=1e-7)

@@ -158,7 +158,8 @@ class TestBaseline(StepChecks):
     def test_equals_pybaselines(self, step, method, params):
         X = synthetic(2)
         expected = [row - getattr(Baseline(AXIS), method)(fitted_input(method, row), **params)[0] for row in X]
-        np.testing.assert_allclose(step.fit_transform(X), expected)
+        # arPLS runs batched (arpls_rows): equal within rounding, where values pass near 0 too
+        np.testing.assert_allclose(step.fit_transform(X), expected, rtol=1e-7, atol=1e-9)
 
     def test_removes_a_slope(self, step, method):
         peak = np.exp(-0.5 * ((AXIS - 700) / 10) ** 2)
