@@ -255,3 +255,20 @@ def test_despike_removes_planted_spikes_and_keeps_peaks():
     out = Despike().fit_transform(spiked[None])[0]
     assert np.abs(out - X).max() < 0.5
     assert Despike().spike_mask(X).sum() == 0
+
+
+def test_arpls_batches_side_by_side_in_threads_give_what_each_gives_alone():
+    """A map runs a chunk per core in threads; pentapy and numpy release the interpreter's lock
+    within a batch's solve, so two batches at once must not disturb each other.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ramanid.preprocessing.baseline import arpls_rows
+
+    X = synthetic(40, seed=3) + np.linspace(0, 30, AXIS.size)  # a background many times the bands
+    batches = [X[:20], X[20:]] * 4
+    alone = [arpls_rows(b) for b in batches[:2]]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(arpls_rows, batches))
+    for k, found in enumerate(together):
+        np.testing.assert_array_equal(found, alone[k % 2])
