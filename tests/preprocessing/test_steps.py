@@ -272,3 +272,15 @@ def test_arpls_batches_side_by_side_in_threads_give_what_each_gives_alone():
         together = list(pool.map(arpls_rows, batches))
     for k, found in enumerate(together):
         np.testing.assert_array_equal(found, alone[k % 2])
+
+
+@pytest.mark.parametrize("points", [3, 4, 5, 8])
+def test_arpls_of_a_batch_of_very_short_spectra_equals_pybaselines(points):
+    """The second-difference penalty's ends differ below 5 points (3 points: 1, 4, 1 on the diagonal)."""
+    from ramanid.preprocessing.baseline import arpls_rows
+
+    rng = np.random.default_rng(points)
+    Y = rng.normal(0, 1, (6, points)) + np.linspace(0, 5, points)
+    for lam in (1.0, 1e5):
+        expected = [Baseline(np.arange(points)).arpls(y, lam=lam)[0] for y in Y]
+        np.testing.assert_allclose(arpls_rows(Y, lam=lam), expected, rtol=1e-7, atol=1e-9)

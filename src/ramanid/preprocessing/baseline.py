@@ -166,15 +166,13 @@ def arpls_rows(Y: np.ndarray, lam: float | None = None, max_iter: int | None = N
     n, p = Y.shape
     if p < 3:
         raise PreprocessingError(f"arPLS needs spectra of at least 3 points, not {p}")
-    # lam * D'D of second differences as five bands (pentapy's row-wise layout), one row's block
-    # after another, with zeros where a band would reach into the next block
+    # lam * D'D of second differences (D's rows are 1, -2, 1) as five bands in pentapy's row-wise
+    # layout, one row's block after another, with zeros where a band would reach into the next block
+    rows, step = np.ones(p - 2), np.array([1.0, -2.0, 1.0])
     block = np.zeros((5, p))
-    block[0, :-2] = block[4, 2:] = lam
-    block[1, :-1] = block[3, 1:] = -4 * lam
-    block[1, [0, -2]] = block[3, [1, -1]] = -2 * lam
-    block[2] = 6 * lam
-    block[2, [0, -1]] = lam
-    block[2, [1, -2]] = 5 * lam
+    block[2] = lam * np.convolve(rows, step * step)
+    block[1, :-1] = block[3, 1:] = lam * np.convolve(rows, step[:-1] * step[1:])
+    block[0, :-2] = block[4, 2:] = lam * np.convolve(rows, step[:-2] * step[2:])
     system = np.tile(block, n)
     weights, baselines, active = np.ones((n, p)), np.empty((n, p)), np.arange(n)
     tiny = np.finfo(np.float64).eps
