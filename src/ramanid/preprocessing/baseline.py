@@ -44,8 +44,8 @@ CHUNK = 256
 ARPLS_NOISE_FLOOR = 1e-3
 #: pybaselines' arPLS defaults, which :func:`arpls_rows` keeps (second differences)
 ARPLS_DEFAULTS = {"lam": 1e5, "max_iter": 50, "tol": 1e-3}
-#: the fewest spectra :func:`arpls_rows` fits at once; fewer go to pybaselines one by one, which
-#: was faster for 1-2 spectra (0.7-0.85 times the time; 2x slower from 8 on)
+#: the fewest spectra :func:`arpls_rows` fits at once; fewer go to pybaselines one by one (it
+#: took 0.7-0.85 times the batch's time for 1-2 spectra, about twice it from 8 on)
 ARPLS_BATCH_FROM = 4
 
 
@@ -70,8 +70,9 @@ class BaselineCorrection(SpectrumTransformer):
     shifts : array-like, optional
         The x axis for polynomial and hull fits (default: point index).
     n_jobs : int, optional
-        Worker processes (joblib); ``-1`` uses every core. Spectra go in chunks of 256, and
-        each chunk reuses one pybaselines fitter, so its setup is paid once per chunk.
+        Worker processes (joblib); ``-1`` uses every core. Spectra go in chunks of 256: arPLS
+        fits a chunk at once (:func:`arpls_rows`), the other methods reuse one pybaselines fitter
+        per chunk, so its setup is paid once per chunk.
 
     Notes
     -----
