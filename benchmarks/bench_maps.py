@@ -1,9 +1,9 @@
 """Raman maps (issue 30): synthetic phase maps from held-out specimens' spectra, and the speed and
 memory of ``ramanid map``.
 
-    python benchmarks/bench_maps.py --model DIR [--size 40] [--maps 6] [--baseline model]  # accuracy
+    python benchmarks/bench_maps.py --model DIR [--size 40] [--maps 20] [--baseline model]  # accuracy
     python benchmarks/bench_maps.py --model DIR --speed [--side 100]         # pixels/s, 1 process and dask
-    python benchmarks/bench_maps.py --model DIR --big [--side 1000]          # peak RSS of a streamed map
+    python benchmarks/bench_maps.py --model DIR --big [--side 1000] [--workers 2]  # peak RSS of a streamed map
 
 ``--model`` is an identifier trained on the references of the degradation protocol's split
 (``bench_degradation.py --save DIR``). A synthetic map has 3-6 regions (the Voronoi cells of
@@ -12,7 +12,8 @@ its region's mineral, pixels on a boundary are 50/50 mixtures of the two mineral
 pixel is degraded by ``--condition`` (any condition of the degradation protocol). Half of the
 held-out specimens make validation maps, on which the neighbourhood step is chosen; the other half
 make the test maps reported. A pixel is right when its phase is its region's mineral (either one
-on a boundary).
+on a boundary). A map's regions are few specimens, so a figure moves in steps of a region: each is
+given with a bootstrap 95% interval over the maps.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -137,10 +139,12 @@ def accuracy(args, bundle) -> None:
     chosen = max(NEIGHBOURHOODS, key=lambda n: np.mean([r["pixel_accuracy"] for r in results["validation", n]]))
     rows = []
     for (part, neighbourhood), found in results.items():
+        accuracy = [f["pixel_accuracy"] for f in found]
         row = {
             "maps": part,
             "neighbourhood": neighbourhood,
             **{k: float(np.mean([f[k] for f in found])) for k in found[0]},
+            "pixel_accuracy_95": bootstrap_interval(accuracy, args.seed),
         }
         rows.append(row)
         print(json.dumps(row))
@@ -153,10 +157,22 @@ def accuracy(args, bundle) -> None:
         )
 
 
-def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> tuple[float, float, float]:
+#: bootstrap draws of the maps behind an interval
+BOOTSTRAP = 2000
+
+
+def bootstrap_interval(values, seed: int) -> list[float]:
+    """The 2.5th and 97.5th percentiles of the mean of ``values`` resampled with replacement."""
+    values = np.asarray(values, dtype=float)
+    means = np.random.default_rng(seed).choice(values, (BOOTSTRAP, len(values))).mean(axis=1)
+    return [round(float(q), 4) for q in np.percentile(means, [2.5, 97.5])]
+
+
+def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> tuple[float, float, float, float]:
     """The wall time of ``ramanid map`` in its own process (start-up included), its mapping time
-    (file to every pixel's answer, as it prints it), and that process's peak RSS in GiB (its own,
-    from ``wait4``: it counts this process's RSS at the fork).
+    (file to every pixel's answer, as it prints it), that process's peak RSS in GiB (its own,
+    from ``wait4``: it counts this process's RSS at the fork), and the largest RSS any process it
+    started reached (a dask worker's; sampled every 0.2 s; 0 when it started none).
     """
     start = time.perf_counter()
     command = [
@@ -173,14 +189,32 @@ def ramanid_map(model: Path, path: Path, axis: Path, out: Path, *extra: str) -> 
     ]
     with tempfile.TemporaryFile() as said, tempfile.TemporaryFile() as errors:  # not pipes: they could fill
         child = subprocess.Popen([*command, *extra], stdout=said, stderr=errors)
+        stop, descendants = threading.Event(), [0]
+        sampler = threading.Thread(target=_largest_descendant, args=(child.pid, stop, descendants))
+        sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
+        stop.set()
+        sampler.join()
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
             errors.seek(0)
             raise RuntimeError(f"ramanid map failed ({child.returncode}): {errors.read()[-2000:].decode()}")
         said.seek(0)
         mapping = float(re.search(rb"pixels in ([0-9.]+) s", said.read()).group(1))
-    return time.perf_counter() - start, mapping, usage.ru_maxrss / 2**20
+    return time.perf_counter() - start, mapping, usage.ru_maxrss / 2**20, descendants[0] / 2**30
+
+
+def _largest_descendant(pid: int, stop: threading.Event, peak: list) -> None:
+    """Keep in ``peak[0]`` the largest RSS (bytes) of any process below ``pid`` until ``stop``."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    while not stop.wait(0.2):
+        try:
+            for child in parent.children(recursive=True):
+                peak[0] = max(peak[0], child.memory_info().rss)
+        except psutil.Error:  # a process that ended between the listing and the reading
+            continue
 
 
 def speed(args, bundle) -> None:
@@ -203,7 +237,7 @@ def speed(args, bundle) -> None:
             ("1 process, the model's arPLS", ["--baseline", "model"]),
             ("dask, 2 local workers, fast baseline", ["--workers", "2"]),
         ):
-            wall, mapping, _ = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
+            wall, mapping, _, _ = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
             print(
                 f"{label}: {n} pixels in {wall:.1f} s = {n / wall:.0f} pixels/s whole run (start-up, model and "
                 f"outputs included); mapping {mapping:.1f} s = {n / mapping:.0f} pixels/s"
@@ -241,10 +275,14 @@ def big(args) -> None:
         subprocess.run(writer, check=True)
         print(f"map file: {path.stat().st_size / 2**30:.2f} GiB")
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        wall, _, peak = ramanid_map(args.model, path, axis, Path(folder) / "out")
+        extra = ["--workers", str(args.workers)] if args.workers else []
+        wall, mapping, peak, worker = ramanid_map(args.model, path, axis, Path(folder) / "out", *extra)
+        where = f"a local dask cluster of {args.workers} workers" if args.workers else "one process"
         print(
-            f"{args.side}x{args.side}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s; peak RSS {peak:.2f} GiB "
-            f"(an upper bound: this process's peak at the fork, {own:.2f} GiB, counts in it)"
+            f"{args.side}x{args.side} on {where}: {wall:.0f} s = {args.side**2 / wall:.0f} pixels/s whole run, mapping"
+            f" {args.side**2 / mapping:.0f} pixels/s; peak RSS {peak:.2f} GiB (an upper bound: this process's peak"
+            f" at the fork, {own:.2f} GiB, counts in it)"
+            + (f"; largest worker {worker:.2f} GiB" if args.workers else "")
         )
 
 
@@ -267,12 +305,13 @@ def main() -> None:
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=40)
-    parser.add_argument("--maps", type=int, default=6)
+    parser.add_argument("--maps", type=int, default=20)
     parser.add_argument("--condition", default="microscope, good")
     parser.add_argument("--baseline", choices=["fast", "model"], default="fast", help="As ramanid map --baseline.")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--side", type=int, default=None)
     parser.add_argument("--big", action="store_true")
+    parser.add_argument("--workers", type=int, default=None, help="--big on a local dask cluster of N workers.")
     parser.add_argument("--tmp", default=None, help="Where the big map's file goes (it needs 4 GB).")
     parser.add_argument("--log", type=Path, default=None)
     parser.add_argument("--write-big", type=Path, default=None, help=argparse.SUPPRESS)

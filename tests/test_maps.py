@@ -3,6 +3,7 @@ resuming, the neighbourhood step, outputs, and bad maps."""
 
 import base64
 import json
+import platform
 import re
 from pathlib import Path
 
@@ -131,6 +132,47 @@ def test_a_local_dask_cluster_gives_the_in_process_answers(bundle):
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
         spread = map_answers(bundle, data, options, client=client, progress=False)
     pd.testing.assert_frame_equal(alone, spread)
+
+
+class _CountedRows:
+    """A map's spectra that note where each read of a chunk starts."""
+
+    def __init__(self, rows):
+        self.rows, self.reads = rows, []
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, where):
+        self.reads.append(where.start)
+        return self.rows[where]
+
+
+def test_a_dask_cluster_is_sent_a_few_chunks_at_a_time_not_the_whole_map(bundle):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import Client, LocalCluster
+
+    from ramanid import maps
+
+    data = _map(bundle)
+    data.intensities = _CountedRows(data.intensities)
+    starts = list(range(0, len(data), 4))
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        answered = []
+        for start, _ in maps._run(bundle, data, MapOptions(chunk=4), starts, client, threads=1):
+            answered.append(start)
+            assert len(data.intensities.reads) - len(answered) < maps.CHUNKS_PER_WORKER_THREAD
+    assert sorted(answered) == starts == sorted(data.intensities.reads)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_a_worker_keeps_its_arrays_in_the_heap():
+    from ramanid.cluster import keep_arrays_in_heap
+
+    assert keep_arrays_in_heap() is True
 
 
 def test_an_interrupted_map_resumes_from_its_finished_chunks(bundle, tmp_path, monkeypatch):

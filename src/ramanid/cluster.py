@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 
 from ramanid.errors import RamanIdError
 
 #: how long to wait for a scheduler to answer before saying it cannot be reached
 CONNECT_TIMEOUT = "10s"
+#: glibc's ``mallopt`` option for the size from which an allocation gets a mapping of its own
+_M_MMAP_THRESHOLD = -3
+#: arrays up to this size come from the heap on a worker (glibc's own ceiling on 64-bit systems)
+HEAP_ARRAYS_UP_TO = 32 * 2**20
+
+
+def keep_arrays_in_heap() -> bool:
+    """Let glibc serve arrays of up to :data:`HEAP_ARRAYS_UP_TO` from its heap in this process, as
+    it does by default once such arrays have been freed. dask starts its workers with
+    ``MALLOC_TRIM_THRESHOLD_`` set, which freezes the threshold at 128 kB: every array of a map's
+    chunk is then mapped and page-faulted afresh, and chunks ran at half the speed they run in one
+    process (``benchmarks/RESULTS.md``). Returns whether it was set (glibc only).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, HEAP_ARRAYS_UP_TO))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def on_worker(function, *args):
+    """``function(*args)`` on a dask worker, its arrays kept in the heap (:func:`keep_arrays_in_heap`):
+    what ``map`` and ``cv`` send a cluster.
+    """
+    keep_arrays_in_heap()
+    return function(*args)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,8 @@ NOT_MINERALS = (UNKNOWN, UNANSWERED, TOO_POOR)
 NEIGHBOURHOODS = ("off", "majority", "segments")
 #: the fewest pixels of a region that ``segments`` answers by its mean spectrum
 SEGMENT_PIXELS = 10
+#: chunks sent to a dask cluster ahead of its answers, per worker thread
+CHUNKS_PER_WORKER_THREAD = 2
 #: the report draws a representative spectrum for this many of the largest phases
 REPORT_SPECTRA = 12
 
@@ -315,14 +318,27 @@ def _run(bundle, data: MapData, options: MapOptions, starts: list[int], client, 
     if client is None:
         yield from _in_threads(answered, starts, threads)
         return
-    model = client.scatter(_folder_files(bundle.path), broadcast=True)  # the model, once per worker
-    futures = {
-        client.submit(_remote_chunk, model, data.shifts, chunk(start), options, pure=False): start for start in starts
-    }
     from dask.distributed import as_completed
 
-    for future in as_completed(futures):
-        yield futures[future], future.result()
+    from ramanid.cluster import on_worker
+
+    model = client.scatter(_folder_files(bundle.path), broadcast=True)  # the model, once per worker
+    waiting = iter(starts)
+    in_flight = {}
+
+    def submit(start):
+        future = client.submit(on_worker, _remote_chunk, model, data.shifts, chunk(start), options, pure=False)
+        in_flight[future] = start
+        return future
+
+    # a few chunks per worker thread at a time, so that the map is never all in this process's memory
+    limit = CHUNKS_PER_WORKER_THREAD * max(1, sum(client.nthreads().values()))
+    done = as_completed([submit(start) for start in itertools.islice(waiting, limit)])
+    for future in done:
+        yield in_flight.pop(future), future.result()
+        following = next(waiting, None)
+        if following is not None:
+            done.add(submit(following))
 
 
 def _in_threads(work, starts: list[int], threads: int):

@@ -215,10 +215,10 @@ def _execute(calls, n_jobs: int, backend: str, scheduler: str | None):
     cached at once and an interrupted run loses only the folds in flight.
     """
     if backend == "dask":
-        from ramanid.cluster import dask_client
+        from ramanid.cluster import dask_client, on_worker
 
         with dask_client(scheduler=scheduler) as client:
-            futures = [client.submit(run_fold, *call, pure=False) for call in calls]
+            futures = [client.submit(on_worker, run_fold, *call, pure=False) for call in calls]
             for future in futures:
                 yield future.result()
         return
