@@ -134,6 +134,25 @@ def test_a_local_dask_cluster_gives_the_in_process_answers(bundle):
     pd.testing.assert_frame_equal(alone, spread)
 
 
+def test_the_map_command_sends_its_chunks_to_a_scheduler_given_by_address(tmp_path):
+    """``--scheduler ADDRESS`` as the README shows it, against a running cluster: the in-process map."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    source = FORMATS / "renishaw" / "interrupted_acquisition.wdf"
+    alone = ["map", str(OLD / "identifier"), str(source), "--chunk", "5", "--out", str(tmp_path / "alone")]
+    assert CliRunner().invoke(main, alone).exit_code == 0
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
+        spread = ["map", str(OLD / "identifier"), str(source), "--chunk", "5", "--out", str(tmp_path / "spread")]
+        result = CliRunner().invoke(main, [*spread, "--scheduler", cluster.scheduler_address])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "alone" / "pixels.csv"), pd.read_csv(tmp_path / "spread" / "pixels.csv")
+    )
+
+
 class _CountedRows:
     """A map's spectra that note where each read of a chunk starts."""
 
