@@ -527,6 +527,21 @@ def test_an_unreachable_scheduler_is_one_line_within_the_timeout(monkeypatch):
     assert time.monotonic() - start < 30
 
 
+def test_a_scheduler_without_workers_is_one_line_not_a_silent_wait(monkeypatch):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from ramanid import cluster
+
+    monkeypatch.setattr(cluster, "WORKER_TIMEOUT", 1.0)
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp", dashboard_address=None) as empty:
+        with (
+            pytest.raises(RamanIdError, match="no dask worker joined the scheduler"),
+            cluster.dask_client(scheduler=empty.scheduler_address),
+        ):
+            pass
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):

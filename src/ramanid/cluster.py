@@ -10,6 +10,8 @@ from ramanid.errors import RamanIdError
 
 #: how long to wait for a scheduler to answer before saying it cannot be reached
 CONNECT_TIMEOUT = "10s"
+#: how long to wait for a scheduler's first worker before saying it has none (seconds)
+WORKER_TIMEOUT = 60.0
 #: glibc's ``mallopt`` option for the size from which an allocation gets a mapping of its own
 _M_MMAP_THRESHOLD = -3
 #: arrays up to this size come from the heap on a worker (glibc's own ceiling on 64-bit systems)
@@ -42,7 +44,8 @@ def on_worker(function, *args):
 def dask_client(workers: int | None = None, scheduler: str | None = None):
     """A client of the scheduler at ``scheduler``, or of a local cluster of ``workers`` processes
     (dask's default cluster when neither is given); a scheduler that does not answer within
-    :data:`CONNECT_TIMEOUT` is a :class:`~ramanid.errors.RamanIdError` naming it.
+    :data:`CONNECT_TIMEOUT`, or has no worker within :data:`WORKER_TIMEOUT`, is a
+    :class:`~ramanid.errors.RamanIdError` naming it.
     """
     if workers is not None and scheduler is not None:
         raise RamanIdError("give --workers (a local cluster) or --scheduler ADDRESS, not both")
@@ -66,4 +69,11 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         )
         raise RamanIdError(f"cannot reach the dask scheduler at {scheduler!r} ({reason})") from exc
     with client:
+        try:  # a scheduler without workers would hold every chunk, and the run would wait without a word
+            client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+        except TimeoutError as exc:
+            raise RamanIdError(
+                f"no dask worker joined the scheduler at {scheduler!r} within {WORKER_TIMEOUT:g} s: "
+                "start one ('dask worker ADDRESS') where ramanid is installed"
+            ) from exc
         yield client
