@@ -69,7 +69,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
         )
         raise RamanIdError(f"cannot reach the dask scheduler at {scheduler!r} ({reason})") from exc
     with client:
-        try:  # a scheduler without workers would hold every chunk, and the run would wait without a word
+        try:  # with no worker, a run would wait without a word
             client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
         except TimeoutError as exc:
             raise RamanIdError(

@@ -6,10 +6,11 @@ then answered chunk by chunk: each chunk is resampled, measured and preprocessed
 (:meth:`ramanid.bundle.Bundle.prepare_rows`; by default with the one-pass ``opening`` baseline,
 which runs at map speed) and identified through the same answers as ``predict``
 (:func:`ramanid.predict.answer_arrays`). Chunks run in this process, one per core at once, or on
-a ``dask.distributed`` cluster, where the model is sent to each worker once. A neighbourhood step
-may then mend each pixel's phase from its neighbours (:func:`majority_filter`) and answer each
-region of one phase by its mean spectrum (:func:`segment_phases`). Finished chunks are kept beside the
-output folder, so an interrupted run resumes (``--resume``); the output folder is written whole.
+a ``dask.distributed`` cluster, where the model is sent to each worker once and a few chunks per
+worker thread are in flight at a time. A neighbourhood step may then mend each pixel's phase from
+its neighbours (:func:`majority_filter`) and answer each region of one phase by its mean spectrum
+(:func:`segment_phases`). Finished chunks are kept beside the output folder, so an interrupted run
+resumes (``--resume``); the output folder is written whole.
 
 Outputs (:func:`write_map`): ``pixels.csv``, ``summary.csv``, ``phases.png``, ``confidence.png``
 and a self-contained ``report.html``.
