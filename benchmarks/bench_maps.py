@@ -139,12 +139,12 @@ def accuracy(args, bundle) -> None:
     chosen = max(NEIGHBOURHOODS, key=lambda n: np.mean([r["pixel_accuracy"] for r in results["validation", n]]))
     rows = []
     for (part, neighbourhood), found in results.items():
-        accuracy = [f["pixel_accuracy"] for f in found]
+        per_map = [f["pixel_accuracy"] for f in found]
         row = {
             "maps": part,
             "neighbourhood": neighbourhood,
             **{k: float(np.mean([f[k] for f in found])) for k in found[0]},
-            "pixel_accuracy_95": bootstrap_interval(accuracy, args.seed),
+            "pixel_accuracy_95": bootstrap_interval(per_map, args.seed),
         }
         rows.append(row)
         print(json.dumps(row))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 
 from ramanid.errors import RamanIdError
 
@@ -18,6 +19,7 @@ _M_MMAP_THRESHOLD = -3
 HEAP_ARRAYS_UP_TO = 32 * 2**20
 
 
+@functools.cache  # once per process: finding libc runs ldconfig, and every chunk calls this
 def keep_arrays_in_heap() -> bool:
     """Let glibc serve arrays of up to :data:`HEAP_ARRAYS_UP_TO` from its heap in this process, as
     it does by default once such arrays have been freed. dask starts its workers with
