@@ -95,7 +95,7 @@ def main() -> None:
         rows.append(row)
         print(
             f"{row['condition']:24s} top1 {row['top1']:.3f} top5 {row['top5']:.3f} | derivative {row['derivative top1']:.3f}"
-            f" pearson {row['pearson top1']:.3f} | false alarms {row['false_alarms']:.3f} caught {row.get('caught', float('nan')):.3f}"
+            f" pearson {row['pearson top1']:.3f} any {row['any top1']:.3f} | false alarms {row['false_alarms']:.3f} caught {row.get('caught', float('nan')):.3f}"
             f" AUROC {row.get('auroc', float('nan')):.3f} | coverage {row['coverage']:.3f} ECE {row['ece']:.3f}"
             f" | SNR~{row['median_snr']:.0f} poor {row['poor']:.2f} (top-1 {np.nan if row['poor_top1'] is None else row['poor_top1']:.2f})"
             f" | {row['wall_s']} s",
@@ -113,7 +113,7 @@ def main() -> None:
         args.log.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
 
 
-SUMMARISED = ("top1", "derivative top1", "false_alarms", "caught", "auroc", "coverage", "ece")
+SUMMARISED = ("top1", "derivative top1", "any top1", "false_alarms", "caught", "auroc", "coverage", "ece")
 
 
 def summarise(runs: list[list[dict]]) -> None:

@@ -270,3 +270,21 @@ def test_a_condition_reports_the_share_flagged_poor_and_their_top1():
     for row in (clean, noisy):
         assert (row["poor_top1"] is None) == (row["poor"] == 0)
     assert 0 <= noisy["poor_top1"] <= 1
+
+
+def test_any_top1_is_the_share_named_right_by_the_model_or_a_search():
+    from pathlib import Path
+
+    from ramanid.assess import evaluate_degraded
+    from ramanid.search import LibrarySearch
+    from ramanid.spectra import Spectrum
+
+    bundle = load_bundle(Path(__file__).parent / "data" / "bundles_v2" / "identifier")
+    rows = range(0, len(bundle.library), max(1, len(bundle.library) // 40))
+    known = [Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": bundle.labels[i]}) for i in rows]
+    searches = {name: LibrarySearch(name).fit(bundle.library, bundle.labels) for name in ("derivative", "pearson")}
+    row = evaluate_degraded(bundle, known, [], Condition("n", (("noise", 3),)), searches=searches)
+    alone = [row["top1"], row["derivative top1"], row["pearson top1"]]
+    assert max(alone) <= row["any top1"] <= min(1.0, sum(alone))
+    assert row["any top1"] > max(alone)  # at this noise each names some spectra the others miss
+    assert "any top1" not in evaluate_degraded(bundle, known, [], Condition("clean"))

@@ -45,7 +45,9 @@ def evaluate_degraded(
     Returns top-1/top-5 (the model and each search), the unknown flag's rate on known spectra
     and on unknown ones, the unknown score's AUROC, the answer sets' coverage, the top-1's
     expected calibration error, the median quality estimate, and the share of spectra flagged
-    ``poor`` with their top-1.
+    ``poor`` with their top-1. With ``searches``, ``any top1`` is the share named right by the
+    model or by a search: what an oracle choosing among them per spectrum would reach, a ceiling
+    for any rule that picks one of these scores.
     """
     row = {"condition": condition.name}
     results = {}
@@ -82,12 +84,16 @@ def evaluate_degraded(
             caught=float(np.mean([a.unknown for a in unknown_answers])),
             auroc=float(roc_auc_score(labels, scores)),
         )
+    right_by_any = correct.copy()
     for name, search in (searches or {}).items():
         scores = search.class_scores(X)
         order = np.argsort(-scores, axis=1)[:, :5]
         top = search.classes_[order]
         row[f"{name} top1"] = float(np.mean(top[:, 0] == truth))
         row[f"{name} top5"] = float(np.mean([t in r for r, t in zip(top, truth, strict=True)]))
+        right_by_any |= top[:, 0] == truth
+    if searches:
+        row["any top1"] = float(right_by_any.mean())
     return row
 
 
