@@ -256,14 +256,9 @@ def test_validation_copies_are_degraded_as_their_files_would_be(rruff_780, rruff
 def test_a_condition_reports_the_share_flagged_poor_and_their_top1():
     """On an identifier's own references as measured, noise at a ratio of 3 flags more spectra
     poor; the row says how many, and how many of them it still named right."""
-    from pathlib import Path
-
     from ramanid.assess import evaluate_degraded
-    from ramanid.spectra import Spectrum
 
-    bundle = load_bundle(Path(__file__).parent / "data" / "bundles_v2" / "identifier")
-    rows = range(0, len(bundle.library), max(1, len(bundle.library) // 40))
-    known = [Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": bundle.labels[i]}) for i in rows]
+    bundle, known = _identifier_and_its_references()
     clean = evaluate_degraded(bundle, known, [], Condition("clean"))
     noisy = evaluate_degraded(bundle, known, [], Condition("n", (("noise", 3),)))
     assert clean["top1"] > 0.9 and noisy["poor"] > clean["poor"]  # this tiny model's 128 points read as noisy
@@ -273,18 +268,24 @@ def test_a_condition_reports_the_share_flagged_poor_and_their_top1():
 
 
 def test_any_top1_is_the_share_named_right_by_the_model_or_a_search():
-    from pathlib import Path
-
     from ramanid.assess import evaluate_degraded
     from ramanid.search import LibrarySearch
-    from ramanid.spectra import Spectrum
 
-    bundle = load_bundle(Path(__file__).parent / "data" / "bundles_v2" / "identifier")
-    rows = range(0, len(bundle.library), max(1, len(bundle.library) // 40))
-    known = [Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": bundle.labels[i]}) for i in rows]
+    bundle, known = _identifier_and_its_references()
     searches = {name: LibrarySearch(name).fit(bundle.library, bundle.labels) for name in ("derivative", "pearson")}
     row = evaluate_degraded(bundle, known, [], Condition("n", (("noise", 3),)), searches=searches)
     alone = [row["top1"], row["derivative top1"], row["pearson top1"]]
     assert max(alone) <= row["any top1"] <= min(1.0, sum(alone))
     assert row["any top1"] > max(alone)  # at this noise each names some spectra the others miss
     assert "any top1" not in evaluate_degraded(bundle, known, [], Condition("clean"))
+
+
+def _identifier_and_its_references(n: int = 40):
+    """The small saved identifier, and about ``n`` of its own references as measured spectra."""
+    from pathlib import Path
+
+    from ramanid.spectra import Spectrum
+
+    bundle = load_bundle(Path(__file__).parent / "data" / "bundles_v2" / "identifier")
+    rows = range(0, len(bundle.library), max(1, len(bundle.library) // n))
+    return bundle, [Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": bundle.labels[i]}) for i in rows]
