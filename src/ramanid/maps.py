@@ -47,7 +47,7 @@ NOT_MINERALS = (UNKNOWN, UNANSWERED, TOO_POOR)
 NEIGHBOURHOODS = ("off", "majority", "segments")
 #: the fewest pixels of a region that ``segments`` answers by its mean spectrum
 SEGMENT_PIXELS = 10
-#: chunks sent to a dask cluster ahead of its answers, per worker thread
+#: chunks sent ahead of their answers, per worker thread (a dask cluster's or this process's)
 CHUNKS_PER_WORKER_THREAD = 2
 #: the report draws a representative spectrum for this many of the largest phases
 REPORT_SPECTRA = 12
@@ -359,7 +359,7 @@ def _in_threads(work, starts: list[int], threads: int):
         with threadpool_limits(1):
             for start in starts:
                 pending.append((start, pool.submit(work, start)))
-                if len(pending) > 2 * threads:  # a few chunks ahead, not the whole map in memory
+                if len(pending) > CHUNKS_PER_WORKER_THREAD * threads:  # not the whole map in memory
                     first, future = pending.popleft()
                     yield first, future.result()
             while pending:
