@@ -280,6 +280,18 @@ def test_any_top1_is_the_share_named_right_by_the_model_or_a_search():
     assert "any top1" not in evaluate_degraded(bundle, known, [], Condition("clean"))
 
 
+def test_a_condition_records_its_reliability_table_so_that_folds_pool():
+    from ramanid import confidence as conf
+    from ramanid.assess import evaluate_degraded
+
+    bundle, known = _identifier_and_its_references()
+    row = evaluate_degraded(bundle, known, [], Condition("n", (("noise", 3),)))
+    counts, stated, right = np.array(row["reliability"])
+    assert counts.sum() == row["n_known"] and right.sum() == pytest.approx(row["top1"] * row["n_known"])
+    assert 0 < stated.sum() < counts.sum()
+    assert row["ece"] == conf.calibration_error_of(row["reliability"]) > 0
+
+
 def _identifier_and_its_references(n: int = 40):
     """The small saved identifier, and about ``n`` of its own references as measured spectra."""
     from pathlib import Path

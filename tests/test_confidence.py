@@ -31,6 +31,23 @@ def test_temperature_scaling_recovers_a_known_temperature_and_lowers_the_ece():
     assert before > 0.05 and after < 0.03
 
 
+def test_reliability_tables_pool_sets_of_answers_as_one():
+    """Two sets each 0.1 off (one right 80 of 100 times at 0.9, one always right at 0.9) pool to
+    none off; a table's error is that of its answers, and pooling is the error of all of them."""
+    stated = np.full(100, 0.9)
+    over, under = (np.arange(100) < k for k in (80, 100))
+    tables = [conf.reliability(stated, right) for right in (over, under)]
+    assert [conf.calibration_error_of(t) for t in tables] == pytest.approx([0.1, 0.1])
+    assert conf.calibration_error_of(sum(tables)) == pytest.approx(0.0)
+    rng = np.random.default_rng(0)
+    a, b = rng.random(300), rng.random(200)
+    right_a, right_b = rng.random(300) < a**2, rng.random(200) < b
+    pooled = conf.reliability(a, right_a) + conf.reliability(b, right_b)
+    both = conf.top1_calibration_error(np.r_[a, b], np.r_[right_a, right_b])
+    assert conf.calibration_error_of(pooled) == pytest.approx(both)
+    assert conf.calibration_error_of(conf.reliability([], [])) == 0.0
+
+
 def test_the_brier_temperature_recovers_a_known_one_and_is_moved_less_by_answers_far_wrong():
     logits, y = _sampled(temperature=2.5)
     assert conf.fit_temperature_brier(logits, y) == pytest.approx(2.5, rel=0.1)

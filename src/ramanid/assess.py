@@ -44,7 +44,8 @@ def evaluate_degraded(
     :class:`~ramanid.search.LibrarySearch` on the model's references, scored on the same inputs.
     Returns top-1/top-5 (the model and each search), the unknown flag's rate on known spectra
     and on unknown ones, the unknown score's AUROC, the answer sets' coverage, the top-1's
-    expected calibration error, the median quality estimate, and the share of spectra flagged
+    expected calibration error with its reliability table (so that runs on several folds can be
+    pooled), the median quality estimate, and the share of spectra flagged
     ``poor`` with their top-1. With ``searches``, ``any top1`` is the share named right by the
     model or by a search: what an oracle choosing among them per spectrum would reach, a ceiling
     for any rule that picks one of these scores.
@@ -66,8 +67,9 @@ def evaluate_degraded(
         top5=float(np.mean([t in n[:5] for n, t in zip(names, truth, strict=True)])),
         false_alarms=float(np.mean([a.unknown for a in answers])),
         coverage=float(np.mean([t in a.answer_set for a, t in zip(answers, truth, strict=True)])),
-        ece=conf.top1_calibration_error([a.top[0][1] for a in answers], correct),
     )
+    table = conf.reliability([a.top[0][1] for a in answers], correct)
+    row.update(ece=conf.calibration_error_of(table), reliability=table.tolist())
     if answers and answers[0].quality:
         poor = np.array([a.quality["poor"] for a in answers], dtype=bool)
         row.update(

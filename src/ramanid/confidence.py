@@ -69,15 +69,29 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15)
 
 def top1_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     """:func:`expected_calibration_error` from each answer's stated probability and whether it was right."""
+    return calibration_error_of(reliability(confidence, correct, bins))
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> np.ndarray:
+    """``(3, bins)``: per equal-width confidence bin, the answers in it, the sum of their stated
+    probabilities and how many were right; sums of several sets' tables pool them.
+    """
     confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool)
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(gap)
+    return np.stack(
+        [np.bincount(which, minlength=bins), np.bincount(which, confidence, bins), np.bincount(which, correct, bins)]
+    ).astype(np.float64)
+
+
+def calibration_error_of(table: np.ndarray) -> float:
+    """The expected calibration error (Guo et al. 2017) of a :func:`reliability` table: the gap
+    between stated probability and accuracy in each bin, weighted by the bin's share of answers.
+    """
+    counts, stated, right = np.asarray(table, dtype=np.float64)
+    if not counts.sum():
+        return 0.0
+    return float(np.sum(np.abs(stated - right)) / counts.sum())
 
 
 def conformity_scores(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
