@@ -123,26 +123,22 @@ def summarise(runs: list[list[dict]]) -> None:
     (where the logs hold reliability tables): one fold's test specimens are few enough that their
     own accuracy moves every condition's calibration error together.
     """
-    pooled = all("reliability" in r for rows in runs for r in rows)
-    extra = ["ECE pooled"] if pooled else []
-    print(
-        "| condition | "
-        + " | ".join(SUMMARISED + tuple(extra))
-        + " |\n|---|"
-        + "---:|" * (len(SUMMARISED) + len(extra))
-    )
-    for rows in zip(*runs, strict=True):
+    conditions = list(zip(*runs, strict=True))
+    pooled = [_pooled(rows) for rows in conditions] if all("reliability" in r for rows in runs for r in rows) else []
+    columns = SUMMARISED + (("ECE pooled",) if pooled else ())
+    print("| condition | " + " | ".join(columns) + " |\n|---|" + "---:|" * len(columns))
+    for c, rows in enumerate(conditions):
         cells = []
         for key in SUMMARISED:
             values = np.array([r.get(key, np.nan) for r in rows], dtype=float)
             cells.append(f"{np.mean(values):.3f} ({np.min(values):.3f}-{np.max(values):.3f})")
         if pooled:
-            cells.append(f"{_pooled(rows)['ece']:.3f}")
+            cells.append(f"{pooled[c]['ece']:.3f}")
         print(f"| {rows[0]['condition']} | " + " | ".join(cells) + " |")
     for k, rows in enumerate(runs):
         print(f"run {k}: {_counts(rows)}")
     if pooled and len(runs) > 1:
-        print(f"every run's queries pooled: {_counts([_pooled(rows) for rows in zip(*runs, strict=True)])}")
+        print(f"every run's queries pooled: {_counts(pooled)}")
 
 
 def _pooled(rows: list[dict]) -> dict:

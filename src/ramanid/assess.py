@@ -60,6 +60,7 @@ def evaluate_degraded(
     X, answers, truth, skipped = results["known"]
     names = [[name for name, _ in a.top] for a in answers]
     correct = np.array([n[:1] == [t] for n, t in zip(names, truth, strict=True)])
+    table = conf.reliability([a.top[0][1] for a in answers], correct)
     row.update(
         n_known=len(answers),
         unanswered=skipped,
@@ -67,9 +68,9 @@ def evaluate_degraded(
         top5=float(np.mean([t in n[:5] for n, t in zip(names, truth, strict=True)])),
         false_alarms=float(np.mean([a.unknown for a in answers])),
         coverage=float(np.mean([t in a.answer_set for a, t in zip(answers, truth, strict=True)])),
+        ece=conf.calibration_error_of(table),
+        reliability=table.tolist(),
     )
-    table = conf.reliability([a.top[0][1] for a in answers], correct)
-    row.update(ece=conf.calibration_error_of(table), reliability=table.tolist())
     if answers and answers[0].quality:
         poor = np.array([a.quality["poor"] for a in answers], dtype=bool)
         row.update(
