@@ -77,6 +77,11 @@ def evaluate(name, refs, queries, data, plain, labels, groups, args) -> dict:
         "spectral": f"power {spectral.power:g}, window {spectral.window}",
         "fit_s": fit_s,
     }
+    estimate, identifier.offset_estimate_ = identifier.offset_estimate_, None  # the same model without it
+    rows["ramanid, no offset estimate"] = summary(
+        ranks(identifier.class_scores(data[known]), identifier.classes_, labels[known]), n_refs
+    )
+    identifier.offset_estimate_ = estimate
     for alpha, label in ((1.0, "ramanid embedding only"), (0.0, "ramanid spectral score only")):
         scores = identifier.best_per_class(identifier.similarity(data[known], alpha), identifier.reference_class_)
         rows[label] = summary(ranks(scores, identifier.classes_, labels[known]), n_refs)

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from ramanid.cli import main
 from ramanid.evaluation.mixtures import make_mix, score_sets
-from ramanid.mixture import cone, forward_path, shifted, stop, unmix
+from ramanid.mixture import cone, forward_path, stop, unmix
+from ramanid.search import shifted
 from ramanid.spectra import Spectrum
 
 OLD = Path(__file__).parent / "data" / "bundles_v2"

@@ -274,7 +274,7 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
             if not kept:
                 continue
             own = np.isin(specimens, specimens[picked])
-            similarity = np.where(own, -np.inf, identifier.similarity(X)[0])
+            similarity = np.where(own, -np.inf, identifier.similarity(X, excluded=own[None, :])[0])
             scores = identifier.best_per_class(similarity[None, :], identifier.reference_class_)[0]
             path, residuals, _ = library_path(identifier, X[0], scores, similarity, 3, excluded=own)
             for gain in MIN_GAINS:
@@ -353,8 +353,9 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
     scores = np.empty((len(X), len(identifier.classes_)), dtype=np.float32)
     for start in range(0, len(X), chunk):
         part = slice(start, start + chunk)
-        similarity = identifier.similarity(X[part])
-        similarity[specimens[rows[part]][:, None] == specimens[None, :]] = -np.inf
+        own = specimens[rows[part]][:, None] == specimens[None, :]
+        similarity = identifier.similarity(X[part], excluded=own)
+        similarity[own] = -np.inf
         scores[part] = identifier.best_per_class(similarity, identifier.reference_class_)
     known = np.isfinite(scores[np.arange(len(X)), identifier.reference_class_[rows]])
     scores[~np.isfinite(scores)] = -1.0  # minerals with no other reference

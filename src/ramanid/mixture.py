@@ -42,7 +42,7 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy.optimize import nnls
 
-from ramanid.search import SpectralScore, first_derivative
+from ramanid.search import SpectralScore, first_derivative, shifted
 
 #: this method's name in a model folder's ``mixture`` block, beside the stopping rule chosen for it
 METHOD = "cones"
@@ -95,14 +95,6 @@ def cone(references: np.ndarray) -> np.ndarray:
     """
     references = np.atleast_2d(np.asarray(references, dtype=np.float64))
     return np.vstack([shifted(references, s) for s in SHIFTS]).T
-
-
-def shifted(Y: np.ndarray, points: int) -> np.ndarray:
-    """Rows of ``Y`` moved by ``points`` to higher indices (lower where negative), the edge value repeated."""
-    if points == 0:
-        return Y
-    index = np.clip(np.arange(Y.shape[-1]) - points, 0, Y.shape[-1] - 1)
-    return Y[..., index]
 
 
 def in_fit_space(columns: np.ndarray) -> np.ndarray:

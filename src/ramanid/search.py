@@ -57,6 +57,48 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return np.divide(X, norms, out=np.zeros_like(X), where=norms > 0)
 
 
+def shifted(Y: np.ndarray, points: int, edge: bool = True) -> np.ndarray:
+    """Rows of ``Y`` moved by ``points`` to higher indices (lower where negative), the edge value
+    repeated (``edge``) or zeros let in.
+    """
+    if points == 0:
+        return Y
+    index = np.arange(Y.shape[-1]) - points
+    inside = (index >= 0) & (index < Y.shape[-1])
+    out = Y[..., np.clip(index, 0, Y.shape[-1] - 1)]
+    if not edge:
+        out[..., ~inside] = 0
+    return out
+
+
+def offset_estimates(
+    queries: np.ndarray, references: np.ndarray, ranking: np.ndarray, span: int, candidates: int, batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(shift, gain)`` of each query: the move of up to ``span`` points either way that most raises
+    its best cosine (``queries`` and ``references``: unit rows) among its ``candidates`` best
+    references by ``ranking`` (``(queries, references)``; -inf: never a candidate), and how much
+    it raises it. A calibration offset of a few cm-1 moves every band of a measured spectrum alike,
+    while band-sharp scores (a derivative) fall steeply with it.
+    """
+    shift = np.zeros(len(queries), dtype=int)
+    gain = np.zeros(len(queries), dtype=np.float32)
+    candidates = min(candidates, references.shape[0])
+    if not len(queries) or not candidates:
+        return shift, gain
+    moves = np.arange(-span, span + 1)
+    for start in range(0, len(queries), batch):
+        part = slice(start, start + batch)
+        top = np.argpartition(-ranking[part], candidates - 1, axis=1)[:, :candidates]
+        allowed = np.isfinite(np.take_along_axis(ranking[part], top, axis=1))  # fewer allowed than candidates
+        queries_moved = np.stack([shifted(queries[part], int(m), edge=False) for m in moves], axis=1)
+        cosines = np.matmul(queries_moved, references[top].transpose(0, 2, 1))  # (n, moves, candidates)
+        best = np.where(allowed[:, None, :], cosines, -2.0).max(axis=2)  # a cosine is never below -1
+        chosen = best.argmax(axis=1)
+        shift[part] = moves[chosen]
+        gain[part] = best[np.arange(len(chosen)), chosen] - best[:, span]
+    return shift, gain
+
+
 def first_derivative(X: np.ndarray, window: int) -> np.ndarray:
     """The Savitzky-Golay (1964) first derivative of each row: a quadratic fitted over ``window`` points."""
     if window > X.shape[1]:

@@ -15,9 +15,15 @@ from ramanid.cli import main
 from ramanid.deploy import train_identifier, unknown_threshold
 from ramanid.errors import ModelError
 from ramanid.evaluation.degradation import measurable
-from ramanid.search import LibrarySearch, SpectralScore
+from ramanid.search import LibrarySearch, SpectralScore, offset_estimates, shifted
 from ramanid.training.augment import Augment
-from ramanid.training.identifier import LIBRARY_EMBEDDINGS, SPECTRAL_SCORES, LibraryIdentifier
+from ramanid.training.identifier import (
+    LIBRARY_EMBEDDINGS,
+    OFFSET_ESTIMATE,
+    SPECTRAL_SCORES,
+    LibraryIdentifier,
+    input_snr_bins,
+)
 
 FAST = {"epochs": 4, "random_state": 0}
 
@@ -92,6 +98,56 @@ def test_spectral_score_compresses_intensities_and_ignores_an_offset_through_the
     np.testing.assert_allclose(SpectralScore(1, 9)(offset), SpectralScore(1, 9)(bands), atol=1e-5)
     assert (SpectralScore()(offset) @ SpectralScore()(bands).T).item() < 0.9  # cosine is not blind to it
     np.testing.assert_allclose(np.linalg.norm(SpectralScore(0.5, 15)(bands), axis=1), 1.0, rtol=1e-5)
+
+
+def test_offset_estimates_move_each_query_back_onto_its_reference_and_skip_excluded_ones():
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(20, 180, size=(6, 4))
+    bands = np.exp(-0.5 * ((np.arange(200)[None, None, :] - centres[:, :, None]) / 2.0) ** 2).sum(1)
+    references = SpectralScore(1, 9)(bands)
+    moves = np.array([-4, -3, -1, 0, 2, 4])
+    queries = np.vstack([shifted(references[[i]], int(m)) for i, m in enumerate(moves)])
+    shift, gain = offset_estimates(queries, references, queries @ references.T, span=4, candidates=3)
+    np.testing.assert_array_equal(shift, -moves)
+    assert gain[moves == 0] == 0 and (gain[moves != 0] > 0.05).all()
+    # a reference a query may not meet (-inf in its ranking) counts as if it were not there
+    blind = np.where(np.eye(6, dtype=bool), -np.inf, queries @ references.T)
+    shift, gain = offset_estimates(queries, references, blind, span=4, candidates=3)
+    for i in range(6):
+        others = np.arange(6) != i
+        alone = offset_estimates(queries[[i]], references[others], blind[[i]][:, others], span=4, candidates=3)
+        assert (shift[i], gain[i]) == (alone[0][0], alone[1][0])
+    # ... also where fewer references are allowed than candidates are read
+    every = offset_estimates(queries, references, blind, span=4, candidates=6)
+    fewer = offset_estimates(queries, references, blind, span=4, candidates=5)
+    np.testing.assert_array_equal(every[0], fewer[0])
+    np.testing.assert_array_equal(every[1], fewer[1])
+
+
+def test_a_query_measured_off_by_a_few_cm1_is_scored_moved_back(identifier, by_specimen):
+    refs, queries = by_specimen
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    X, truth = queries.intensities[known][:200], queries.meta["mineral"].to_numpy()[known][:200]
+    off = shifted(X, 4)  # about 5 cm-1 on the 1024-point grid
+    assert identifier.offset_estimate_ == OFFSET_ESTIMATE
+    named = {}
+    for estimate in (None, OFFSET_ESTIMATE):
+        identifier.offset_estimate_ = estimate
+        try:
+            named[estimate is not None] = [np.mean(identifier.predict(x) == truth) for x in (X, off)]
+        finally:
+            identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
+    assert named[True][1] > named[False][1] + 0.1  # the offset copies (0.61 -> 0.835 when written)
+    assert named[True][0] >= named[False][0] - 0.02  # the spectra as measured
+    # a noisy query is not moved: below SNR 20 a move gains by chance
+    noisy = off[:20] + np.random.default_rng(0).normal(scale=0.1, size=off[:20].shape).astype(np.float32)
+    assert (input_snr_bins(noisy) < 3).all()
+    moved_back = identifier.similarity(noisy)
+    try:
+        identifier.offset_estimate_ = None
+        np.testing.assert_array_equal(moved_back, identifier.similarity(noisy))
+    finally:
+        identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
 
 
 def test_derivative_library_search_is_first_derivative_correlation(by_specimen):
@@ -242,14 +298,17 @@ def test_calibration_queries_meet_the_library_without_their_own_specimen(saved):
     specimens = np.unique(saved.library_meta["rruff_id"].astype(str), return_inverse=True)[1]
     rows = np.arange(0, len(saved.library), 7)[:40]
     scores, known = held_out_scores(estimator, saved.library[rows], rows, specimens, chunk=16)
-    similarity = estimator.similarity(saved.library[rows])
+    own = specimens[rows][:, None] == specimens[None, :]
+    # nor does its offset estimate read them
+    similarity = estimator.similarity(saved.library[rows], excluded=own)
+    with_itself = estimator.similarity(saved.library[rows])
     for query, row in enumerate(rows):
         mineral = estimator.reference_class_[row]
         elsewhere = (specimens != specimens[row]) & (estimator.reference_class_ == mineral)
         assert known[query] == elsewhere.any()
         if elsewhere.any():
             assert scores[query, mineral] == pytest.approx(similarity[query, elsewhere].max(), abs=1e-6)
-        assert scores[query, mineral] < similarity[query, row]  # never itself
+        assert scores[query, mineral] < with_itself[query, row]  # never itself
 
 
 def test_the_library_embeddings_are_stored_and_recomputed_when_they_do_not_fit(saved):
@@ -290,6 +349,22 @@ def test_per_bin_query_smoothing_is_stored_checked_and_optional_in_older_folders
         load_bundle(folder)
 
 
+def test_the_offset_estimate_is_stored_checked_and_absent_from_older_folders(saved, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved.path, folder)
+    header = json.loads((folder / "bundle.json").read_text())
+    assert header["identifier"]["offset"] == OFFSET_ESTIMATE == saved.estimator.offset_estimate_
+    del header["identifier"]["offset"]  # a folder from before the estimate scores as it did
+    (folder / "bundle.json").write_text(json.dumps(header))
+    assert getattr(load_bundle(folder).estimator, "offset_estimate_", None) is None
+    header["identifier"]["offset"] = {"span": -2, "gain": 0.02}
+    (folder / "bundle.json").write_text(json.dumps(header))
+    with pytest.raises(BundleError, match="'offset'"):
+        load_bundle(folder)
+
+
 def test_a_bin_that_chose_smoothing_scores_its_queries_smoothed(saved, by_specimen):
     from ramanid.preprocessing.smooth import smoothed_in_range
 
@@ -301,7 +376,8 @@ def test_a_bin_that_chose_smoothing_scores_its_queries_smoothed(saved, by_specim
         smoothed = estimator.similarity(X, bins=np.ones(len(X), dtype=int))
     finally:
         estimator.quality_choices_ = kept
-    np.testing.assert_allclose(smoothed, estimator.similarity(smoothed_in_range(X, 21), alpha=alpha), atol=1e-5)
+    as_given = estimator.similarity(smoothed_in_range(X, 21), alpha=alpha, bins=np.ones(len(X), dtype=int))
+    np.testing.assert_allclose(smoothed, as_given, atol=1e-5)
     assert not np.allclose(smoothed, estimator.similarity(X, alpha=alpha), atol=1e-3)
 
 
@@ -472,6 +548,9 @@ def test_the_one_product_of_both_parts_is_the_weighted_sum_of_the_two_cosines(id
     X = queries.intensities[:30]
     spectral = identifier.spectral_(X) @ identifier.spectral_(identifier.reference_spectra_).T
     embedded = identifier.embed(X) @ identifier.embed(identifier.reference_spectra_).T
-    np.testing.assert_allclose(
-        identifier.similarity(X, alpha), (1 - alpha) * spectral + alpha * embedded, rtol=1e-5, atol=1e-5
-    )
+    try:
+        identifier.offset_estimate_ = None  # no query moved
+        mixed = identifier.similarity(X, alpha)
+    finally:
+        identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
+    np.testing.assert_allclose(mixed, (1 - alpha) * spectral + alpha * embedded, rtol=1e-5, atol=1e-5)

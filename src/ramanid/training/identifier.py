@@ -19,6 +19,11 @@ slow drift of the derivative). A mineral's score is that of its best reference, 
 mineral with a single reference spectrum is identifiable, and references added later
 (:meth:`LibraryIdentifier.add`) count at once, without retraining. The spectral score and
 ``alpha`` are chosen on held-out specimens of the training data only.
+
+A calibration offset of a few cm-1 moves all of a measured spectrum's bands alike, and a
+derivative falls steeply with it, while the embedding hardly moves: each query's offset is
+estimated against its best references (:data:`OFFSET_ESTIMATE`), and where moving it back gains
+enough, its spectral part is scored moved.
 """
 
 from __future__ import annotations
@@ -35,7 +40,16 @@ from ramanid.confidence import Evidence
 from ramanid.errors import ModelError
 from ramanid.holdout import validation_split
 from ramanid.preprocessing.smooth import is_smoothing_window, smoothed_in_range
-from ramanid.search import References, SpectralScore, best_per_class, first_derivative, normalised, unit_rows
+from ramanid.search import (
+    References,
+    SpectralScore,
+    best_per_class,
+    first_derivative,
+    normalised,
+    offset_estimates,
+    shifted,
+    unit_rows,
+)
 from ramanid.training.estimators import SpectrumClassifier
 from ramanid.training.saved import Attribution, SavedModel, is_finite, is_whole
 
@@ -63,6 +77,14 @@ QUALITY_SCORES = tuple(SpectralScore(power, window) for power in (1.0, 0.5, 0.25
 #: the smoothing windows (points; 0: none) a signal-to-noise bin may choose for its queries, before
 #: both the spectral score and the network read them (the network was trained on clean spectra)
 QUALITY_SMOOTHING = (0, 11, 21, 31)
+#: the query's offset estimate (:func:`ramanid.search.offset_estimates`): moves of up to ``span``
+#: points either way, applied to the spectral part of its scores where the move raises its best
+#: spectral cosine by more than ``gain``, for inputs of a signal-to-noise bin from ``from_snr`` (a
+#: noisier query gains that much by chance, an unknown mineral's most: below SNR 20 the estimate
+#: told unknown minerals from known ones worse on validation copies; ``benchmarks/RESULTS.md``)
+OFFSET_ESTIMATE = {"span": 4, "gain": 0.02, "from_snr": 20.0}
+#: the references an offset is estimated against: each query's best by its mixed score
+OFFSET_CANDIDATES = 32
 
 
 class SpectralScoreLayer(torch.nn.Module):
@@ -145,6 +167,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         seed = self.random_state if self.random_state is not None else 0
         train, self.validation_index_ = validation_split(len(X), self.val_fraction, seed, groups=groups)
+        self.offset_estimate_ = None  # the choices below are made on plain scores
         self.spectral_ = (
             SpectralScore(*self.spectral) if self.spectral is not None else self._choose_spectral(X, y, train)
         )
@@ -163,6 +186,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             raise ModelError(f"model {self.model!r} has no embedding: use ramannet")
         self._set_library(X, y)
         self.alpha_ = self.alpha if self.alpha is not None else self._choose_alpha(train)
+        self.offset_estimate_ = dict(OFFSET_ESTIMATE)
         return self
 
     @classmethod
@@ -201,6 +225,8 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         }
         if getattr(self, "quality_choices_", None) is not None:
             choices["by_quality"] = [_described(c) for c in self.quality_choices_]
+        if getattr(self, "offset_estimate_", None):
+            choices["offset"] = dict(self.offset_estimate_)
         return {**header, "estimator": type(self).__name__, "identifier": choices}, tensors
 
     @classmethod
@@ -242,6 +268,17 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
                 "{'by_quality': a list of {'power', 'window', 'alpha'} and, in newer folders, 'smoothing' "
                 "(0 or an odd number of points), one per signal-to-noise bin}"
             )
+        offset = choices.get("offset")
+        if offset is not None and not (
+            isinstance(offset, dict)
+            and set(offset) == {"span", "gain", "from_snr"}
+            and is_whole(offset["span"], 1, header["n_features"] // 4)
+            and all(is_finite(offset[k]) and offset[k] >= 0 for k in ("gain", "from_snr"))
+        ):
+            return "identifier", (
+                "{'offset': {'span': points from 1, 'gain': a cosine gain from 0, 'from_snr': a signal-to-noise "
+                "ratio from 0}}"
+            )
         return SpectrumClassifier.check_state(header)
 
     @classmethod
@@ -265,6 +302,13 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
                 (SpectralScore(c["power"], c["window"]), float(c["alpha"]), int(c.get("smoothing", 0)))
                 for c in choices["by_quality"]
             ]
+        if choices.get("offset"):  # folders from before the offset estimate: none
+            offset = choices["offset"]
+            identifier.offset_estimate_ = {
+                "span": int(offset["span"]),
+                "gain": float(offset["gain"]),
+                "from_snr": float(offset["from_snr"]),
+            }
         return identifier.attach(references)
 
     def add(self, X, y) -> LibraryIdentifier:
@@ -314,12 +358,19 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             return unit_rows(self.network_.transform(self.network_input(X)))
 
     def similarity(
-        self, X, alpha: float | None = None, references: np.ndarray | None = None, bins: np.ndarray | None = None
+        self,
+        X,
+        alpha: float | None = None,
+        references: np.ndarray | None = None,
+        bins: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
     ) -> np.ndarray:
         """``(queries, references)`` scores; ``references`` restricts to those positions. Where
         :meth:`adapt_to_quality` chose a spectral score and alpha per signal-to-noise bin (and no
         ``alpha`` is given), each query is scored with its bin's (``bins``: :meth:`quality_bins`
-        of ``X``, where already known).
+        of ``X``, where already known; they also say which queries an offset is estimated for).
+        ``excluded``: ``(queries, references)``, true where a query will not be compared with a
+        reference (its own specimen's), which its offset estimate then does not read either.
         """
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
@@ -327,33 +378,54 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         choices = getattr(self, "quality_choices_", None)
         if alpha is not None or choices is None:
             alpha = self.alpha_ if alpha is None else alpha
-            return self._mixed(X, self.spectral_, alpha, 0, pick)
+            return self._mixed(X, self.spectral_, alpha, 0, pick, excluded, bins)
         bins = input_snr_bins(X) if bins is None else bins
         present = np.unique(bins)
         if len(present) == 1:
-            return self._mixed(X, *choices[present[0]], pick)
+            return self._mixed(X, *choices[present[0]], pick, excluded, bins)
         score = None
         for b in present:
             rows = bins == b
-            part = self._mixed(X[rows], *choices[b], pick)
+            part = self._mixed(X[rows], *choices[b], pick, None if excluded is None else excluded[rows], bins[rows])
             score = np.empty((len(X), part.shape[1]), dtype=np.float32) if score is None else score
             score[rows] = part
         return score
 
-    def _mixed(self, X, spectral: SpectralScore, alpha: float, smoothing: int, pick) -> np.ndarray:
+    def _mixed(
+        self, X, spectral: SpectralScore, alpha: float, smoothing: int, pick, excluded=None, bins=None
+    ) -> np.ndarray:
         """``(1 - alpha) * cos(spectral scores) + alpha * cos(embeddings)`` of the queries, smoothed
         over ``smoothing`` points first where it is not 0, against the references ``pick``: one
         product of the queries' two weighted parts with the references' two parts side by side
-        (two products and the sum of their results took twice as long on a map).
+        (two products and the sum of their results took twice as long on a map). Where the model
+        estimates offsets (:data:`OFFSET_ESTIMATE`), a query of a bin it applies to (``bins``: the
+        queries' :func:`input_snr_bins`, where known) whose spectral part moved gains enough is
+        scored moved.
         """
+        from ramanid.quality import SNR_BINS
+
+        estimate = getattr(self, "offset_estimate_", None)
+        if estimate:
+            bins = input_snr_bins(X) if bins is None else bins
+            moveable = np.flatnonzero(np.asarray(SNR_BINS)[bins] >= estimate["from_snr"])
         X = smoothed_in_range(X, smoothing)
         joint, points = self._joint_references(spectral)[pick], X.shape[1]
-        if alpha == 0:
-            return spectral(X) @ joint[:, :points].T
         if alpha == 1:
             return self.embed(X) @ joint[:, points:].T
-        query = np.hstack([np.float32(1 - alpha) * spectral(X), np.float32(alpha) * self.embed(X)])
-        return query @ joint.T
+        part = spectral(X)
+        if alpha == 0:
+            score = part @ joint[:, :points].T
+        else:
+            score = np.hstack([np.float32(1 - alpha) * part, np.float32(alpha) * self.embed(X)]) @ joint.T
+        if estimate and len(moveable):
+            ranking = score[moveable] if excluded is None else np.where(excluded[moveable], -np.inf, score[moveable])
+            references = joint[:, :points]
+            shift, gain = offset_estimates(part[moveable], references, ranking, estimate["span"], OFFSET_CANDIDATES)
+            for move in np.unique(shift[gain > estimate["gain"]]):
+                rows = moveable[(shift == move) & (gain > estimate["gain"])]
+                change = shifted(part[rows], int(move), edge=False) - part[rows]
+                score[rows] += np.float32(1 - alpha) * (change @ references.T)
+        return score
 
     def _unit_spectra(self, spectral: SpectralScore) -> np.ndarray:
         """The references under ``spectral``, unit rows."""
