@@ -404,11 +404,7 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         """
         from ramanid.quality import SNR_BINS
 
-        estimate = getattr(self, "offset_estimate_", None)
-        if estimate:
-            bins = input_snr_bins(X) if bins is None else bins
-            moveable = np.flatnonzero(np.asarray(SNR_BINS)[bins] >= estimate["from_snr"])
-        X = smoothed_in_range(X, smoothing)
+        measured, X = X, smoothed_in_range(X, smoothing)
         joint, points = self._joint_references(spectral)[pick], X.shape[1]
         if alpha == 1:
             return self.embed(X) @ joint[:, points:].T
@@ -417,7 +413,12 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             score = part @ joint[:, :points].T
         else:
             score = np.hstack([np.float32(1 - alpha) * part, np.float32(alpha) * self.embed(X)]) @ joint.T
-        if estimate and len(moveable):
+        estimate = getattr(self, "offset_estimate_", None)
+        if not estimate:
+            return score
+        bins = input_snr_bins(measured) if bins is None else bins
+        moveable = np.flatnonzero(np.asarray(SNR_BINS)[bins] >= estimate["from_snr"])
+        if len(moveable):
             ranking = score[moveable] if excluded is None else np.where(excluded[moveable], -np.inf, score[moveable])
             references = joint[:, :points]
             shift, gain = offset_estimates(part[moveable], references, ranking, estimate["span"], OFFSET_CANDIDATES)
