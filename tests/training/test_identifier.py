@@ -2,6 +2,7 @@
 models, and the `ramanid library` commands, on real RRUFF spectra."""
 
 import json
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -26,6 +27,16 @@ from ramanid.training.identifier import (
 )
 
 FAST = {"epochs": 4, "random_state": 0}
+
+
+@contextmanager
+def offset_estimate(identifier, estimate):
+    """``identifier`` scoring with ``estimate`` (None: none) for a while, then as it was fitted."""
+    identifier.offset_estimate_ = estimate
+    try:
+        yield identifier
+    finally:
+        identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
 
 
 @pytest.fixture(scope="module")
@@ -132,22 +143,16 @@ def test_a_query_measured_off_by_a_few_cm1_is_scored_moved_back(identifier, by_s
     assert identifier.offset_estimate_ == OFFSET_ESTIMATE
     named = {}
     for estimate in (None, OFFSET_ESTIMATE):
-        identifier.offset_estimate_ = estimate
-        try:
+        with offset_estimate(identifier, estimate):
             named[estimate is not None] = [np.mean(identifier.predict(x) == truth) for x in (X, off)]
-        finally:
-            identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
     assert named[True][1] > named[False][1] + 0.1  # the offset copies (0.61 -> 0.835 when written)
     assert named[True][0] >= named[False][0] - 0.02  # the spectra as measured
     # a noisy query is not moved: below SNR 20 a move gains by chance
     noisy = off[:20] + np.random.default_rng(0).normal(scale=0.1, size=off[:20].shape).astype(np.float32)
     assert (input_snr_bins(noisy) < 3).all()
     moved_back = identifier.similarity(noisy)
-    try:
-        identifier.offset_estimate_ = None
+    with offset_estimate(identifier, None):
         np.testing.assert_array_equal(moved_back, identifier.similarity(noisy))
-    finally:
-        identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
 
 
 def test_derivative_library_search_is_first_derivative_correlation(by_specimen):
@@ -548,9 +553,6 @@ def test_the_one_product_of_both_parts_is_the_weighted_sum_of_the_two_cosines(id
     X = queries.intensities[:30]
     spectral = identifier.spectral_(X) @ identifier.spectral_(identifier.reference_spectra_).T
     embedded = identifier.embed(X) @ identifier.embed(identifier.reference_spectra_).T
-    try:
-        identifier.offset_estimate_ = None  # no query moved
+    with offset_estimate(identifier, None):  # no query moved
         mixed = identifier.similarity(X, alpha)
-    finally:
-        identifier.offset_estimate_ = dict(OFFSET_ESTIMATE)
     np.testing.assert_allclose(mixed, (1 - alpha) * spectral + alpha * embedded, rtol=1e-5, atol=1e-5)
