@@ -29,6 +29,7 @@ from ramanid.maps import (
     summary,
     write_map,
 )
+from ramanid.training.identifier import OFFSET_ESTIMATE
 from tests.conftest import SHARED
 
 OLD = Path(__file__).parent / "data" / "bundles_v2"
@@ -285,6 +286,24 @@ def test_the_report_shows_each_phase_over_its_reference(bundle, tmp_path):
     assert len(minerals) and len(_cards((tmp_path / "out" / "report.html").read_text())) == min(
         len(minerals), REPORT_SPECTRA
     )
+
+
+def test_a_map_from_an_instrument_off_by_a_few_cm1_reports_its_offset(tmp_path):
+    offsetting = load_bundle(OLD / "identifier")  # its own copy: the folder predates the estimate
+    assert getattr(offsetting.estimator, "offset_estimate_", None) is None
+    data = _map(offsetting, side=4)
+    assert map_answers(offsetting, data, MapOptions(), progress=False)["offset_cm1"].isna().all()
+    # this small library's 128-point spectra read below SNR 20: estimated at every ratio here
+    offsetting.estimator.offset_estimate_ = {**OFFSET_ESTIMATE, "from_snr": 0}
+    step, pixels = np.mean(np.diff(offsetting.shifts)), offsetting.library[:16].astype(float) * 1000
+    high = MapData(data.shifts + step, pixels, data.x, data.y, "high", data.facts)  # reads a point (10 cm-1) high
+    table = map_answers(offsetting, high, MapOptions(), progress=False)
+    assert (table["mineral"] == offsetting.labels[:16]).all()
+    np.testing.assert_allclose(table["offset_cm1"], step, atol=0.01)
+    write_map(tmp_path / "out", offsetting, high, table)
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "out" / "pixels.csv")["offset_cm1"], step, atol=0.01)
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "out" / "summary.csv")["median_offset_cm1"], step, atol=0.01)
+    assert f"<td>{step:+.1f}</td>" in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_a_map_with_no_phase_known_still_gets_its_report(bundle, tmp_path):

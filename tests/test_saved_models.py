@@ -202,13 +202,13 @@ def test_serve_with_details_prepares_and_searches_once_per_spectrum(monkeypatch,
         return real_prepare(self, spectra)
 
     monkeypatch.setattr(Bundle, "prepare", counted_prepare)
-    real_similarity = LibraryIdentifier.similarity
+    real_similarity = LibraryIdentifier.similarity_and_offsets  # what similarity() runs too
 
     def counted_similarity(self, X, *args, **kwargs):
         calls["similarity"] += len(X)
         return real_similarity(self, X, *args, **kwargs)
 
-    monkeypatch.setattr(LibraryIdentifier, "similarity", counted_similarity)
+    monkeypatch.setattr(LibraryIdentifier, "similarity_and_offsets", counted_similarity)
     bundle = load_bundle(OLD / "identifier")
     paths = []
     for i, q in enumerate(_queries()[:4]):

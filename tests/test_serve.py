@@ -8,6 +8,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from ramanid.bundle import load_bundle
 from ramanid.cli import main
 from ramanid.serve import Limits, create_app
 from tests.conftest import rruff_text
 
 CHROMIUM = Path("/usr/bin/chromium")
+OLD_IDENTIFIER = Path(__file__).parent / "data" / "bundles_v2" / "identifier"
 #: a Renishaw map of 12 pixels (of 16 announced: an interrupted acquisition)
 MAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "formats" / "renishaw" / "interrupted_acquisition.wdf"
 
@@ -103,7 +106,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
+@contextmanager
+def _page(folder: Path):
+    """A page of ``ramanid serve`` on ``folder`` in Debian's headless Chromium (skipped without
+    it, except in CI)."""
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail("CI must run the browser test: .ci/run installs Debian's chromium")
@@ -112,18 +118,13 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(model[0]), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(folder), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(100):
         if server.started:
             break
         time.sleep(0.1)
-    bad = tmp_path / "not_a_spectrum.txt"
-    bad.write_text("<html><body>404</body></html>")
-    with TestClient(create_app(model[0]), base_url="http://127.0.0.1") as api:
-        files = [("files", (rruff_file.name, rruff_file.read_bytes()))]
-        details = api.post("/api/predict?details=1", files=files).json()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(
@@ -139,62 +140,92 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
             )
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_selector("#model:has-text('classes')")
-            page.set_input_files("#files", [str(rruff_file), str(bad)])
-            page.wait_for_selector("tr.error", timeout=60_000)
-            page.wait_for_selector("tr.result", timeout=60_000)
-            assert "HTML page" in page.inner_text("tr.error")
-            row = page.inner_text("tr.result")
-            assert rruff_file.name in row
-            assert page.locator("svg path.spectrum").count() == 1 and page.locator("svg path.reference").count() == 1
-            assert page.locator("svg line.attribution").count() > 100 and page.locator("svg text.band").count() > 0
-            card = page.inner_text(".card")
-            assert "Answer set (95%)" in card and "Why:" in card and "rests most on the bands at" in card
-            assert re.search(r"Elements present: [A-Z][a-z]? [01]\.\d\d", card)
-            # the hit list: ten classes, the answer first; a click overlays that hit's reference
-            hits = page.locator("table.hits tr[data-hit]")
-            assert hits.count() == 10 and hits.nth(0).locator("td").nth(1).inner_text() in page.inner_text(".card h3")
-            second = hits.nth(1).locator("td").nth(1).inner_text()
-            hits.nth(1).click()
-            assert second in page.inner_text(".overlay") and "chosen" in hits.nth(1).get_attribute("class")
-            # the hover readout at a known band, to 1 cm-1
-            band = details["results"][0]["plot"]["bands"][0]
-            box = page.locator(".card svg").bounding_box()
-            lo, hi = details["results"][0]["plot"]["shifts"][0], details["results"][0]["plot"]["shifts"][-1]
-            page.mouse.move(box["x"] + (50 + (band - lo) / (hi - lo) * 940) / 1000 * box["width"], box["y"] + 100)
-            shown = float(page.inner_text("#tip").split(" ")[0])
-            assert abs(shown - band) <= 1.0, (shown, band)
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            with page.expect_download() as download:
-                page.click("#csv")
-            csv = Path(download.value.path()).read_text()
-            assert csv.splitlines()[0].startswith("file,answer,probability,top2") and "HTML page" in csv
-            with page.expect_download() as download:
-                page.click("#report")
-            report = Path(download.value.path()).read_text()
-            assert "ramanid report" in report and "<svg" in report and rruff_file.name in report
-            assert "<script" not in report
-            page.set_viewport_size({"width": 390, "height": 844})  # a phone
-            page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
-            # a map: its phases drawn and listed; a click on a pixel adds that pixel's card
-            page.set_viewport_size({"width": 1280, "height": 900})
-            page.set_input_files("#map", str(MAP))
-            page.wait_for_selector("#phasemap canvas", timeout=60_000)
-            assert "12 pixels" in page.inner_text("#mapstatus") and "16" in page.inner_text("#mapstatus")
-            shares = page.locator("table.phases tr").count() - 1
-            assert shares >= 1 and "%" in page.inner_text("table.phases")
-            cards = page.locator(".card").count()
-            page.locator("#phasemap canvas").click(position={"x": 2, "y": 2})  # the first pixel
-            page.wait_for_function(f"document.querySelectorAll('.card').length > {cards}", timeout=60_000)
-            assert "pixel 0 (x" in page.locator(".card h3").last.inner_text()
-            page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
-            if os.environ.get("RAMANID_SCREENSHOTS"):
-                for name in ("page.png", "phone.png", "map.png"):
-                    shutil.copy(tmp_path / name, Path(os.environ["RAMANID_SCREENSHOTS"]) / name)
+            yield page
             browser.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
+    bad = tmp_path / "not_a_spectrum.txt"
+    bad.write_text("<html><body>404</body></html>")
+    with TestClient(create_app(model[0]), base_url="http://127.0.0.1") as api:
+        files = [("files", (rruff_file.name, rruff_file.read_bytes()))]
+        details = api.post("/api/predict?details=1", files=files).json()
+    with _page(model[0]) as page:
+        page.wait_for_selector("#model:has-text('classes')")
+        page.set_input_files("#files", [str(rruff_file), str(bad)])
+        page.wait_for_selector("tr.error", timeout=60_000)
+        page.wait_for_selector("tr.result", timeout=60_000)
+        assert "HTML page" in page.inner_text("tr.error")
+        row = page.inner_text("tr.result")
+        assert rruff_file.name in row
+        assert page.locator("svg path.spectrum").count() == 1 and page.locator("svg path.reference").count() == 1
+        assert page.locator("svg line.attribution").count() > 100 and page.locator("svg text.band").count() > 0
+        card = page.inner_text(".card")
+        assert "Answer set (95%)" in card and "Why:" in card and "rests most on the bands at" in card
+        assert re.search(r"Elements present: [A-Z][a-z]? [01]\.\d\d", card)
+        # the hit list: ten classes, the answer first; a click overlays that hit's reference
+        hits = page.locator("table.hits tr[data-hit]")
+        assert hits.count() == 10 and hits.nth(0).locator("td").nth(1).inner_text() in page.inner_text(".card h3")
+        second = hits.nth(1).locator("td").nth(1).inner_text()
+        hits.nth(1).click()
+        assert second in page.inner_text(".overlay") and "chosen" in hits.nth(1).get_attribute("class")
+        # the hover readout at a known band, to 1 cm-1
+        band = details["results"][0]["plot"]["bands"][0]
+        box = page.locator(".card svg").bounding_box()
+        lo, hi = details["results"][0]["plot"]["shifts"][0], details["results"][0]["plot"]["shifts"][-1]
+        page.mouse.move(box["x"] + (50 + (band - lo) / (hi - lo) * 940) / 1000 * box["width"], box["y"] + 100)
+        shown = float(page.inner_text("#tip").split(" ")[0])
+        assert abs(shown - band) <= 1.0, (shown, band)
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        with page.expect_download() as download:
+            page.click("#csv")
+        csv = Path(download.value.path()).read_text()
+        assert csv.splitlines()[0].startswith("file,answer,probability,top2") and "HTML page" in csv
+        with page.expect_download() as download:
+            page.click("#report")
+        report = Path(download.value.path()).read_text()
+        assert "ramanid report" in report and "<svg" in report and rruff_file.name in report
+        assert "<script" not in report
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        # a map: its phases drawn and listed; a click on a pixel adds that pixel's card
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.set_input_files("#map", str(MAP))
+        page.wait_for_selector("#phasemap canvas", timeout=60_000)
+        assert "12 pixels" in page.inner_text("#mapstatus") and "16" in page.inner_text("#mapstatus")
+        shares = page.locator("table.phases tr").count() - 1
+        assert shares >= 1 and "%" in page.inner_text("table.phases")
+        cards = page.locator(".card").count()
+        page.locator("#phasemap canvas").click(position={"x": 2, "y": 2})  # the first pixel
+        page.wait_for_function(f"document.querySelectorAll('.card').length > {cards}", timeout=60_000)
+        assert "pixel 0 (x" in page.locator(".card h3").last.inner_text()
+        page.screenshot(path=str(tmp_path / "map.png"), full_page=True)
+        if os.environ.get("RAMANID_SCREENSHOTS"):
+            for name in ("page.png", "phone.png", "map.png"):
+                shutil.copy(tmp_path / name, Path(os.environ["RAMANID_SCREENSHOTS"]) / name)
+
+
+def test_the_page_says_the_offset_a_spectrum_was_moved_back_by(tmp_path):
+    folder = tmp_path / "identifier"
+    shutil.copytree(OLD_IDENTIFIER, folder)  # a small library identifier, its folder given an offset estimate
+    header = json.loads((folder / "bundle.json").read_text())
+    header["identifier"]["offset"] = {"span": 4, "gain": 0.02, "from_snr": 0.0}  # its spectra read below SNR 20
+    (folder / "bundle.json").write_text(json.dumps(header))
+    bundle = load_bundle(folder)
+    step = float(np.mean(np.diff(bundle.shifts)))
+    moved = tmp_path / "quartz_high.txt"  # a quartz reference read one point (10 cm-1) high
+    rows = zip(bundle.shifts + step, bundle.library[0] * 1000, strict=True)
+    moved.write_text("".join(f"{x:.3f}, {y:.4f}\n" for x, y in rows))
+    assert bundle.labels[0] == "Quartz"
+    with _page(folder) as page:
+        page.wait_for_selector("#model:has-text('minerals in its library')")
+        page.set_input_files("#files", [str(moved)])
+        page.wait_for_selector("tr.result", timeout=60_000)
+        assert f"offset +{step:.1f} cm⁻¹" in page.inner_text("tr.result")
+        assert f"Calibration: the bands sit +{step:.1f} cm⁻¹ from the best references'" in page.inner_text(".card")
 
 
 def test_a_card_has_the_hit_list_and_bands_and_agrees_with_itself(client, rruff_file):

@@ -214,9 +214,10 @@ class NpyRows:
 
 def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOptions) -> dict:
     """Answers for one chunk of pixels: mineral, probability, the next two minerals and their
-    probabilities, unknown, signal-to-noise ratio, poor, a problem for pixels that could not be
-    answered, the answer set and the components where asked. Plain lists, so that a chunk travels
-    from a worker and is kept on disk as JSON.
+    probabilities, unknown, signal-to-noise ratio, poor, the calibration offset where the model
+    estimated one (:attr:`ramanid.predict.Prediction.offset_cm1`), a problem for pixels that could
+    not be answered, the answer set and the components where asked. Plain lists, so that a chunk
+    travels from a worker and is kept on disk as JSON.
     """
     inputs = bundle.prepare_rows(shifts, Y, options.fast_baseline)
     n = len(Y)
@@ -230,6 +231,7 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
         "unknown": [False] * n,
         "snr": [float("nan")] * n,
         "poor": [False] * n,
+        "offset_cm1": [float("nan")] * n,
         "problem": [inputs.problems.get(i, "") for i in range(n)],
     }
     if options.mixture:
@@ -249,6 +251,8 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
             answer["unknown"][row] = bool(a.flagged[k])
             answer["snr"][row] = float(inputs.quality[k].as_dict()["snr"])
             answer["poor"][row] = bool(inputs.quality[k].poor)
+            if a.offsets is not None:
+                answer["offset_cm1"][row] = round(float(a.offsets[k]), 2)
             if a.sets is not None:
                 answer["answer_set"][row] = "; ".join(str(names[j]) for j in a.sets[k])
             if a.mixtures is not None:
@@ -490,7 +494,9 @@ def segment_phases(bundle, data: MapData, table: pd.DataFrame, options: MapOptio
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Each phase's pixels, share of the answered area (for the pixels not answered and those too
-    poor for an answer, their share of the whole map), and mean probability, largest first.
+    poor for an answer, their share of the whole map), mean probability and median calibration
+    offset (over its pixels with an estimate: an instrument's offset reads the same in every
+    phase), largest first.
     """
     unanswered = (UNANSWERED, TOO_POOR)
     answered = table[~table["phase"].isin(unanswered)]
@@ -500,10 +506,21 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             "pixels": int(len(part)),
             "area_share": round(len(part) / max(len(table) if phase in unanswered else len(answered), 1), 4),
             "mean_probability": round(float(np.nanmean(part["probability"])), 4) if len(part) else float("nan"),
+            "median_offset_cm1": _median(part["offset_cm1"]) if "offset_cm1" in part else float("nan"),
         }
         for phase, part in table.groupby("phase")
     ]
     return pd.DataFrame(rows).sort_values("pixels", ascending=False, ignore_index=True)
+
+
+def _median(values: pd.Series) -> float:
+    """The median of the finite values, NaN where there are none."""
+    finite = values.to_numpy(float)[np.isfinite(values.to_numpy(float))]
+    return round(float(np.median(finite)), 2) if len(finite) else float("nan")
+
+
+def _signed(value: float) -> str:
+    return "" if np.isnan(value) else f"{value:+.1f}"
 
 
 def write_map(out: str | Path, bundle, data: MapData, table: pd.DataFrame) -> Path:
@@ -535,7 +552,7 @@ def _report(bundle, data: MapData, table: pd.DataFrame, phases: pd.DataFrame, fo
         cards.append(f"<p>{more} smaller phases are in the table only.</p>")
     rows = "".join(
         f"<tr><td>{_html(r.phase)}</td><td>{r.pixels}</td><td>{r.area_share:.1%}</td>"
-        f"<td>{r.mean_probability:.3f}</td></tr>"
+        f"<td>{r.mean_probability:.3f}</td><td>{_signed(r.median_offset_cm1)}</td></tr>"
         for r in phases.itertuples()
     )
     notes = "".join(
@@ -556,7 +573,9 @@ td,th{{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}}img{{ma
 Unknown pixels (the unknown flag) are grey; pixels too poor for a confident answer are pale and
 crossed (their answers are in pixels.csv).</p><ul>{notes}</ul>
 {maps}
-<h2>Phases</h2><table><tr><th>phase</th><th>pixels</th><th>area</th><th>mean probability</th></tr>{rows}</table>
+<h2>Phases</h2><table><tr><th>phase</th><th>pixels</th><th>area</th><th>mean probability</th>
+<th title="the calibration offset estimated on the phase's pixels: how far their bands sit from their best
+references', median">offset (cm⁻¹)</th></tr>{rows}</table>
 <h2>A representative spectrum of each phase, over its best reference</h2>{"".join(cards)}</body></html>"""
 
 

@@ -285,7 +285,7 @@ def mixtures(
     min_gain: float = MIN_GAIN,
 ) -> list[Mixture]:
     """The mixture of each query of a library identifier (``X`` preprocessed as its references),
-    from its class scores and reference similarities (:meth:`scores_and_similarity`);
+    from its class scores and reference similarities (:meth:`~ramanid.training.saved.SavedModel.scored`);
     ``meta`` is the library's metadata (each component's reference id).
     """
     library = identifier.reference_spectra_

@@ -19,6 +19,7 @@ from ramanid.chemistry import parse_elements
 from ramanid.errors import ChemistryError, RamanIdError
 from ramanid.jsonable import json_ready
 from ramanid.spectra import Spectrum
+from ramanid.training.saved import Scored
 
 #: the library columns a nearest reference carries besides its label and similarity
 REFERENCE_COLUMNS = ("mineral", "rruff_id", "file", "chemistry")
@@ -45,6 +46,10 @@ class Prediction:
     (``mineral``, ``fraction`` of the fitted signal, ``reference``, ``score``), largest first,
     ``explained`` the share of the spectrum they explain and ``residual`` what is left
     (:mod:`ramanid.mixture`); a spectrum with nothing recognisable has none and is ``unknown``.
+    ``offset_cm1`` is the calibration offset a library identifier estimated and scored the
+    spectrum moved back by: how far its bands sit from its best references' (positive: higher),
+    0 where no move raised its best match enough, None where none was estimated (other models,
+    and spectra too noisy for an estimate).
     """
 
     file: str
@@ -61,6 +66,7 @@ class Prediction:
     components: list[dict] | None = None
     explained: float | None = None
     residual: float | None = None
+    offset_cm1: float | None = None
 
     def as_json(self) -> dict:
         """The prediction as strict JSON values (NaN as null): what ``--format json`` and the API give."""
@@ -108,7 +114,7 @@ def predict_prepared(
     companion = bundle.elements
     if companion is not None:
         companion_names = companion.estimator.output_names
-        companion_scores = scores_as_met(companion.estimator, element_inputs(companion, X, quality))[0]
+        companion_scores = scores_as_met(companion.estimator, element_inputs(companion, X, quality)).scores
         companion_thresholds = element_thresholds(companion, X, quality)
     thresholds = element_thresholds(bundle, X, quality) if model.kind == "elements" else None
     results = []
@@ -118,6 +124,8 @@ def predict_prepared(
         )
         if quality is not None:
             p.quality = quality[i].as_dict()
+        if a.offsets is not None and np.isfinite(a.offsets[i]):
+            p.offset_cm1 = round(float(a.offsets[i]), 2)
         if model.kind == "elements":
             p.elements = element_answer(names, scores[i], thresholds[i])
         else:
@@ -144,7 +152,8 @@ class Answers(NamedTuple):
     """A batch's answers as arrays, before they are turned into :class:`Prediction` objects (a
     map keeps them as arrays): the decision scores and reference similarities, the unknown
     scores and flags, and for class models the calibrated probabilities and answer sets; the
-    mixtures where asked.
+    mixtures where asked; the calibration offsets in cm-1 where the model estimates them (NaN
+    for an input it estimated none for).
     """
 
     scores: np.ndarray
@@ -154,6 +163,7 @@ class Answers(NamedTuple):
     proba: np.ndarray | None
     sets: list | None
     mixtures: list | None
+    offsets: np.ndarray | None = None
 
 
 def answer_arrays(
@@ -173,7 +183,7 @@ def answer_arrays(
     bins = model.quality_bins(X)
     keys = info.calibration_keys(bins, quality)
     inputs = element_inputs(bundle, X, quality) if model.kind == "elements" else X
-    scores, similarity = scores_as_met(model, inputs, bins)
+    scores, similarity, offsets = scores_as_met(model, inputs, bins)
     unknown = conf.unknown_score(info.ood.score, model.unknown_evidence(X, scores, similarity))
     flagged = info.ood.flags(unknown, keys)
     mixed = _mixtures(bundle, X, scores, similarity, mixture) if mixture else None
@@ -181,7 +191,9 @@ def answer_arrays(
     if model.kind == "label":
         proba = info.calibration.probabilities(scores, keys)
         sets = info.calibration.answer_sets(proba, confidence, keys) if confidence is not None else None
-    return Answers(scores, similarity, unknown, flagged, proba, sets, mixed)
+    if offsets is not None:
+        offsets = offsets * np.float32(np.mean(np.diff(bundle.shifts)))
+    return Answers(scores, similarity, unknown, flagged, proba, sets, mixed, offsets)
 
 
 def _mixtures(bundle: Bundle, X, scores, similarity, max_components: int):
@@ -199,13 +211,14 @@ def _mixtures(bundle: Bundle, X, scores, similarity, max_components: int):
     return mixtures(bundle.estimator, X, scores, similarity, bundle.library_meta, max_components, gain)
 
 
-def scores_as_met(model, X: np.ndarray, bins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The model's decision scores and reference similarities (``bins``: the inputs' quality bins,
+def scores_as_met(model, X: np.ndarray, bins: np.ndarray | None = None) -> Scored:
+    """The model's decision scores and reference similarities, and its offsets where it estimates
+    them (:meth:`~ramanid.training.saved.SavedModel.scored`; ``bins``: the inputs' quality bins,
     where known); a transductive model scores each spectrum on its own, as a user meets it, with a
     warning.
     """
     if not model.transductive:
-        return model.scores_and_similarity(X, bins)
+        return model.scored(X, bins)
     warnings.warn(
         f"{model.model} is transductive: each spectrum is scored on its own, which is less "
         "accurate than the batch figures of its cross-validation",
@@ -213,7 +226,7 @@ def scores_as_met(model, X: np.ndarray, bins: np.ndarray | None = None) -> tuple
         stacklevel=3,
     )
     scores = np.vstack([model.decision_scores(X[i : i + 1]) for i in range(len(X))])
-    return scores, model.reference_similarity(X)
+    return Scored(scores, model.reference_similarity(X))
 
 
 def nearest_reference(bundle: Bundle, index: int, similarity: float) -> dict:
@@ -301,14 +314,16 @@ def reference_label(hit: dict) -> str:
 def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
     """One short row per spectrum, for a terminal: the file's name, the answer (the mixture's
     minerals, or an element model's elements present) with its probability, the answer set's
-    size, the unknown flag, the signal-to-noise ratio and the nearest reference; texts cut to
-    ``width`` characters. Every number is in :func:`as_table` (``--format csv``) and the JSON.
+    size, the unknown flag, the signal-to-noise ratio, the calibration offset where one was
+    found in any spectrum, and the nearest reference; texts cut to ``width`` characters. Every
+    number is in :func:`as_table` (``--format csv``) and the JSON.
     """
 
     def cut(text) -> str:
         text = str(text)
         return text if len(text) <= width else text[: width - 1] + "…"
 
+    offsets = any(p.offset_cm1 for p in predictions)
     rows = []
     for p in predictions:
         if p.components:
@@ -323,6 +338,8 @@ def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
         row["unknown"] = "UNKNOWN" if p.unknown else "no"
         if p.quality is not None:
             row["snr"] = f"{p.quality['snr']:.0f}" + (" poor" if p.quality["poor"] else "")
+        if offsets:
+            row["offset"] = f"{p.offset_cm1:+.1f} cm-1" if p.offset_cm1 else ""
         if p.nearest:
             hit = p.nearest[0]
             row["nearest"] = cut(reference_label(hit))
@@ -332,6 +349,7 @@ def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
 
 def as_table(predictions: list[Prediction]) -> pd.DataFrame:
     """One row per spectrum, for the table and CSV outputs."""
+    offsets = any(p.offset_cm1 is not None for p in predictions)
     rows = []
     for p in predictions:
         row = {"file": p.file, "unknown": p.unknown, "similarity": round(p.similarity, 4)}
@@ -354,5 +372,7 @@ def as_table(predictions: list[Prediction]) -> pd.DataFrame:
         if p.quality is not None:
             row["snr"] = round(p.quality["snr"], 1)
             row["poor"] = p.quality["poor"]
+        if offsets:
+            row["offset_cm1"] = p.offset_cm1
         rows.append(row)
     return pd.DataFrame(rows)

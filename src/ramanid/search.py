@@ -80,6 +80,8 @@ def offset_estimates(
     it raises it. A calibration offset of a few cm-1 moves every band of a measured spectrum alike,
     while band-sharp scores (a derivative) fall steeply with it.
     """
+    import torch
+
     shift = np.zeros(len(queries), dtype=int)
     gain = np.zeros(len(queries), dtype=np.float32)
     candidates = min(candidates, references.shape[0])
@@ -88,7 +90,9 @@ def offset_estimates(
     moves = np.arange(-span, span + 1)
     for start in range(0, len(queries), batch):
         part = slice(start, start + batch)
-        top = np.argpartition(-ranking[part], candidates - 1, axis=1)[:, :candidates]
+        # torch's top-k: some 5-10 times as fast as numpy's argpartition against a whole library
+        scores = torch.from_numpy(np.ascontiguousarray(ranking[part]))
+        top = torch.topk(scores, candidates, sorted=False).indices.numpy()
         allowed = np.isfinite(np.take_along_axis(ranking[part], top, axis=1))  # fewer allowed than candidates
         queries_moved = np.stack([shifted(queries[part], int(m), edge=False) for m in moves], axis=1)
         cosines = np.matmul(queries_moved, references[top].transpose(0, 2, 1))  # (n, moves, candidates)

@@ -16,6 +16,7 @@ from ramanid.cli import main
 from ramanid.deploy import train_identifier, unknown_threshold
 from ramanid.errors import ModelError
 from ramanid.evaluation.degradation import measurable
+from ramanid.predict import as_lines, as_table, predict_prepared
 from ramanid.search import LibrarySearch, SpectralScore, offset_estimates, shifted
 from ramanid.training.augment import Augment
 from ramanid.training.identifier import (
@@ -153,6 +154,39 @@ def test_a_query_measured_off_by_a_few_cm1_is_scored_moved_back(identifier, by_s
     moved_back = identifier.similarity(noisy)
     with offset_estimate(identifier, None):
         np.testing.assert_array_equal(moved_back, identifier.similarity(noisy))
+
+
+def test_the_offset_each_query_was_moved_back_by_is_reported(identifier, by_specimen):
+    refs, queries = by_specimen
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    X = queries.intensities[known][:200]
+    similarity, offsets = identifier.similarity_and_offsets(shifted(X, 4))
+    np.testing.assert_array_equal(similarity, identifier.similarity(shifted(X, 4)))
+    estimated = np.isfinite(offsets)
+    assert estimated.mean() > 0.9  # excellent spectra: read from SNR 20
+    assert np.mean(offsets[estimated] == 4) > 0.6  # their bands sit 4 points higher
+    as_measured = identifier.similarity_and_offsets(X)[1]
+    assert np.mean(as_measured[np.isfinite(as_measured)] == 0) > 0.6
+    noisy = X[:20] + np.random.default_rng(0).normal(scale=0.1, size=X[:20].shape).astype(np.float32)
+    assert np.isnan(identifier.similarity_and_offsets(noisy)[1]).all()  # too noisy for an estimate
+    with offset_estimate(identifier, None):
+        assert np.isnan(identifier.similarity_and_offsets(X)[1]).all()
+
+
+def test_predict_reports_the_offset_in_cm1(saved, by_specimen):
+    refs, queries = by_specimen
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    X = shifted(queries.intensities[known][:60], -3)
+    noisy = X[:5] + np.random.default_rng(0).normal(scale=0.1, size=X[:5].shape).astype(np.float32)
+    step = np.mean(np.diff(saved.shifts))
+    answers = predict_prepared(saved, np.vstack([X, noisy]), [f"s{i}" for i in range(65)])
+    offsets = [p.offset_cm1 for p in answers[:60]]
+    points = np.array([np.nan if o is None else o / step for o in offsets])
+    assert np.nanmedian(points) == pytest.approx(-3, abs=0.01)  # 3 points low
+    assert np.mean(np.abs(points + 3) <= 1.01) > 0.7  # each within a point (other specimens' bands differ)
+    assert all(p.offset_cm1 is None and p.as_json()["offset_cm1"] is None for p in answers[60:])
+    assert as_table(answers)["offset_cm1"].notna().sum() == sum(o is not None for o in offsets)
+    assert "-3.8 cm-1" in as_lines(answers)["offset"].tolist()
 
 
 def test_derivative_library_search_is_first_derivative_correlation(by_specimen):

@@ -51,7 +51,7 @@ from ramanid.search import (
     unit_rows,
 )
 from ramanid.training.estimators import SpectrumClassifier
-from ramanid.training.saved import Attribution, SavedModel, is_finite, is_whole
+from ramanid.training.saved import Attribution, SavedModel, Scored, is_finite, is_whole
 
 #: augmentation imitating another instrument or specimen (points on a 1024-point grid of ~1.3 cm-1)
 INSTRUMENT_AUGMENT = {
@@ -372,6 +372,22 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         ``excluded``: ``(queries, references)``, true where a query will not be compared with a
         reference (its own specimen's), which its offset estimate then does not read either.
         """
+        return self.similarity_and_offsets(X, alpha, references, bins, excluded)[0]
+
+    def similarity_and_offsets(
+        self,
+        X,
+        alpha: float | None = None,
+        references: np.ndarray | None = None,
+        bins: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`similarity`, and the calibration offset each query was scored moved back by, in
+        points of the model's axis (:data:`OFFSET_ESTIMATE`): how far its bands sit from its best
+        references' (positive: higher); 0 where no move raised its best match by more than the
+        estimate's ``gain``; NaN where none was estimated (no estimate in the model, or a query
+        below its signal-to-noise bin).
+        """
         check_is_fitted(self, "network_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
         pick = slice(None) if references is None else references
@@ -383,31 +399,34 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         present = np.unique(bins)
         if len(present) == 1:
             return self._mixed(X, *choices[present[0]], pick, excluded, bins)
-        score = None
+        score, offsets = None, np.full(len(X), np.nan, dtype=np.float32)
         for b in present:
             rows = bins == b
-            part = self._mixed(X[rows], *choices[b], pick, None if excluded is None else excluded[rows], bins[rows])
+            part, offsets[rows] = self._mixed(
+                X[rows], *choices[b], pick, None if excluded is None else excluded[rows], bins[rows]
+            )
             score = np.empty((len(X), part.shape[1]), dtype=np.float32) if score is None else score
             score[rows] = part
-        return score
+        return score, offsets
 
     def _mixed(
         self, X, spectral: SpectralScore, alpha: float, smoothing: int, pick, excluded=None, bins=None
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(1 - alpha) * cos(spectral scores) + alpha * cos(embeddings)`` of the queries, smoothed
         over ``smoothing`` points first where it is not 0, against the references ``pick``: one
         product of the queries' two weighted parts with the references' two parts side by side
         (two products and the sum of their results took twice as long on a map). Where the model
         estimates offsets (:data:`OFFSET_ESTIMATE`), a query of a bin it applies to (``bins``: the
         queries' :func:`input_snr_bins`, where known) whose spectral part moved gains enough is
-        scored moved.
+        scored moved. Returns the scores and the offsets (:meth:`similarity_and_offsets`).
         """
         from ramanid.quality import SNR_BINS
 
         measured, X = X, smoothed_in_range(X, smoothing)
         joint, points = self._joint_references(spectral)[pick], X.shape[1]
+        offsets = np.full(len(X), np.nan, dtype=np.float32)
         if alpha == 1:
-            return self.embed(X) @ joint[:, points:].T
+            return self.embed(X) @ joint[:, points:].T, offsets
         part = spectral(X)
         if alpha == 0:
             score = part @ joint[:, :points].T
@@ -415,18 +434,20 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
             score = np.hstack([np.float32(1 - alpha) * part, np.float32(alpha) * self.embed(X)]) @ joint.T
         estimate = getattr(self, "offset_estimate_", None)
         if not estimate:
-            return score
+            return score, offsets
         bins = input_snr_bins(measured) if bins is None else bins
         moveable = np.flatnonzero(np.asarray(SNR_BINS)[bins] >= estimate["from_snr"])
         if len(moveable):
             ranking = score[moveable] if excluded is None else np.where(excluded[moveable], -np.inf, score[moveable])
             references = joint[:, :points]
             shift, gain = offset_estimates(part[moveable], references, ranking, estimate["span"], OFFSET_CANDIDATES)
+            offsets[moveable] = 0
             for move in np.unique(shift[gain > estimate["gain"]]):
                 rows = moveable[(shift == move) & (gain > estimate["gain"])]
                 change = shifted(part[rows], int(move), edge=False) - part[rows]
                 score[rows] += np.float32(1 - alpha) * (change @ references.T)
-        return score
+                offsets[rows] = -move  # moved by ``move`` points onto the references: it reads that far off
+        return score, offsets
 
     def _unit_spectra(self, spectral: SpectralScore) -> np.ndarray:
         """The references under ``spectral``, unit rows."""
@@ -521,9 +542,9 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
     def reference_similarity(self, X) -> np.ndarray:
         return self.similarity(X)
 
-    def scores_and_similarity(self, X, bins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        similarity = self.similarity(X, bins=bins)
-        return self.class_scores(X, similarity), similarity
+    def scored(self, X, bins: np.ndarray | None = None) -> Scored:
+        similarity, offsets = self.similarity_and_offsets(X, bins=bins)
+        return Scored(self.class_scores(X, similarity), similarity, offsets)
 
     def quality_bins(self, X) -> np.ndarray:
         """Each input's signal-to-noise bin (:func:`input_snr_bins`): what it is scored and calibrated by."""

@@ -10,8 +10,8 @@ the same questions through :class:`SavedModel`:
 - :meth:`~SavedModel.decision_scores`: for labels, the class scores the folder's temperature
   scales (logits, or a library identifier's best-reference scores); for elements, probabilities;
 - :meth:`~SavedModel.reference_similarity`: how like each reference of the library a query is
-  (its nearest references, and the library evidence of the unknown flag); both at once with
-  :meth:`~SavedModel.scores_and_similarity`;
+  (its nearest references, and the library evidence of the unknown flag); both at once, with
+  the calibration offsets a library identifier estimates, from :meth:`~SavedModel.scored`;
 - :meth:`~SavedModel.unknown_evidence`: what the unknown scores of :mod:`ramanid.confidence` read;
 - :meth:`~SavedModel.attribution`: the network and output an attribution of the answer runs through.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +42,17 @@ class Attribution:
     output: int
     target: str
     label: str
+
+
+class Scored(NamedTuple):
+    """A batch as a model scored it (:meth:`SavedModel.scored`): its decision scores, its
+    similarity to each reference, and, from a model that estimates them, each query's
+    calibration offset in points of the model's axis (NaN where it estimated none).
+    """
+
+    scores: np.ndarray
+    similarity: np.ndarray
+    offsets: np.ndarray | None = None
 
 
 class SavedModel:
@@ -70,11 +82,11 @@ class SavedModel:
         """``(queries, references)`` cosine similarities to the attached references."""
         return self.references_.search.similarity(X)
 
-    def scores_and_similarity(self, X, bins: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def scored(self, X, bins: np.ndarray | None = None) -> Scored:
         """:meth:`decision_scores` and :meth:`reference_similarity` together (a model that scores
         through its references searches once; ``bins``: :meth:`quality_bins` of ``X``, where known).
         """
-        return self.decision_scores(X), self.reference_similarity(X)
+        return Scored(self.decision_scores(X), self.reference_similarity(X))
 
     def unknown_evidence(self, X, scores: np.ndarray, similarity: np.ndarray) -> Evidence:
         """What the unknown scores read about queries ``X``, given their :meth:`decision_scores`
