@@ -72,3 +72,23 @@ def sampled_references(description: str):
     args = parser.parse_args()
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
     return (args, *processed_references(args.spectra, args.seed))
+
+
+def held_out_spectra(bundle, fold: int, seed: int) -> list:
+    """The processed spectra, as read from their files, of the degradation protocol's held-out
+    specimens of fold ``fold`` whose minerals ``bundle`` (an identifier saved on that fold) knows.
+    """
+    from ramanid.cli import IDENTIFIER_PREPROCESS
+    from ramanid.datasets.rruff import build_rruff
+    from ramanid.evaluation.splits import specimen_holdout
+    from ramanid.io.rruff import read_rruff
+
+    built = build_rruff(
+        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
+    ).spectra
+    refs, held, _ = specimen_holdout(built.meta, fold, seed=seed)
+    assert len(bundle.library) == len(refs), "--model was built on another split"
+    files = set(built.meta["file"].iloc[held])
+    spectra, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")
+    known = set(bundle.labels)
+    return [s for s in spectra if s.meta["file"] in files and s.meta["mineral"] in known]

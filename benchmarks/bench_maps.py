@@ -33,31 +33,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import RRUFF_ZIP, cpu_flags, machine
+from _common import RRUFF_ZIP, cpu_flags, held_out_spectra, machine
 
 from ramanid.bundle import load_bundle
-from ramanid.cli import IDENTIFIER_PREPROCESS
-from ramanid.datasets.rruff import build_rruff
 from ramanid.evaluation.degradation import Condition, conditions, degrade
-from ramanid.evaluation.splits import specimen_holdout
 from ramanid.io.rruff import read_rruff
 from ramanid.maps import NEIGHBOURHOODS, MapData, MapOptions, majority_filter, map_answers, segment_phases, summary
 from ramanid.preprocessing.resample import resample_spectrum
 from ramanid.spectra import Spectrum
 
 AXIS = np.linspace(100, 1400, 1100)
-
-
-def held_out_spectra(bundle, fold: int, seed: int) -> list[Spectrum]:
-    built = build_rruff(
-        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
-    ).spectra
-    refs, held, _ = specimen_holdout(built.meta, fold, seed=seed)
-    assert len(bundle.library) == len(refs), "--model was built on another split"
-    files = set(built.meta["file"].iloc[held])
-    spectra, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")
-    known = set(bundle.labels)
-    return [s for s in spectra if s.meta["file"] in files and s.meta["mineral"] in known]
 
 
 def synthetic_map(by_mineral: dict, size: int, rng, condition: Condition, index: int):

@@ -24,13 +24,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import RRUFF_ZIP, cpu_flags, machine
+from _common import cpu_flags, held_out_spectra, machine
 
 from ramanid.bundle import load_bundle
-from ramanid.cli import IDENTIFIER_PREPROCESS
-from ramanid.datasets.rruff import build_rruff
-from ramanid.evaluation.splits import specimen_holdout
-from ramanid.io.rruff import read_rruff
 from ramanid.predict import predict_spectra
 
 
@@ -42,15 +38,8 @@ def main() -> None:
     parser.add_argument("--offsets", type=float, nargs="+", default=[-5, -2.5, -1, 0, 1, 2.5, 5])
     args = parser.parse_args()
     print(f"machine: {machine()}; cpu flags: {cpu_flags()}")
-    built = build_rruff(
-        RRUFF_ZIP, wavelengths=None, kind="all", min_per_mineral=1, preprocess=IDENTIFIER_PREPROCESS
-    ).spectra
-    refs, held, _ = specimen_holdout(built.meta, args.fold, seed=args.seed)
     bundle = load_bundle(args.model)
-    assert len(bundle.library) == len(refs), "--model was built on another split"
-    files = set(built.meta["file"].iloc[held])
-    raw, _ = read_rruff(RRUFF_ZIP, lambda m: m.get("kind") == "processed")
-    known = [s for s in raw if s.meta["file"] in files and s.meta["mineral"] in set(bundle.labels)]
+    known = held_out_spectra(bundle, args.fold, args.seed)
     step = float(np.mean(np.diff(bundle.shifts)))
     print(f"{len(known)} processed spectra of held-out specimens; model axis step {step:.3f} cm-1")
     print("| offset (cm-1) | estimated | median reported | 10-90% reported | within a point | read 0 | top-1 |")
