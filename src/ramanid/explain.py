@@ -66,7 +66,8 @@ class Explanation:
 def explain(bundle, spectrum, target: str | None = None, log=None) -> Explanation:
     """Integrated-gradients attribution of one spectrum for the answer ``predict`` gives (or the
     named class or element), beside the reference the answer's nearest-reference list starts
-    with; ``log`` is told when that answer is doubtful (flagged unknown, or the spectrum too poor).
+    with; ``log`` is told when that answer is doubtful (flagged unknown, or the spectrum too poor),
+    and when the spectrum was compared moved back by a calibration offset.
     """
     from ramanid.predict import predict_prepared
 
@@ -84,6 +85,11 @@ def explain(bundle, spectrum, target: str | None = None, log=None) -> Explanatio
         )
         if doubts and log is not None:
             log(f"warning: explaining the answer {target}, but {' and '.join(doubts)}: the answer is doubtful")
+        if answer.offset_cm1 and log is not None:
+            log(
+                f"the spectrum's bands sit {answer.offset_cm1:+.1f} cm-1 from its best references' (a calibration "
+                "offset, estimated): it was compared moved back, the figure shows it as read"
+            )
     return explain_prepared(bundle, X[:1], spectrum.source, target, reference)
 
 

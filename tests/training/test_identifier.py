@@ -16,8 +16,10 @@ from ramanid.cli import main
 from ramanid.deploy import train_identifier, unknown_threshold
 from ramanid.errors import ModelError
 from ramanid.evaluation.degradation import measurable
+from ramanid.explain import explain
 from ramanid.predict import as_lines, as_table, predict_prepared
 from ramanid.search import LibrarySearch, SpectralScore, offset_estimates, shifted
+from ramanid.spectra import Spectrum
 from ramanid.training.augment import Augment
 from ramanid.training.identifier import (
     LIBRARY_EMBEDDINGS,
@@ -187,6 +189,12 @@ def test_predict_reports_the_offset_in_cm1(saved, by_specimen):
     assert all(p.offset_cm1 is None and p.as_json()["offset_cm1"] is None for p in answers[60:])
     assert as_table(answers)["offset_cm1"].notna().sum() == sum(o is not None for o in offsets)
     assert "-3.8 cm-1" in as_lines(answers)["offset"].tolist()
+    # explain says so beside its figure (the spectrum as read, the reference unmoved)
+    moved = np.flatnonzero(np.abs(points + 3) < 0.01)[0]
+    said = []
+    spectrum = Spectrum(saved.shifts - 3 * step, queries.intensities[known][moved])
+    explain(saved, spectrum, log=said.append)
+    assert any("sit -3.8 cm-1 from its best references'" in line for line in said)
 
 
 def test_derivative_library_search_is_first_derivative_correlation(by_specimen):
