@@ -292,7 +292,10 @@ def test_a_map_from_an_instrument_off_by_a_few_cm1_reports_its_offset(tmp_path):
     offsetting = load_bundle(OLD / "identifier")  # its own copy: the folder predates the estimate
     assert getattr(offsetting.estimator, "offset_estimate_", None) is None
     data = _map(offsetting, side=4)
-    assert map_answers(offsetting, data, MapOptions(), progress=False)["offset_cm1"].isna().all()
+    plain = map_answers(offsetting, data, MapOptions(), progress=False)
+    assert plain["offset_cm1"].isna().all()
+    write_map(tmp_path / "plain", offsetting, data, plain)
+    assert "calibration offset" not in (tmp_path / "plain" / "report.html").read_text()
     # this small library's 128-point spectra read below SNR 20: estimated at every ratio here
     offsetting.estimator.offset_estimate_ = {**OFFSET_ESTIMATE, "from_snr": 0}
     step, pixels = np.mean(np.diff(offsetting.shifts)), offsetting.library[:16].astype(float) * 1000
@@ -303,7 +306,9 @@ def test_a_map_from_an_instrument_off_by_a_few_cm1_reports_its_offset(tmp_path):
     write_map(tmp_path / "out", offsetting, high, table)
     np.testing.assert_allclose(pd.read_csv(tmp_path / "out" / "pixels.csv")["offset_cm1"], step, atol=0.01)
     np.testing.assert_allclose(pd.read_csv(tmp_path / "out" / "summary.csv")["median_offset_cm1"], step, atol=0.01)
-    assert f"<td>{step:+.1f}</td>" in (tmp_path / "out" / "report.html").read_text()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert f"<td>{step:+.1f}</td>" in report  # each phase's median
+    assert f"calibration offset: {step:+.1f} cm⁻¹, the median over the 16 pixels" in report  # the map's
 
 
 def test_a_map_with_no_phase_known_still_gets_its_report(bundle, tmp_path):

@@ -560,6 +560,13 @@ def _report(bundle, data: MapData, table: pd.DataFrame, phases: pd.DataFrame, fo
         for k, v in data.facts.items()
         if k in ("format", "note", "calibrated", "converted")
     )
+    offsets = table["offset_cm1"].to_numpy(float) if "offset_cm1" in table else np.zeros(0)
+    if np.isfinite(offsets).any():
+        notes += (
+            f"<li>calibration offset: {_signed(_median(table['offset_cm1']))} cm⁻¹, the median over the "
+            f"{int(np.isfinite(offsets).sum())} pixels with an estimate (how far their bands sit from their best "
+            "references'; where it is not 0, correct the axis with <code>ramanid calibrate</code>)</li>"
+        )
     title = _html(data.source)
     maps = f'<img alt="phase map" src="{image(folder / "phases.png")}">' + (
         f'<img alt="confidence map" src="{image(folder / "confidence.png")}">'
