@@ -550,9 +550,11 @@ def _report(bundle, data: MapData, table: pd.DataFrame, phases: pd.DataFrame, fo
     more = len(phases) - len(shown) - int(phases["phase"].isin(NOT_MINERALS).sum())
     if more > 0:
         cards.append(f"<p>{more} smaller phases are in the table only.</p>")
+    offsets = table["offset_cm1"].to_numpy(float) if "offset_cm1" in table else np.zeros(0)
+    estimated = bool(np.isfinite(offsets).any())  # by a model that estimates offsets
     rows = "".join(
         f"<tr><td>{_html(r.phase)}</td><td>{r.pixels}</td><td>{r.area_share:.1%}</td>"
-        f"<td>{r.mean_probability:.3f}</td><td>{_signed(r.median_offset_cm1)}</td></tr>"
+        f"<td>{r.mean_probability:.3f}</td>{f'<td>{_signed(r.median_offset_cm1)}</td>' if estimated else ''}</tr>"
         for r in phases.itertuples()
     )
     notes = "".join(
@@ -560,8 +562,12 @@ def _report(bundle, data: MapData, table: pd.DataFrame, phases: pd.DataFrame, fo
         for k, v in data.facts.items()
         if k in ("format", "note", "calibrated", "converted")
     )
-    offsets = table["offset_cm1"].to_numpy(float) if "offset_cm1" in table else np.zeros(0)
-    if np.isfinite(offsets).any():
+    offset_column = ""
+    if estimated:
+        offset_column = (
+            "<th title=\"the calibration offset estimated on the phase's pixels: how far their bands sit from "
+            "their best references', median\">offset (cm⁻¹)</th>"
+        )
         notes += (
             f"<li>calibration offset: {_signed(_median(table['offset_cm1']))} cm⁻¹, the median over the "
             f"{int(np.isfinite(offsets).sum())} pixels with an estimate (how far their bands sit from their best "
@@ -580,9 +586,8 @@ td,th{{border-bottom:1px solid #ddd;padding:.2rem .6rem;text-align:left}}img{{ma
 Unknown pixels (the unknown flag) are grey; pixels too poor for a confident answer are pale and
 crossed (their answers are in pixels.csv).</p><ul>{notes}</ul>
 {maps}
-<h2>Phases</h2><table><tr><th>phase</th><th>pixels</th><th>area</th><th>mean probability</th>
-<th title="the calibration offset estimated on the phase's pixels: how far their bands sit from their best
-references', median">offset (cm⁻¹)</th></tr>{rows}</table>
+<h2>Phases</h2><table><tr><th>phase</th><th>pixels</th><th>area</th><th>mean probability</th>{offset_column}</tr>
+{rows}</table>
 <h2>A representative spectrum of each phase, over its best reference</h2>{"".join(cards)}</body></html>"""
 
 
