@@ -274,7 +274,7 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
             if not kept:
                 continue
             own = np.isin(specimens, specimens[picked])
-            similarity = np.where(own, -np.inf, identifier.similarity(X, excluded=own[None, :])[0])
+            similarity = identifier.similarity(X, excluded=own[None, :])[0]
             scores = identifier.best_per_class(similarity[None, :], identifier.reference_class_)[0]
             path, residuals, _ = library_path(identifier, X[0], scores, similarity, 3, excluded=own)
             for gain in MIN_GAINS:
@@ -355,7 +355,6 @@ def held_out_scores(identifier, X, rows, specimens: np.ndarray, chunk: int = 200
         part = slice(start, start + chunk)
         own = specimens[rows[part]][:, None] == specimens[None, :]
         similarity = identifier.similarity(X[part], excluded=own)
-        similarity[own] = -np.inf
         scores[part] = identifier.best_per_class(similarity, identifier.reference_class_)
     known = np.isfinite(scores[np.arange(len(X)), identifier.reference_class_[rows]])
     scores[~np.isfinite(scores)] = -1.0  # minerals with no other reference

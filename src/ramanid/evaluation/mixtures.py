@@ -72,8 +72,7 @@ def residual_subtraction(identifier, query: np.ndarray, components: int, exclude
     named, residual = [], np.asarray(query, dtype=np.float64)
     blocked = np.zeros(len(identifier.reference_spectra_), dtype=bool) if exclude is None else exclude
     for _ in range(components):
-        query = residual[None, :].astype(np.float32)
-        similarity = np.where(blocked, -np.inf, identifier.similarity(query, excluded=blocked[None, :])[0])
+        similarity = identifier.similarity(residual[None, :].astype(np.float32), excluded=blocked[None, :])[0]
         for mineral in named:  # a mineral found is not found again
             similarity[identifier.labels_ == mineral] = -np.inf
         best = int(np.argmax(similarity))

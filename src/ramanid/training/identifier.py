@@ -369,8 +369,8 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         :meth:`adapt_to_quality` chose a spectral score and alpha per signal-to-noise bin (and no
         ``alpha`` is given), each query is scored with its bin's (``bins``: :meth:`quality_bins`
         of ``X``, where already known; they also say which queries an offset is estimated for).
-        ``excluded``: ``(queries, references)``, true where a query will not be compared with a
-        reference (its own specimen's), which its offset estimate then does not read either.
+        ``excluded``: ``(queries, references)``, true where a query is not to be compared with a
+        reference (its own specimen's): scored -inf there, and not read by its offset estimate.
         """
         return self.similarity_and_offsets(X, alpha, references, bins, excluded)[0]
 
@@ -394,8 +394,16 @@ class LibraryIdentifier(SavedModel, ClassifierMixin, BaseEstimator):
         choices = getattr(self, "quality_choices_", None)
         if alpha is not None or choices is None:
             alpha = self.alpha_ if alpha is None else alpha
-            return self._mixed(X, self.spectral_, alpha, 0, pick, excluded, bins)
-        bins = input_snr_bins(X) if bins is None else bins
+            score, offsets = self._mixed(X, self.spectral_, alpha, 0, pick, excluded, bins)
+        else:
+            bins = input_snr_bins(X) if bins is None else bins
+            score, offsets = self._by_bin(X, choices, pick, excluded, bins)
+        if excluded is not None:
+            score[excluded] = -np.inf
+        return score, offsets
+
+    def _by_bin(self, X, choices, pick, excluded, bins) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_mixed` with each signal-to-noise bin's choices for its queries."""
         present = np.unique(bins)
         if len(present) == 1:
             return self._mixed(X, *choices[present[0]], pick, excluded, bins)
