@@ -5,6 +5,7 @@ import base64
 import json
 import platform
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +310,29 @@ def test_a_map_from_an_instrument_off_by_a_few_cm1_reports_its_offset(tmp_path):
     report = (tmp_path / "out" / "report.html").read_text()
     assert f"<td>{step:+.1f}</td>" in report  # each phase's median
     assert f"calibration offset: {step:+.1f} cm⁻¹, the median over the 16 pixels" in report  # the map's
+
+
+def test_a_map_measured_through_an_edge_filter_under_a_background_is_read_from_past_its_cut(bundle, tmp_path):
+    data = _map(bundle, side=4)
+    reading = replace(bundle, info=replace(bundle.info, filter_edge=True))  # as identifiers built since are read
+    plain = map_answers(reading, data, MapOptions(), progress=False)
+    assert plain["filter_edge_cm1"].isna().all()
+    write_map(tmp_path / "plain", reading, data, plain)
+    assert "filter edge" not in (tmp_path / "plain" / "report.html").read_text()
+    # the library's first 16 spectra on a finer axis from 60 cm-1, under a background 20 times their bands,
+    # cut at 180 cm-1 by an edge filter
+    x = np.linspace(60, 1400, 2000)
+    bands = np.stack([np.interp(x, bundle.shifts, row - row.min()) for row in bundle.library[:16].astype(float)])
+    background = 20 * bands.max(axis=1, keepdims=True) * (0.6 + 0.4 * (x - 60) / 1340)
+    cut = MapData(x, (bands + background) / (1 + np.exp(-(x - 180) / 8.0)), data.x, data.y, "cut", data.facts)
+    table = map_answers(reading, cut, MapOptions(), progress=False)
+    assert table["filter_edge_cm1"].between(200, 240).all()  # one edge for the chunk: the median of its pixels'
+    assert (table["mineral"] == bundle.labels[:16]).mean() >= 0.9  # 1.0 when written
+    whole = map_answers(bundle, cut, MapOptions(), progress=False)  # a folder from before reads it whole
+    assert whole["filter_edge_cm1"].isna().all() and (whole["mineral"] == bundle.labels[:16]).mean() <= 0.6
+    write_map(tmp_path / "out", reading, cut, table)
+    assert pd.read_csv(tmp_path / "out" / "pixels.csv")["filter_edge_cm1"].between(200, 240).all()
+    assert re.search(r"filter edge: 16 pixels read from 2[0-3]\d cm⁻¹", (tmp_path / "out" / "report.html").read_text())
 
 
 def test_a_map_with_no_phase_known_still_gets_its_report(bundle, tmp_path):

@@ -208,11 +208,12 @@ def test_the_page_in_a_real_browser(model, rruff_file, tmp_path):
                 shutil.copy(tmp_path / name, Path(os.environ["RAMANID_SCREENSHOTS"]) / name)
 
 
-def test_the_page_says_the_offset_a_spectrum_was_moved_back_by(tmp_path):
+def test_the_page_says_the_offset_a_spectrum_was_moved_back_by_and_where_a_filter_cut_it(tmp_path):
     folder = tmp_path / "identifier"
     shutil.copytree(OLD_IDENTIFIER, folder)  # a small library identifier, its folder given an offset estimate
     header = json.loads((folder / "bundle.json").read_text())
     header["identifier"]["offset"] = {"span": 4, "gain": 0.02, "from_snr": 0.0}  # its spectra read below SNR 20
+    header["filter_edge"] = True  # read as identifiers built since are
     (folder / "bundle.json").write_text(json.dumps(header))
     bundle = load_bundle(folder)
     step = float(np.mean(np.diff(bundle.shifts)))
@@ -220,12 +221,22 @@ def test_the_page_says_the_offset_a_spectrum_was_moved_back_by(tmp_path):
     rows = zip(bundle.shifts + step, bundle.library[0] * 1000, strict=True)
     moved.write_text("".join(f"{x:.3f}, {y:.4f}\n" for x, y in rows))
     assert bundle.labels[0] == "Quartz"
+    # the same quartz under a fluorescence background 20 times its bands' height, cut by an edge filter at 180 cm-1
+    x = np.linspace(60, 1400, 2000)
+    bands = np.interp(x, bundle.shifts, bundle.library[0] - bundle.library[0].min())
+    measured = (bands + 20 * bands.max() * (0.6 + 0.4 * (x - 60) / 1340)) / (1 + np.exp(-(x - 180) / 8.0))
+    cut = tmp_path / "quartz_cut.txt"
+    cut.write_text("".join(f"{a:.3f}, {b:.4f}\n" for a, b in zip(x, measured * 1000, strict=True)))
     with _page(folder) as page:
         page.wait_for_selector("#model:has-text('minerals in its library')")
-        page.set_input_files("#files", [str(moved)])
-        page.wait_for_selector("tr.result", timeout=60_000)
-        assert f"offset +{step:.1f} cm⁻¹" in page.inner_text("tr.result")
-        assert f"Calibration: the bands sit +{step:.1f} cm⁻¹ from the best references'" in page.inner_text(".card")
+        page.set_input_files("#files", [str(moved), str(cut)])
+        page.wait_for_selector("tr.result >> nth=1", timeout=60_000)
+        assert f"offset +{step:.1f} cm⁻¹" in page.inner_text("tr.result >> nth=0")
+        cards = page.inner_text("#plots")
+        assert f"Calibration: the bands sit +{step:.1f} cm⁻¹ from the best references'" in cards
+        cut_row = page.inner_text("tr.result >> nth=1")
+        assert "Quartz" in cut_row and re.search(r"read from 2[0-3]\d cm⁻¹ \(filter edge\)", cut_row)
+        assert re.search(r"Filter edge: below 2[0-3]\d cm⁻¹ the spectrum steps up from dark", cards)
 
 
 def test_a_card_has_the_hit_list_and_bands_and_agrees_with_itself(client, rruff_file):

@@ -67,13 +67,19 @@ def explain(bundle, spectrum, target: str | None = None, log=None) -> Explanatio
     """Integrated-gradients attribution of one spectrum for the answer ``predict`` gives (or the
     named class or element), beside the reference the answer's nearest-reference list starts
     with; ``log`` is told when that answer is doubtful (flagged unknown, or the spectrum too poor),
-    and when the spectrum was compared moved back by a calibration offset.
+    and when the spectrum was compared moved back by a calibration offset or read from past an edge
+    filter's cut.
     """
     from ramanid.predict import predict_prepared
 
     X, kept, skipped, quality = bundle.prepare([spectrum])
     if not kept:
         raise RamanIdError(skipped[0].reason)
+    if quality[0].filter_edge_cm1 is not None and log is not None:
+        log(
+            f"read from {quality[0].filter_edge_cm1:.0f} cm-1: below it the spectrum steps up from dark at an edge "
+            "filter's cut under a background, which no baseline follows"
+        )
     reference = None
     if target is None and bundle.estimator.kind != "elements" and not bundle.estimator.transductive:
         (answer,) = predict_prepared(bundle, X[:1], [spectrum.source], top=1, quality=quality)

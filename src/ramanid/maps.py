@@ -215,9 +215,10 @@ class NpyRows:
 def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOptions) -> dict:
     """Answers for one chunk of pixels: mineral, probability, the next two minerals and their
     probabilities, unknown, signal-to-noise ratio, poor, the calibration offset where the model
-    estimated one (:attr:`ramanid.predict.Prediction.offset_cm1`), a problem for pixels that could
-    not be answered, the answer set and the components where asked. Plain lists, so that a chunk
-    travels from a worker and is kept on disk as JSON.
+    estimated one (:attr:`ramanid.predict.Prediction.offset_cm1`), the shift the pixel was read
+    from past an edge filter's cut where one was found (:mod:`ramanid.preprocessing.edge`), a
+    problem for pixels that could not be answered, the answer set and the components where asked.
+    Plain lists, so that a chunk travels from a worker and is kept on disk as JSON.
     """
     inputs = bundle.prepare_rows(shifts, Y, options.fast_baseline)
     n = len(Y)
@@ -232,6 +233,7 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
         "snr": [float("nan")] * n,
         "poor": [False] * n,
         "offset_cm1": [float("nan")] * n,
+        "filter_edge_cm1": [float("nan")] * n,
         "problem": [inputs.problems.get(i, "") for i in range(n)],
     }
     if options.mixture:
@@ -251,6 +253,8 @@ def identify_chunk(bundle, shifts: np.ndarray, Y: np.ndarray, options: MapOption
             answer["unknown"][row] = bool(a.flagged[k])
             answer["snr"][row] = float(inputs.quality[k].as_dict()["snr"])
             answer["poor"][row] = bool(inputs.quality[k].poor)
+            edge = inputs.quality[k].filter_edge_cm1
+            answer["filter_edge_cm1"][row] = float("nan") if edge is None else round(edge, 1)
             if a.offsets is not None:
                 answer["offset_cm1"][row] = round(float(a.offsets[k]), 2)
             if a.sets is not None:
@@ -572,6 +576,13 @@ def _report(bundle, data: MapData, table: pd.DataFrame, phases: pd.DataFrame, fo
             f"<li>calibration offset: {_signed(_median(table['offset_cm1']))} cm⁻¹, the median over the "
             f"{int(np.isfinite(offsets).sum())} pixels with an estimate (how far their bands sit from their best "
             "references'; where it is not 0, correct the axis with <code>ramanid calibrate</code>)</li>"
+        )
+    edges = table["filter_edge_cm1"].to_numpy(float) if "filter_edge_cm1" in table else np.zeros(0)
+    if np.isfinite(edges).any():
+        notes += (
+            f"<li>filter edge: {int(np.isfinite(edges).sum())} pixels read from {np.nanmedian(edges):.0f} cm⁻¹ "
+            "(median): below it their spectra step up from dark at an edge filter's cut under a background, "
+            "which no baseline follows</li>"
         )
     title = _html(data.source)
     maps = f'<img alt="phase map" src="{image(folder / "phases.png")}">' + (

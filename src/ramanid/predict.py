@@ -41,8 +41,10 @@ class Prediction:
     (named in the model folder) is above the threshold that accepted 95% of the known
     validation spectra. ``nearest`` lists the most similar references of the library.
     ``quality`` is the spectrum's :class:`~ramanid.quality.Quality` estimate (signal-to-noise
-    ratio, background share, coverage of the model's range, and ``poor`` when it is too poor for
-    a confident answer). With ``--mixture``, ``components`` lists each mineral of the spectrum
+    ratio, background share, coverage of the model's range, the shift ``filter_edge_cm1`` it was
+    read from where an edge filter's cut under a background was found below it
+    (:mod:`ramanid.preprocessing.edge`), and ``poor`` when it is too poor for a confident answer).
+    With ``--mixture``, ``components`` lists each mineral of the spectrum
     (``mineral``, ``fraction`` of the fitted signal, ``reference``, ``score``), largest first,
     ``explained`` the share of the spectrum they explain and ``residual`` what is left
     (:mod:`ramanid.mixture`); a spectrum with nothing recognisable has none and is ``unknown``.
@@ -350,6 +352,7 @@ def as_lines(predictions: list[Prediction], width: int = 28) -> pd.DataFrame:
 def as_table(predictions: list[Prediction]) -> pd.DataFrame:
     """One row per spectrum, for the table and CSV outputs."""
     offsets = any(p.offset_cm1 is not None for p in predictions)
+    edges = any((p.quality or {}).get("filter_edge_cm1") is not None for p in predictions)
     rows = []
     for p in predictions:
         row = {"file": p.file, "unknown": p.unknown, "similarity": round(p.similarity, 4)}
@@ -372,6 +375,8 @@ def as_table(predictions: list[Prediction]) -> pd.DataFrame:
         if p.quality is not None:
             row["snr"] = round(p.quality["snr"], 1)
             row["poor"] = p.quality["poor"]
+            if edges:
+                row["filter_edge_cm1"] = p.quality.get("filter_edge_cm1")
         if offsets:
             row["offset_cm1"] = p.offset_cm1
         rows.append(row)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import savgol_filter
 
+from ramanid.preprocessing.base import noise_sd
 from ramanid.preprocessing.baseline import opening_envelope
 
 #: the window of the lower envelope, in cm-1: wider than any band
@@ -79,6 +80,8 @@ class Quality:
     snr: float
     background_share: float
     coverage: float
+    #: the Raman shift it was read from, past an edge filter's cut (:mod:`ramanid.preprocessing.edge`); None: no cut
+    filter_edge_cm1: float | None = None
 
     @property
     def strong_background(self) -> bool:
@@ -100,20 +103,17 @@ class Quality:
             "snr": round(float(min(self.snr, SNR_SHOWN)), 2),
             "background_share": round(float(self.background_share), 4),
             "coverage": round(float(self.coverage), 4),
+            "filter_edge_cm1": None if self.filter_edge_cm1 is None else round(float(self.filter_edge_cm1), 1),
             "poor": self.poor,
         }
 
 
-def noise_sd(y: np.ndarray) -> np.ndarray:
-    """The point-to-point noise standard deviation of each row of ``y`` (last axis)."""
-    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
-    second = np.diff(y, n=2, axis=-1)
-    mad = np.median(np.abs(second - np.median(second, axis=-1, keepdims=True)), axis=-1)
-    return 1.4826 * mad / np.sqrt(6.0)  # a second difference of white noise has variance 6 sigma^2
-
-
-def estimate(shifts: np.ndarray, y: np.ndarray, coverage: np.ndarray | float = 1.0) -> list[Quality]:
-    """The quality of each row of ``y`` (spectra on the axis ``shifts``, not yet normalised)."""
+def estimate(
+    shifts: np.ndarray, y: np.ndarray, coverage: np.ndarray | float = 1.0, filter_edge: float | None = None
+) -> list[Quality]:
+    """The quality of each row of ``y`` (spectra on the axis ``shifts``, not yet normalised), read
+    from ``filter_edge`` (cm-1) past an edge filter's cut where one was found.
+    """
     y = np.atleast_2d(np.asarray(y, dtype=np.float64))
     if not len(y):
         return []
@@ -126,7 +126,10 @@ def estimate(shifts: np.ndarray, y: np.ndarray, coverage: np.ndarray | float = 1
     total = np.abs(y).sum(axis=-1)
     background = np.divide(np.clip(envelope, 0, None).sum(axis=-1), total, out=np.zeros(len(y)), where=total > 0)
     coverage = np.broadcast_to(np.asarray(coverage, dtype=np.float64), (len(y),))
-    return [Quality(float(s), float(min(b, 1.0)), float(c)) for s, b, c in zip(snr, background, coverage, strict=True)]
+    return [
+        Quality(float(s), float(min(b, 1.0)), float(c), filter_edge)
+        for s, b, c in zip(snr, background, coverage, strict=True)
+    ]
 
 
 def without_signal(y: np.ndarray) -> np.ndarray:

@@ -15,9 +15,10 @@ from ramanid.bundle import BundleError, load_bundle
 from ramanid.cli import main
 from ramanid.deploy import train_identifier, unknown_threshold
 from ramanid.errors import ModelError
-from ramanid.evaluation.degradation import measurable
+from ramanid.evaluation.degradation import Condition, degrade, measurable
 from ramanid.explain import explain
 from ramanid.predict import as_lines, as_table, predict_prepared
+from ramanid.preprocessing.edge import CLEAR_CM1
 from ramanid.search import LibrarySearch, SpectralScore, offset_estimates, shifted
 from ramanid.spectra import Spectrum
 from ramanid.training.augment import Augment
@@ -195,6 +196,39 @@ def test_predict_reports_the_offset_in_cm1(saved, by_specimen):
     spectrum = Spectrum(saved.shifts - 3 * step, queries.intensities[known][moved])
     explain(saved, spectrum, log=said.append)
     assert any("sit -3.8 cm-1 from its best references'" in line for line in said)
+
+
+def test_spectra_under_a_background_are_read_from_past_an_edge_filters_cut(saved, by_specimen, monkeypatch):
+    from ramanid.bundle import inputs
+
+    refs, queries = by_specimen
+    known = queries.meta["mineral"].isin(refs.meta["mineral"]).to_numpy()
+    truth = queries.meta["mineral"].to_numpy()[known][:150]
+    cut = Condition("fluorescence 20x, cut", (("fluorescence", 20), ("edge", "cut")))
+    rng = np.random.default_rng(0)
+    measured = [
+        degrade(Spectrum(queries.shifts, x.astype(np.float64)), cut, rng) for x in queries.intensities[known][:150]
+    ]
+
+    def read():
+        X, kept, _, quality = saved.prepare(measured)
+        answers = predict_prepared(saved, X, [s.source for s in kept], quality=quality)
+        return np.mean([a.top[0][0] == t for a, t in zip(answers, truth, strict=True)]), answers
+
+    past_edge, answers = read()
+    with monkeypatch.context() as patched:
+        patched.setattr(inputs, "past_filter_edge", lambda shifts, Y: (shifts, Y, None))
+        whole, as_is = read()
+    assert past_edge > whole + 0.3  # 0.04 -> 0.70 when written
+    edges = as_table(answers)["filter_edge_cm1"]  # the CSV's column, where any spectrum has an edge
+    assert edges.between(150 + CLEAR_CM1 - 20, 250 + CLEAR_CM1 + 20).mean() > 0.9
+    assert "filter_edge_cm1" not in as_table(as_is) and all(a.quality["filter_edge_cm1"] is None for a in as_is)
+    said = []
+    explain(saved, measured[int(np.flatnonzero(edges.notna())[0])], log=said.append)
+    assert any(line.startswith("read from ") and "edge filter's cut" in line for line in said)
+    # a block's rows (a map's pixels) share one axis, and are read from one edge
+    rows = saved.prepare_rows(queries.shifts, np.stack([m.intensities for m in measured]))
+    assert len({q.coverage for q in rows.quality}) == 1 and rows.quality[0].coverage < 0.95
 
 
 def test_derivative_library_search_is_first_derivative_correlation(by_specimen):

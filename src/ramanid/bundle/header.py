@@ -120,6 +120,8 @@ def check_header(header: dict, source) -> None:
     ):
         counts = " or ".join(map(str, blocks))
         fail("ood", f"'by_quality': {counts} thresholds (finite or null), one per calibration block")
+    if not isinstance(header.get("filter_edge", False), bool):
+        fail("filter_edge", "true or false")
     # element models keyed by the input's bin until 2026-12-05; since, as they say (``element_keyed_by``)
     element_keyed_by = header.get("element_keyed_by", KEYED_BY_INPUT)
     if element_keyed_by not in BLOCKS:
@@ -280,6 +282,9 @@ class ModelInfo:
     element_keyed_by: str = KEYED_BY_INPUT
     #: how its calibration blocks are keyed (:func:`ramanid.quality.calibration_keys`)
     keyed_by: str = KEYED_MIDDLE_BACKGROUND
+    #: whether spectra are read from past an edge filter's cut (:mod:`ramanid.preprocessing.edge`):
+    #: library identifiers built since 2026-12-07, whose calibration copies are read so too
+    filter_edge: bool = False
 
     @classmethod
     def from_header(cls, header: dict) -> ModelInfo:
@@ -316,6 +321,7 @@ class ModelInfo:
             else None,
             keyed_by=_keyed_by(ood, calibration),
             element_keyed_by=header.get("element_keyed_by", KEYED_BY_INPUT),
+            filter_edge=header.get("filter_edge", False),
         )
 
     def calibration_keys(self, bins: np.ndarray | None, quality: list | None) -> np.ndarray | None:

@@ -12,6 +12,7 @@ from sklearn.pipeline import Pipeline
 from ramanid.errors import RamanIdError, SpectrumFormatError
 from ramanid.io.rruff import Skipped
 from ramanid.preprocessing import pipeline_from_spec
+from ramanid.preprocessing.edge import filter_edges
 from ramanid.preprocessing.resample import coverage, resample_spectrum
 from ramanid.quality import Quality, estimate, without_signal
 from ramanid.spectra import Spectrum
@@ -49,9 +50,13 @@ class Inputs(NamedTuple):
     quality: list[Quality]
 
 
-def prepare(spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline: Pipeline | None) -> Inputs:
-    """The spectra that can be answered, resampled onto ``grid`` and preprocessed in one batch,
-    with their quality measured on the spectrum as read (within the grid's range); and the
+def prepare(
+    spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline: Pipeline | None, filter_edge: bool = False
+) -> Inputs:
+    """The spectra that can be answered, each read from past an edge filter's cut where it shows
+    one under a background and ``filter_edge`` asks (:func:`past_filter_edge`), resampled onto
+    ``grid`` and preprocessed in one batch, with their quality measured on the spectrum as read
+    (within the grid's range); and the
     others, each reported with its file and the reason: a spectrum that does not cover the grid,
     has too few points, holds values that are not finite or beyond float32, or that the
     preprocessing cannot handle.
@@ -60,10 +65,17 @@ def prepare(spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline
     for s in spectra:
         problem = unanswerable(s, grid)
         if problem is None:
-            rows.append(resample_spectrum(s.shifts, s.intensities, grid, resampling))
+            shifts, intensities, edge = s.shifts, s.intensities, None
+            if filter_edge:
+                shifts, intensities, edge = past_filter_edge(shifts, intensities)
+                problem = uncovered(shifts, grid)
+            if problem is not None and edge is not None:
+                problem += f" (read from {edge:.0f} cm-1, past an edge filter's cut under a background)"
+        if problem is None:
+            rows.append(resample_spectrum(shifts, intensities, grid, resampling))
             kept.append(s)
-            inside = (s.shifts >= grid[0]) & (s.shifts <= grid[-1])
-            quality += estimate(s.shifts[inside], s.intensities[inside], coverage(s.shifts, grid))
+            inside = (shifts >= grid[0]) & (shifts <= grid[-1])
+            quality += estimate(shifts[inside], intensities[inside], coverage(shifts, grid), edge)
         else:
             skipped.append(_skip(s, problem))
     X = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(grid))
@@ -84,6 +96,10 @@ def prepare(spectra: list[Spectrum], grid: np.ndarray, resampling: str, pipeline
 FAST_BASELINE_MAX_BACKGROUND = 0.98
 
 
+#: the rows of a block whose filter edges are looked for (spread over it; a map's pixels share one filter)
+EDGE_SAMPLE = 64
+
+
 class RowInputs(NamedTuple):
     """Rows of one block (a map, a series) as a model's inputs: ``X`` for the ``rows`` kept (their
     positions in the block), each kept row's quality, and the reason for each row left out.
@@ -96,7 +112,13 @@ class RowInputs(NamedTuple):
 
 
 def prepare_rows(
-    shifts: np.ndarray, Y: np.ndarray, grid: np.ndarray, resampling: str, pipeline, strong_pipeline=None
+    shifts: np.ndarray,
+    Y: np.ndarray,
+    grid: np.ndarray,
+    resampling: str,
+    pipeline,
+    strong_pipeline=None,
+    filter_edge: bool = False,
 ) -> RowInputs:
     """:func:`prepare` for the rows of a block, which share one axis: resampled, measured and
     preprocessed as one batch (a map's chunk at a time), with no object per row. With
@@ -106,6 +128,10 @@ def prepare_rows(
     shifts, Y = np.asarray(shifts, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     problems = {}
     axis = uncovered(shifts, grid)
+    edge = None
+    if axis is None and filter_edge:
+        shifts, Y, edge = past_filter_edge(shifts, Y)
+        axis = uncovered(shifts, grid)
     if axis is not None:
         return RowInputs(np.zeros((0, len(grid)), np.float32), np.zeros(0, int), [], dict.fromkeys(range(len(Y)), axis))
     bad = ~np.isfinite(Y).all(axis=1) | (np.abs(Y).max(axis=1, initial=0) > MAX_INTENSITY)
@@ -114,7 +140,7 @@ def prepare_rows(
     flat = ~bad & without_signal(np.where(bad[:, None], 0.0, Y)[:, inside])
     problems.update(dict.fromkeys(np.flatnonzero(flat).tolist(), NO_SIGNAL))
     rows = np.flatnonzero(~bad & ~flat)
-    quality = estimate(shifts[inside], Y[rows][:, inside], coverage(shifts, grid))
+    quality = estimate(shifts[inside], Y[rows][:, inside], coverage(shifts, grid), edge)
     X = resample_spectrum(shifts, Y[rows], grid, resampling).astype(np.float32).reshape(len(rows), len(grid))
     good = np.ones(len(X), dtype=bool)
     if pipeline is not None and len(X):
@@ -149,6 +175,23 @@ def _transformed(pipeline: Pipeline, X: np.ndarray):
             good[i] = False
             failed.append((i, str(exc)))
     return X, good, failed
+
+
+def past_filter_edge(shifts: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """``(shifts, Y, edge)``: the spectrum from ``edge`` (cm-1) on, past an edge filter's cut
+    (:func:`ramanid.preprocessing.edge.filter_edges`), or as it is and None where none is found;
+    rows of a block share one axis, and are read from the median of the edges of up to
+    :data:`EDGE_SAMPLE` of them spread over the block, where most show one (one instrument, one filter).
+    """
+    rows = np.atleast_2d(Y)
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), EDGE_SAMPLE)).astype(int))]
+    edges = filter_edges(shifts, rows)
+    if not len(edges) or np.isfinite(edges).mean() <= 0.5:
+        return shifts, Y, None
+    edge = float(np.nanmedian(edges))
+    keep = shifts >= edge
+    return shifts[keep], Y[..., keep], edge
 
 
 def unanswerable(s: Spectrum, grid: np.ndarray) -> str | None:

@@ -71,9 +71,12 @@ class Bundle:
         is strong: the opening cannot follow a background many times the bands' height
         (``benchmarks/bench_baselines.py``), so those keep the model's own.
         """
+        edge = self.info.filter_edge
         if not fast_baseline:
-            return prepare_rows(shifts, Y, self.shifts, self.info.resampling, self.pipeline)
-        return prepare_rows(shifts, Y, self.shifts, self.info.resampling, self.fast_pipeline, self.pipeline)
+            return prepare_rows(shifts, Y, self.shifts, self.info.resampling, self.pipeline, filter_edge=edge)
+        return prepare_rows(
+            shifts, Y, self.shifts, self.info.resampling, self.fast_pipeline, self.pipeline, filter_edge=edge
+        )
 
     @cached_property
     def fast_pipeline(self) -> Pipeline | None:
@@ -88,9 +91,10 @@ class Bundle:
 
     def prepare(self, spectra: list[Spectrum]) -> Inputs:
         """``(X, kept, skipped, quality)``: spectra resampled and preprocessed as the training data
-        were (:func:`ramanid.bundle.inputs.prepare`).
+        were (:func:`ramanid.bundle.inputs.prepare`), read from past an edge filter's cut where the
+        folder says so.
         """
-        return prepare(spectra, self.shifts, self.info.resampling, self.pipeline)
+        return prepare(spectra, self.shifts, self.info.resampling, self.pipeline, self.info.filter_edge)
 
 
 def save_bundle(folder: str | Path, estimator, info: dict, references: References) -> Path:

@@ -91,3 +91,11 @@ class SpectrumTransformer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+def noise_sd(y: np.ndarray) -> np.ndarray:
+    """The point-to-point noise standard deviation of each row of ``y`` (last axis)."""
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    second = np.diff(y, n=2, axis=-1)
+    mad = np.median(np.abs(second - np.median(second, axis=-1, keepdims=True)), axis=-1)
+    return 1.4826 * mad / np.sqrt(6.0)  # a second difference of white noise has variance 6 sigma^2
