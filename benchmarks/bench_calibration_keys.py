@@ -52,8 +52,8 @@ def calibration_copies(spectra, val, copies: int = 12, seed: int = 0):
     """The calibration half of ``train_identifier``'s degraded validation copies, with each copy's
     condition, background share, bin as read and calibration block."""
     rng = np.random.default_rng(seed)  # the draws of deploy._quality_calibration, in its order
-    X, rows, quality, conditions = degraded_validation(
-        spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng
+    X, rows, quality, conditions, _ = degraded_validation(
+        spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng, filter_edge=True
     )
     specimens = np.unique(spectra.meta["rruff_id"].astype(str), return_inverse=True)[1]
     held = np.unique(specimens[rows])

@@ -296,22 +296,25 @@ def choose_stopping_rule(identifier, spectra, rows: np.ndarray, seed: int = 0) -
 
 class DegradedValidation(NamedTuple):
     """Validation spectra read as files: the inputs, each input's row of the set, its quality
-    estimate as read and the name of the condition that degraded it ("clean" for none).
+    estimate as read and the name of the condition that degraded it ("clean" for none); and the
+    inputs read whole, where a copy was read from past an edge filter's cut (the same rows).
     """
 
     inputs: np.ndarray
     rows: np.ndarray
     quality: list
     conditions: np.ndarray
+    whole: np.ndarray
 
 
 def degraded_validation(
-    spectra, val: np.ndarray, preprocess: list, copies: int, rng, filter_edge: bool = True
+    spectra, val: np.ndarray, preprocess: list, copies: int, rng, filter_edge: bool = False
 ) -> DegradedValidation:
     """The spectra of rows ``val``, clean and degraded ``copies`` times each by random
     conditions of the degradation protocol, read through ``preprocess`` as ``predict`` reads a
-    file for a library identifier (from past an edge filter's cut, unless ``filter_edge`` is
-    false; inputs that could not be read are left out).
+    file (inputs that could not be read are left out); with ``filter_edge``, as it reads one for a
+    library identifier, from past an edge filter's cut, and read whole again where they were cut
+    (a copy without a cut reads the same).
     """
     from ramanid.bundle.inputs import fitted_pipeline, prepare
     from ramanid.evaluation.degradation import degrade, random_condition
@@ -330,8 +333,15 @@ def degraded_validation(
     pipeline = fitted_pipeline(preprocess, spectra.shifts)
     method = spectra.info.get("method", "linear")
     inputs, kept, _, quality = prepare(measured, spectra.shifts, method, pipeline, filter_edge)
+    whole = inputs.copy() if filter_edge else inputs
+    cut = [i for i, q in enumerate(quality) if q.filter_edge_cm1 is not None]
+    again = prepare([kept[i] for i in cut], spectra.shifts, method, pipeline)
+    read = {id(s): x for s, x in zip(again.kept, again.X, strict=True)}
+    for i in cut:  # one whose whole read fails keeps its cut one
+        whole[i] = read.get(id(kept[i]), whole[i])
     rows = np.array([int(s.meta["file"]) for s in kept], dtype=int)
-    return DegradedValidation(inputs, rows, quality, np.array([s.meta["condition"] for s in kept], dtype=object))
+    conditions = np.array([s.meta["condition"] for s in kept], dtype=object)
+    return DegradedValidation(inputs, rows, quality, conditions, whole)
 
 
 def as_measured(spectrum, meta) -> Spectrum:
@@ -388,17 +398,16 @@ def _quality_calibration(identifier, spectra, val, train, specimens, copies: int
     from ramanid.evaluation.degradation import measurable
 
     labels = identifier.labels_
-    rng, steps = np.random.default_rng(seed), steps_of(spectra.info.get("preprocess", "minmax"))
-    X, rows, quality, names = degraded_validation(spectra, val, steps, copies, rng)
+    rng = np.random.default_rng(seed)
+    X, rows, quality, names, whole = degraded_validation(
+        spectra, val, steps_of(spectra.info.get("preprocess", "minmax")), copies, rng, filter_edge=True
+    )
     held = np.unique(specimens[rows])
-    chosen = rng.permutation(held)[: len(held) // 2]
-    choosing = np.isin(specimens[rows], chosen)
+    choosing = np.isin(specimens[rows], rng.permutation(held)[: len(held) // 2])
     # the choices are made on the same copies read whole: read from past an edge filter's cut, the
     # cut copies fall into the noisiest bins, whose choices then followed them and lost 1-2 points
     # top-1 on noise alone (benchmarks/RESULTS.md, "edge filter's cut")
-    whole = degraded_validation(spectra, val, steps, copies, np.random.default_rng(seed), filter_edge=False)
-    mine = np.isin(specimens[whole.rows], chosen)
-    adapted = identifier.adapt_to_quality(whole.inputs[mine], labels[whole.rows[mine]], train)
+    adapted = identifier.adapt_to_quality(whole[choosing], labels[rows[choosing]], train)
     X, rows, measured = X[~choosing], rows[~choosing], measurable(names[~choosing])
     keys = calibration_keys(input_snr_bins(X), [q for q, c in zip(quality, choosing, strict=True) if not c])
     scores, known = held_out_scores(identifier, X, rows, specimens)
@@ -488,7 +497,7 @@ def element_choices_by_quality(
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds, macro_roc_auc
     from ramanid.preprocessing.smooth import smoothed_in_range
 
-    inputs, rows, quality, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
+    inputs, rows, quality, _, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
     train = np.setdiff1d(np.arange(len(X)), val)
     keys = calibration_keys(input_snr_bins(inputs), quality, ELEMENT_KEYED_BY)
     base = np.asarray(estimator.thresholds_, dtype=np.float64)
