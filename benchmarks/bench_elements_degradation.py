@@ -14,7 +14,8 @@ queries are the test minerals' processed spectra as read from their files, degra
 condition of :mod:`ramanid.evaluation.degradation` (seeded per spectrum, the same spectra for
 every model), then prepared by each model as ``predict`` prepares a file, and reported present
 at the thresholds ``predict`` applies (each input's quality block's, where the model has them).
-``--rechoose`` makes the saved models' choices per quality again with today's code.
+``--rechoose`` makes the saved models' choices per quality again with today's code, on
+validation copies read as each folder reads spectra (``filter_edge`` in its ``bundle.json``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,15 @@ def rechoose(folder: Path, spectra, Y, seed: int) -> None:
     val = np.asarray(bundle.info.validation["index"])
     t = time.perf_counter()
     fields = element_quality_fields(
-        bundle.estimator, spectra, bundle.info.preprocess, spectra.intensities, Y, val, seed, log=print
+        bundle.estimator,
+        spectra,
+        bundle.info.preprocess,
+        spectra.intensities,
+        Y,
+        val,
+        seed,
+        print,
+        bundle.info.filter_edge,
     )
     header_file = folder / "bundle.json"
     header = {k: v for k, v in json.loads(header_file.read_text()).items() if not k.startswith("element_")}

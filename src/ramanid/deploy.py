@@ -116,7 +116,7 @@ def train_bundle(
         scores = estimator.decision_scores(X[val]) if scores is None else scores
         metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         unknown = np.zeros(len(val), dtype=bool)
-        element_fields = element_quality_fields(estimator, spectra, preprocess, X, y, val, seed, log)
+        element_fields = element_quality_fields(estimator, spectra, preprocess, X, y, val, seed, log, filter_edge=True)
     else:
         scores = estimator.decision_scores(X[val])
         codes = np.searchsorted(estimator.classes_, y[val])
@@ -141,6 +141,9 @@ def train_bundle(
         "data": {"n_spectra": len(X), "classes": int(meta["label"].nunique()), "built_with": spectra.info},
         "validation": _validation(val, grouped_by, metrics),
         "ood": ood,
+        # element models read spectra from past an edge filter's cut, as library identifiers do, and
+        # their choices per quality block above are made on copies read so
+        **({"filter_edge": True} if task.kind == "elements" else {}),
         **({"calibration": calibration} if calibration else {}),
         **element_fields,
         **({"tuned": recipe.choices["tune_scores"]} if "tune_scores" in recipe.choices else {}),
@@ -456,11 +459,13 @@ ELEMENT_KEYED_BY = KEYED_WITH_BACKGROUND
 SMOOTHING_WINDOWS = (0, 7, 11, 15, 21, 31)
 
 
-def element_quality_fields(estimator, spectra, preprocess: list, X, Y, val, seed: int, log=print) -> dict:
+def element_quality_fields(
+    estimator, spectra, preprocess: list, X, Y, val, seed: int, log=print, filter_edge: bool = False
+) -> dict:
     """The fields of ``bundle.json`` that hold an element model's choices per quality block
     (:func:`element_choices_by_quality`; none where no block has enough spectra), logged.
     """
-    thresholds, windows = element_choices_by_quality(estimator, spectra, preprocess, X, Y, val, seed)
+    thresholds, windows = element_choices_by_quality(estimator, spectra, preprocess, X, Y, val, seed, filter_edge)
     if thresholds is None:
         return {}
     blocks = [block_name(b) for b, t in enumerate(thresholds) if t is not None]
@@ -474,12 +479,22 @@ def element_quality_fields(estimator, spectra, preprocess: list, X, Y, val, seed
 
 
 def element_choices_by_quality(
-    estimator, spectra, preprocess: list, X: np.ndarray, Y: np.ndarray, val: np.ndarray, seed: int, copies: int = 4
+    estimator,
+    spectra,
+    preprocess: list,
+    X: np.ndarray,
+    Y: np.ndarray,
+    val: np.ndarray,
+    seed: int,
+    filter_edge: bool = False,
+    copies: int = 4,
 ) -> tuple[list | None, list | None]:
     """``(thresholds, windows)`` per quality block of an element model's inputs, chosen on its
     validation spectra (whole minerals it never trained on), clean and degraded ``copies`` times
-    each by conditions of the degradation protocol, read through the model's ``preprocess`` and
-    scored against the training part's references only.
+    each by conditions of the degradation protocol, read through the model's ``preprocess`` (from
+    past an edge filter's cut with ``filter_edge``, as the model then reads spectra: chosen on
+    copies read whole, a cut spectrum's block reported elements far more often than they occur)
+    and scored against the training part's references only.
 
     The blocks (:data:`ELEMENT_KEYED_BY`, :func:`ramanid.quality.calibration_keys`) are the
     signal-to-noise bins of the spectra as read, each split again where the background is
@@ -497,7 +512,8 @@ def element_choices_by_quality(
     from ramanid.holdout import DEFAULT_RULE, choose_thresholds, macro_roc_auc
     from ramanid.preprocessing.smooth import smoothed_in_range
 
-    inputs, rows, quality, _, _ = degraded_validation(spectra, val, preprocess, copies, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    inputs, rows, quality, _, _ = degraded_validation(spectra, val, preprocess, copies, rng, filter_edge)
     train = np.setdiff1d(np.arange(len(X)), val)
     keys = calibration_keys(input_snr_bins(inputs), quality, ELEMENT_KEYED_BY)
     base = np.asarray(estimator.thresholds_, dtype=np.float64)

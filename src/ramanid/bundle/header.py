@@ -283,7 +283,8 @@ class ModelInfo:
     #: how its calibration blocks are keyed (:func:`ramanid.quality.calibration_keys`)
     keyed_by: str = KEYED_MIDDLE_BACKGROUND
     #: whether spectra are read from past an edge filter's cut (:mod:`ramanid.preprocessing.edge`):
-    #: library identifiers built since 2026-12-07, whose calibration copies are read so too
+    #: library identifiers built since 2026-12-07, whose calibration copies are read so too, and
+    #: element models built since then
     filter_edge: bool = False
 
     @classmethod
