@@ -17,27 +17,26 @@ from ramanid.targets import Task
 from ramanid.training.factory import Options
 
 
-@pytest.fixture(scope="module")
-def held_out_minerals(rruff_780, rruff_all, tmp_path_factory):
-    """A formula-vote element model saved from four folds of the 780 nm set grouped by mineral,
-    and the files of the fifth fold's minerals as read (their spectra as measured).
+def saved_on_four_folds(rruff_780, rruff_all, folder, model: str, options: Options):
+    """An element model ``model`` saved from four folds of the 780 nm set grouped by mineral, and
+    the files of the fifth fold's minerals as read (their spectra as measured).
     """
     task = Task.parse("elements")
     spectra, y = task.labelled(rruff_780.spectra, lambda *_: None)
     train, test = Split.parse("grouped:mineral", 5, seed=0).indices(spectra, y)[0]
-    folder = tmp_path_factory.mktemp("vote") / "model"
     train_bundle(
-        spectra.subset(train),
-        task=task,
-        model="formula_vote",
-        options=Options(),
-        seed=0,
-        folder=folder,
-        log=lambda *_: None,
+        spectra.subset(train), task=task, model=model, options=options, seed=0, folder=folder, log=lambda *_: None
     )
     files = set(spectra.meta["file"].iloc[test])
-    queries = [s for s in rruff_all[0] if s.meta["file"] in files]
-    return load_bundle(folder), queries
+    return load_bundle(folder), [s for s in rruff_all[0] if s.meta["file"] in files]
+
+
+@pytest.fixture(scope="module")
+def held_out_minerals(rruff_780, rruff_all, tmp_path_factory):
+    """A formula-vote element model saved from four folds, and the fifth fold's files."""
+    return saved_on_four_folds(
+        rruff_780, rruff_all, tmp_path_factory.mktemp("vote") / "model", "formula_vote", Options()
+    )
 
 
 def test_each_condition_degrades_the_same_way_every_time():
@@ -210,24 +209,9 @@ def test_a_malformed_smoothing_window_is_refused_at_load(held_out_minerals, tmp_
 
 @pytest.fixture(scope="module")
 def held_out_blend(rruff_780, rruff_all, tmp_path_factory):
-    """A small blend (``mlp+vote``, 2 epochs) saved from four folds of the 780 nm set grouped by
-    mineral, and the files of the fifth fold's minerals as read.
-    """
-    task = Task.parse("elements")
-    spectra, y = task.labelled(rruff_780.spectra, lambda *_: None)
-    train, test = Split.parse("grouped:mineral", 5, seed=0).indices(spectra, y)[0]
+    """A small blend (``mlp+vote``, 2 epochs) saved from four folds, and the fifth fold's files."""
     folder = tmp_path_factory.mktemp("blend") / "model"
-    train_bundle(
-        spectra.subset(train),
-        task=task,
-        model="mlp+vote",
-        options=Options(epochs=2),
-        seed=0,
-        folder=folder,
-        log=lambda *_: None,
-    )
-    files = set(spectra.meta["file"].iloc[test])
-    return load_bundle(folder), [s for s in rruff_all[0] if s.meta["file"] in files]
+    return saved_on_four_folds(rruff_780, rruff_all, folder, "mlp+vote", Options(epochs=2))
 
 
 def test_element_models_read_a_spectrum_from_past_an_edge_filters_cut(held_out_blend, monkeypatch):
@@ -277,7 +261,9 @@ def test_element_choices_are_made_on_copies_read_as_the_model_reads_spectra(rruf
     monkeypatch.setattr(deploy, "degraded_validation", spy)
     spectra = rruff_780.spectra.subset(np.arange(400))
     task = Task.parse("elements")
-    bundle = train_bundle(spectra, task=task, model="formula_vote", options=Options(), seed=0, folder=tmp_path / "m")
+    bundle = train_bundle(
+        spectra, task=task, model="formula_vote", options=Options(), seed=0, folder=tmp_path / "m", log=lambda *_: None
+    )
     assert bundle.info.filter_edge and read == [True]
 
 
