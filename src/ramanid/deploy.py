@@ -108,6 +108,9 @@ def train_bundle(
     estimator.attach(References(X[train], meta.iloc[train]))
     similarity = estimator.reference_similarity(X[val])
     preprocess = steps_of(spectra.info.get("preprocess", "minmax")) + steps_of(recipe.steps)
+    # element models read spectra from past an edge filter's cut, as library identifiers do, and
+    # make their choices per quality block on copies read so
+    filter_edge = task.kind == "elements"
     calibration, element_fields = None, {}
     if task.kind == "elements":
         # a blend's vote keeps the validation spectra as references once fitted: its validation
@@ -116,7 +119,7 @@ def train_bundle(
         scores = estimator.decision_scores(X[val]) if scores is None else scores
         metrics = element_metrics(y[val], scores, estimator.thresholds_, task.elements)
         unknown = np.zeros(len(val), dtype=bool)
-        element_fields = element_quality_fields(estimator, spectra, preprocess, X, y, val, seed, log, filter_edge=True)
+        element_fields = element_quality_fields(estimator, spectra, preprocess, X, y, val, seed, log, filter_edge)
     else:
         scores = estimator.decision_scores(X[val])
         codes = np.searchsorted(estimator.classes_, y[val])
@@ -141,9 +144,7 @@ def train_bundle(
         "data": {"n_spectra": len(X), "classes": int(meta["label"].nunique()), "built_with": spectra.info},
         "validation": _validation(val, grouped_by, metrics),
         "ood": ood,
-        # element models read spectra from past an edge filter's cut, as library identifiers do, and
-        # their choices per quality block above are made on copies read so
-        **({"filter_edge": True} if task.kind == "elements" else {}),
+        **({"filter_edge": True} if filter_edge else {}),
         **({"calibration": calibration} if calibration else {}),
         **element_fields,
         **({"tuned": recipe.choices["tune_scores"]} if "tune_scores" in recipe.choices else {}),
@@ -338,10 +339,11 @@ def degraded_validation(
     inputs, kept, _, quality = prepare(measured, spectra.shifts, method, pipeline, filter_edge)
     whole = inputs.copy() if filter_edge else inputs
     cut = [i for i, q in enumerate(quality) if q.filter_edge_cm1 is not None]
-    again = prepare([kept[i] for i in cut], spectra.shifts, method, pipeline)
-    read = {id(s): x for s, x in zip(again.kept, again.X, strict=True)}
-    for i in cut:  # one whose whole read fails keeps its cut one
-        whole[i] = read.get(id(kept[i]), whole[i])
+    if cut:
+        again = prepare([kept[i] for i in cut], spectra.shifts, method, pipeline)
+        read = {id(s): x for s, x in zip(again.kept, again.X, strict=True)}
+        for i in cut:  # one whose whole read fails keeps its cut one
+            whole[i] = read.get(id(kept[i]), whole[i])
     rows = np.array([int(s.meta["file"]) for s in kept], dtype=int)
     conditions = np.array([s.meta["condition"] for s in kept], dtype=object)
     return DegradedValidation(inputs, rows, quality, conditions, whole)
