@@ -97,7 +97,9 @@ def main() -> None:
         print(
             f"{row['condition']:24s} top1 {row['top1']:.3f} top5 {row['top5']:.3f} | derivative {row['derivative top1']:.3f}"
             f" pearson {row['pearson top1']:.3f} any {row['any top1']:.3f} | false alarms {row['false_alarms']:.3f} caught {row.get('caught', float('nan')):.3f}"
-            f" AUROC {row.get('auroc', float('nan')):.3f} | coverage {row['coverage']:.3f} ECE {row['ece']:.3f}"
+            f" AUROC {row.get('auroc', float('nan')):.3f} (far {row.get('auroc far', float('nan')):.3f},"
+            f" near {row.get('auroc near', float('nan')):.3f}, {row.get('unknown near', float('nan')):.2f} near)"
+            f" | neighbour top1 {row.get('neighbour top1', float('nan')):.3f} | coverage {row['coverage']:.3f} ECE {row['ece']:.3f}"
             f" | SNR~{row['median_snr']:.0f} poor {row['poor']:.2f} (top-1 {np.nan if row['poor_top1'] is None else row['poor_top1']:.2f})"
             f" | {row['wall_s']} s",
             flush=True,
@@ -114,7 +116,21 @@ def main() -> None:
         args.log.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
 
 
-SUMMARISED = ("top1", "derivative top1", "any top1", "false_alarms", "caught", "auroc", "coverage", "ece")
+SUMMARISED = (
+    "top1",
+    "derivative top1",
+    "any top1",
+    "neighbour top1",
+    "derivative neighbour top1",
+    "false_alarms",
+    "caught",
+    "auroc",
+    "auroc far",
+    "auroc near",
+    "caught far",
+    "coverage",
+    "ece",
+)
 
 
 def summarise(runs: list[list[dict]]) -> None:

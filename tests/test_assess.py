@@ -359,3 +359,41 @@ def _identifier_and_its_references(n: int = 40):
     bundle = load_bundle(Path(__file__).parent / "data" / "bundles_v2" / "identifier")
     rows = range(0, len(bundle.library), max(1, len(bundle.library) // n))
     return bundle, [Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": bundle.labels[i]}) for i in rows]
+
+
+def test_chemical_neighbours_share_most_of_their_elements():
+    from ramanid.assess import chemical_neighbours, element_set
+
+    calcite, aragonite, dolomite = element_set("CaCO_3_"), element_set("CaCO_3_"), element_set("CaMg(CO_3_)_2_")
+    magnesite, siderite = element_set("MgCO_3_"), element_set("Fe^2+^CO_3_")
+    assert chemical_neighbours(calcite, aragonite) and chemical_neighbours(calcite, dolomite)  # 1 and 3/4
+    assert not chemical_neighbours(magnesite, siderite)  # {C, O} of {Mg, Fe, C, O}: 1/2
+    assert element_set("not a formula ###") is None and not chemical_neighbours(None, calcite)
+    assert element_set("CaSO_4_&#183;2H_2_O") == {"Ca", "S", "O", "H"}  # RRUFF's entities read
+
+
+def test_neighbour_figures_count_a_chemical_neighbour_of_the_truth():
+    """Calcite references filed as aragonite (the same formula) are answered calcite: wrong, but a
+    neighbour; quartz filed as anhydrite is wrong and far. As unknown minerals, the calcite ones
+    are lured by a neighbour, quartz filed as halite is not."""
+    from ramanid.assess import evaluate_degraded
+    from ramanid.search import LibrarySearch
+    from ramanid.spectra import Spectrum
+
+    bundle, _ = _identifier_and_its_references()
+
+    def filed(mineral: str, mineral_as: str, chemistry: str) -> list:
+        rows = np.flatnonzero(bundle.labels == mineral)
+        return [
+            Spectrum(bundle.shifts, 1000 * bundle.library[i], {"mineral": mineral_as, "chemistry": chemistry})
+            for i in rows
+        ]
+
+    known = filed("Calcite", "Aragonite", "CaCO_3_") + filed("Quartz", "Anhydrite", "CaSO_4_")
+    unknown = filed("Calcite", "Unnamed carbonate", "CaCO_3_") + filed("Quartz", "Halite", "NaCl")
+    searches = {"derivative": LibrarySearch("derivative").fit(bundle.library, bundle.labels)}
+    row = evaluate_degraded(bundle, known, unknown, Condition("clean"), searches=searches)
+    assert row["top1"] == 0 and row["neighbour top1"] == 0.5
+    assert row["derivative top1"] == 0 and row["derivative neighbour top1"] == 0.5
+    assert row["unknown near"] == 0.5 and {"auroc near", "auroc far", "caught near", "caught far"} <= set(row)
+    assert "unknown near" not in evaluate_degraded(bundle, known, [], Condition("clean"))

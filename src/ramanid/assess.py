@@ -48,7 +48,12 @@ def evaluate_degraded(
     pooled), the median quality estimate, and the share of spectra flagged
     ``poor`` with their top-1. With ``searches``, ``any top1`` is the share named right by the
     model or by a search: what an oracle choosing among them per spectrum would reach, a ceiling
-    for any rule that picks one of these scores.
+    for any rule that picks one of these scores. Where the library holds formulas and the spectra
+    their own (``meta["chemistry"]``), ``neighbour top1`` also counts a chemical neighbour of the
+    truth (:func:`chemical_neighbours`) as right (for each search too), and ``auroc near`` /
+    ``auroc far`` tell known spectra from unknown ones whose first answer is, or is not, such a
+    neighbour (``caught near`` / ``caught far``: the share of them flagged; ``unknown near``: the
+    share that is).
     """
     row = {"condition": condition.name}
     results = {}
@@ -56,8 +61,8 @@ def evaluate_degraded(
         X, kept, skipped, quality = bundle.prepare(degraded(spectra, condition, seed, part == "unknown"))
         answers = predict_prepared(bundle, X, [s.source for s in kept], 5, 3, confidence, quality)
         truth = np.array([s.meta.get("mineral", "") for s in kept])
-        results[part] = (X, answers, truth, len(skipped))
-    X, answers, truth, skipped = results["known"]
+        results[part] = (X, answers, truth, len(skipped), [element_set(s.meta.get("chemistry")) for s in kept])
+    X, answers, truth, skipped, formulas = results["known"]
     names = [[name for name, _ in a.top] for a in answers]
     correct = np.array([n[:1] == [t] for n, t in zip(names, truth, strict=True)])
     table = conf.reliability([a.top[0][1] for a in answers], correct)
@@ -78,7 +83,7 @@ def evaluate_degraded(
             poor=float(poor.mean()),
             poor_top1=float(correct[poor].mean()) if poor.any() else None,
         )
-    _, unknown_answers, _, _ = results["unknown"]
+    _, unknown_answers, _, _, unknown_formulas = results["unknown"]
     if unknown_answers:
         scores = [a.unknown_score for a in answers] + [a.unknown_score for a in unknown_answers]
         labels = [0] * len(answers) + [1] * len(unknown_answers)
@@ -87,6 +92,9 @@ def evaluate_degraded(
             caught=float(np.mean([a.unknown for a in unknown_answers])),
             auroc=float(roc_auc_score(labels, scores)),
         )
+    library_formulas = _library_formulas(bundle) if answers else {}
+    if library_formulas:
+        row.update(_neighbour_figures(answers, correct, formulas, unknown_answers, unknown_formulas, library_formulas))
     right_by_any = correct.copy()
     for name, search in (searches or {}).items():
         scores = search.class_scores(X)
@@ -94,10 +102,79 @@ def evaluate_degraded(
         top = search.classes_[order]
         row[f"{name} top1"] = float(np.mean(top[:, 0] == truth))
         row[f"{name} top5"] = float(np.mean([t in r for r, t in zip(top, truth, strict=True)]))
+        if library_formulas:
+            near = _near(top[:, 0], formulas, library_formulas)
+            row[f"{name} neighbour top1"] = float(np.mean((top[:, 0] == truth) | near))
         right_by_any |= top[:, 0] == truth
     if searches:
         row["any top1"] = float(right_by_any.mean())
     return row
+
+
+#: two minerals are chemical neighbours where the element sets of their ideal formulas overlap by
+#: a Jaccard index of at least this: members of one series, polymorphs (set before it was measured;
+#: ``benchmarks/RESULTS.md``, "What bounds issues 24 and 29")
+NEIGHBOUR_JACCARD = 0.6
+
+
+def element_set(formula) -> frozenset | None:
+    """The elements of a formula, or None where there is none or it cannot be read."""
+    if not formula:
+        return None
+    try:
+        return parse_elements(formula) or None
+    except ChemistryError:
+        return None
+
+
+def chemical_neighbours(a: frozenset | None, b: frozenset | None) -> bool:
+    """Whether two element sets overlap by :data:`NEIGHBOUR_JACCARD` or more (False where either is None)."""
+    return bool(a and b) and len(a & b) / len(a | b) >= NEIGHBOUR_JACCARD
+
+
+def _library_formulas(bundle) -> dict:
+    """Each library mineral's element set, from the first of its references whose formula reads."""
+    meta = bundle.library_meta
+    if "chemistry" not in meta:
+        return {}
+    formulas = {}
+    for label, formula in zip(bundle.labels, meta["chemistry"], strict=True):
+        if formulas.get(label) is None:
+            formulas[label] = element_set(formula)
+    return formulas
+
+
+def _near(first, formulas, library_formulas) -> np.ndarray:
+    """Whether each first answer (a mineral's name) is a chemical neighbour of its spectrum's own formula."""
+    return np.array(
+        [chemical_neighbours(library_formulas.get(name), f) for name, f in zip(first, formulas, strict=True)],
+        dtype=bool,
+    )
+
+
+def _first(answers) -> list[str]:
+    return [a.top[0][0] for a in answers]
+
+
+def _neighbour_figures(answers, correct, formulas, unknown_answers, unknown_formulas, library_formulas) -> dict:
+    """Top-1 counting a chemical neighbour of the truth as right; and the unknown score's AUROC
+    against unknown minerals whose first answer is (``near``) or is not (``far``) a neighbour of
+    their own formula, with the share of them that is.
+    """
+    figures = {"neighbour top1": float(np.mean(correct | _near(_first(answers), formulas, library_formulas)))}
+    if not unknown_answers:
+        return figures
+    lured = _near(_first(unknown_answers), unknown_formulas, library_formulas)
+    figures["unknown near"] = float(lured.mean())
+    known_scores = np.array([a.unknown_score for a in answers])
+    unknown_scores = np.array([a.unknown_score for a in unknown_answers])
+    flagged = np.array([a.unknown for a in unknown_answers], dtype=bool)
+    for name, part in (("near", lured), ("far", ~lured)):
+        if part.any():
+            labels = np.r_[np.zeros(len(known_scores)), np.ones(part.sum())]
+            figures[f"auroc {name}"] = float(roc_auc_score(labels, np.r_[known_scores, unknown_scores[part]]))
+            figures[f"caught {name}"] = float(flagged[part].mean())
+    return figures
 
 
 def element_truth(spectra: list[Spectrum], elements, column: str = "chemistry") -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +184,9 @@ def element_truth(spectra: list[Spectrum], elements, column: str = "chemistry") 
     Y = np.zeros((len(spectra), len(elements)), dtype=np.int64)
     readable = np.zeros(len(spectra), dtype=bool)
     for i, s in enumerate(spectra):
-        try:
-            present = parse_elements(s.meta.get(column) or "")
-        except ChemistryError:
-            continue
-        Y[i], readable[i] = [e in present for e in elements], bool(present)
+        present = element_set(s.meta.get(column))
+        if present:
+            Y[i], readable[i] = [e in present for e in elements], True
     return Y, readable
 
 
