@@ -362,14 +362,15 @@ def _identifier_and_its_references(n: int = 40):
 
 
 def test_chemical_neighbours_share_most_of_their_elements():
-    from ramanid.assess import chemical_neighbours, element_set
+    from ramanid.assess import chemical_neighbours
+    from ramanid.chemistry import readable_elements
 
-    calcite, aragonite, dolomite = element_set("CaCO_3_"), element_set("CaCO_3_"), element_set("CaMg(CO_3_)_2_")
-    magnesite, siderite = element_set("MgCO_3_"), element_set("Fe^2+^CO_3_")
-    assert chemical_neighbours(calcite, aragonite) and chemical_neighbours(calcite, dolomite)  # 1 and 3/4
+    calcite, dolomite = readable_elements("CaCO_3_"), readable_elements("CaMg(CO_3_)_2_")
+    magnesite, siderite = readable_elements("MgCO_3_"), readable_elements("Fe^2+^CO_3_")
+    assert chemical_neighbours(calcite, calcite) and chemical_neighbours(calcite, dolomite)  # 1 (aragonite) and 3/4
     assert not chemical_neighbours(magnesite, siderite)  # {C, O} of {Mg, Fe, C, O}: 1/2
-    assert element_set("not a formula ###") is None and not chemical_neighbours(None, calcite)
-    assert element_set("CaSO_4_&#183;2H_2_O") == {"Ca", "S", "O", "H"}  # RRUFF's entities read
+    assert readable_elements("not a formula ###") is None and not chemical_neighbours(None, calcite)
+    assert readable_elements("CaSO_4_&#183;2H_2_O") == {"Ca", "S", "O", "H"}  # RRUFF's entities read
 
 
 def test_neighbour_figures_count_a_chemical_neighbour_of_the_truth():

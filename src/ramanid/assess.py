@@ -10,8 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ramanid import confidence as conf
-from ramanid.chemistry import parse_elements
-from ramanid.errors import ChemistryError
+from ramanid.chemistry import readable_elements
 from ramanid.evaluation.degradation import Condition, conditions, degrade
 from ramanid.predict import element_inputs, element_thresholds, predict_prepared
 from ramanid.spectra import Spectrum
@@ -61,7 +60,7 @@ def evaluate_degraded(
         X, kept, skipped, quality = bundle.prepare(degraded(spectra, condition, seed, part == "unknown"))
         answers = predict_prepared(bundle, X, [s.source for s in kept], 5, 3, confidence, quality)
         truth = np.array([s.meta.get("mineral", "") for s in kept])
-        results[part] = (X, answers, truth, len(skipped), [element_set(s.meta.get("chemistry")) for s in kept])
+        results[part] = (X, answers, truth, len(skipped), [readable_elements(s.meta.get("chemistry")) for s in kept])
     X, answers, truth, skipped, formulas = results["known"]
     names = [[name for name, _ in a.top] for a in answers]
     correct = np.array([n[:1] == [t] for n, t in zip(names, truth, strict=True)])
@@ -117,16 +116,6 @@ def evaluate_degraded(
 NEIGHBOUR_JACCARD = 0.6
 
 
-def element_set(formula) -> frozenset | None:
-    """The elements of a formula, or None where there is none or it cannot be read."""
-    if not formula:
-        return None
-    try:
-        return parse_elements(formula) or None
-    except ChemistryError:
-        return None
-
-
 def chemical_neighbours(a: frozenset | None, b: frozenset | None) -> bool:
     """Whether two element sets overlap by :data:`NEIGHBOUR_JACCARD` or more (False where either is None)."""
     return bool(a and b) and len(a & b) / len(a | b) >= NEIGHBOUR_JACCARD
@@ -140,7 +129,7 @@ def _library_formulas(bundle) -> dict:
     formulas = {}
     for label, formula in zip(bundle.labels, meta["chemistry"], strict=True):
         if formulas.get(label) is None:
-            formulas[label] = element_set(formula)
+            formulas[label] = readable_elements(formula)
     return formulas
 
 
@@ -184,7 +173,7 @@ def element_truth(spectra: list[Spectrum], elements, column: str = "chemistry") 
     Y = np.zeros((len(spectra), len(elements)), dtype=np.int64)
     readable = np.zeros(len(spectra), dtype=bool)
     for i, s in enumerate(spectra):
-        present = element_set(s.meta.get(column))
+        present = readable_elements(s.meta.get(column))
         if present:
             Y[i], readable[i] = [e in present for e in elements], True
     return Y, readable

@@ -82,6 +82,16 @@ def parse_elements(formula: str) -> frozenset[str]:
     return frozenset(symbols)
 
 
+def readable_elements(formula) -> frozenset[str] | None:
+    """The elements of ``formula`` (:func:`parse_elements`), or None where it is missing or cannot be read."""
+    if not isinstance(formula, str):
+        return None
+    try:
+        return parse_elements(formula)
+    except ChemistryError:
+        return None
+
+
 def has_element(formula: str, element: str) -> bool:
     """True if ``element`` is one of the elements of ``formula`` (never a substring test)."""
     return element in parse_elements(formula)

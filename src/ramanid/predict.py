@@ -15,8 +15,8 @@ import pandas as pd
 
 from ramanid import confidence as conf
 from ramanid.bundle import Bundle
-from ramanid.chemistry import parse_elements
-from ramanid.errors import ChemistryError, RamanIdError
+from ramanid.chemistry import readable_elements
+from ramanid.errors import RamanIdError
 from ramanid.jsonable import json_ready
 from ramanid.spectra import Spectrum
 from ramanid.training.saved import Scored
@@ -296,11 +296,7 @@ def elements_of(top: list[tuple[str, float]], formulas: dict[str, str]) -> dict[
     total = sum(max(score, 0.0) for _, score in top) or 1.0
     weight: dict[str, float] = {}
     for name, score in top:
-        try:
-            elements = parse_elements(formulas[name]) if name in formulas else ()
-        except ChemistryError:
-            continue
-        for element in elements:
+        for element in readable_elements(formulas.get(name)) or ():
             weight[element] = weight.get(element, 0.0) + max(score, 0.0) / total
     return {
         e: {"probability": round(w, 4), "present": w >= 0.5}

@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ramanid.chemistry import DEFAULT_ELEMENTS, parse_elements
-from ramanid.errors import ChemistryError, DatasetError, ModelError
+from ramanid.chemistry import DEFAULT_ELEMENTS, readable_elements
+from ramanid.errors import DatasetError, ModelError
 from ramanid.spectra import SpectraSet
 
 #: ``--elements all``: every element found in at least this many distinct minerals
@@ -21,11 +21,7 @@ def common_elements(spectra: SpectraSet, column: str = "chemistry", min_minerals
     counts: dict[str, set] = {}
     minerals = spectra.meta["mineral"] if "mineral" in spectra.meta else spectra.meta.index.astype(str)
     for mineral, formula in zip(minerals, spectra.meta[column], strict=True):
-        try:
-            present = parse_elements(formula) if isinstance(formula, str) else ()
-        except ChemistryError:
-            continue
-        for element in present:
+        for element in readable_elements(formula) or ():
             counts.setdefault(element, set()).add(mineral)
     common = [e for e, found in counts.items() if len(found) >= min_minerals]
     if not common:
@@ -49,11 +45,8 @@ def element_matrix(
     Y = np.zeros((len(spectra), len(elements)), dtype=np.int64)
     usable = np.zeros(len(spectra), dtype=bool)
     for i, formula in enumerate(spectra.meta[column]):
-        if not isinstance(formula, str):
-            continue
-        try:
-            present = parse_elements(formula)
-        except ChemistryError:
+        present = readable_elements(formula)
+        if present is None:
             continue
         Y[i] = [e in present for e in elements]
         usable[i] = True

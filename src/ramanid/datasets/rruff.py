@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from ramanid.chemistry import parse_elements
-from ramanid.errors import ChemistryError, DatasetError
+from ramanid.chemistry import readable_elements
+from ramanid.errors import DatasetError
 from ramanid.io.rruff import MAX_MEMBER_BYTES, Skipped, read_rruff
 from ramanid.preprocessing.grid import AutoGrid, Grid, parse_grid
 from ramanid.preprocessing.presets import output_shifts, pipeline_from_spec, steps_of
@@ -165,9 +165,4 @@ def _enough_per_mineral(spectra: list[Spectrum], minimum: int) -> list[Spectrum]
 
 def _element_text(chemistry) -> str:
     """Sorted element symbols, space separated; '' where the formula is missing or unreadable."""
-    if not isinstance(chemistry, str):
-        return ""
-    try:
-        return " ".join(sorted(parse_elements(chemistry)))
-    except ChemistryError:
-        return ""
+    return " ".join(sorted(readable_elements(chemistry) or ()))
