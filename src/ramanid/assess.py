@@ -84,12 +84,10 @@ def evaluate_degraded(
         )
     _, unknown_answers, _, _, unknown_formulas = results["unknown"]
     if unknown_answers:
-        scores = [a.unknown_score for a in answers] + [a.unknown_score for a in unknown_answers]
-        labels = [0] * len(answers) + [1] * len(unknown_answers)
         row.update(
             n_unknown=len(unknown_answers),
             caught=float(np.mean([a.unknown for a in unknown_answers])),
-            auroc=float(roc_auc_score(labels, scores)),
+            auroc=_unknown_auroc(answers, unknown_answers),
         )
     library_formulas = _library_formulas(bundle) if answers else {}
     if library_formulas:
@@ -155,15 +153,18 @@ def _neighbour_figures(answers, correct, formulas, unknown_answers, unknown_form
         return figures
     lured = _near(_first(unknown_answers), unknown_formulas, library_formulas)
     figures["unknown near"] = float(lured.mean())
-    known_scores = np.array([a.unknown_score for a in answers])
-    unknown_scores = np.array([a.unknown_score for a in unknown_answers])
-    flagged = np.array([a.unknown for a in unknown_answers], dtype=bool)
     for name, part in (("near", lured), ("far", ~lured)):
-        if part.any():
-            labels = np.r_[np.zeros(len(known_scores)), np.ones(part.sum())]
-            figures[f"auroc {name}"] = float(roc_auc_score(labels, np.r_[known_scores, unknown_scores[part]]))
-            figures[f"caught {name}"] = float(flagged[part].mean())
+        chosen = [a for a, inside in zip(unknown_answers, part, strict=True) if inside]
+        if chosen:
+            figures[f"auroc {name}"] = _unknown_auroc(answers, chosen)
+            figures[f"caught {name}"] = float(np.mean([a.unknown for a in chosen]))
     return figures
+
+
+def _unknown_auroc(known_answers, unknown_answers) -> float:
+    """How well the unknown score tells ``unknown_answers`` from ``known_answers`` (ROC AUC)."""
+    labels = [0] * len(known_answers) + [1] * len(unknown_answers)
+    return float(roc_auc_score(labels, [a.unknown_score for a in [*known_answers, *unknown_answers]]))
 
 
 def element_truth(spectra: list[Spectrum], elements, column: str = "chemistry") -> tuple[np.ndarray, np.ndarray]:
